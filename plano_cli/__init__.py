@@ -1,0 +1,1 @@
+"""The `plano` command line."""

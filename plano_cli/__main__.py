@@ -1,0 +1,3 @@
+from plano_cli.app import main
+
+main()

@@ -1,0 +1,46 @@
+"""`plano`: the command-line front end. Commands live one per module in plano_cli.commands.
+
+Start-up time matters (CI runs `plano validate` on every push), so this module imports
+only typer; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from plano_cli.commands import schema, validate
+
+app = typer.Typer(
+    name="plano",
+    help="Plano: an AI-native proxy for LLM and agent traffic, configured by one YAML file.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from proxy import __version__
+
+        typer.echo(f"plano {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, metavar="",
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Plano: an AI-native proxy for LLM and agent traffic, configured by one YAML file."""
+
+
+app.command("validate")(validate.validate)
+app.command("schema")(schema.schema)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,3 @@
+"""Plano's data plane: config model, proxy server, routing and telemetry."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,138 @@
+"""The config pipeline: YAML with positions -> env -> schema -> normalize -> rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path as FsPath
+
+from proxy.config.env import environment_for
+from proxy.config.model import Config
+from proxy.config.normalize import normalize
+from proxy.config.problems import ConfigError, Problem, Severity, format_path
+from proxy.config.report import Reporter
+from proxy.config.rules import Facts, check_rules
+from proxy.config.schema_check import check_schema
+from proxy.config.source import parse_yaml
+from proxy.config.versions import UPSTREAM_VERSIONS, canonical_version
+
+
+class Mode(StrEnum):
+    VALIDATE = "validate"  # CI: unset variables are warnings
+    SERVE = "serve"  # `plano up`: an unset variable is an error
+
+
+@dataclass(slots=True)
+class LoadResult:
+    file: str
+    problems: list[Problem] = field(default_factory=list)
+    config: Config | None = None
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def check_file(path: str | FsPath, *, mode: Mode = Mode.VALIDATE,
+               env: Mapping[str, str] | None = None, strict: bool = False) -> LoadResult:
+    """Check one config file. Raises OSError when it cannot be read."""
+    fs_path = FsPath(path)
+    text = fs_path.read_text(encoding="utf-8")
+    return check_text(text, file=str(path), env=environment_for(fs_path, env),
+                      mode=mode, strict=strict)
+
+
+def check_text(text: str, *, file: str = "<config>", env: Mapping[str, str] | None = None,
+               mode: Mode = Mode.VALIDATE, strict: bool = False) -> LoadResult:
+    result = LoadResult(file=file)
+    parsed = parse_yaml(text, file, environment_for(None, env))
+    result.problems.extend(parsed.problems)
+    if any(p.code == "yaml-syntax" for p in parsed.problems):
+        return _finish(result, strict)
+
+    data = parsed.data
+    report = Reporter(parsed.source_map)
+    if data is None:
+        report.error("empty-config", "the file is empty", (),
+                     "a config needs at least `version:` and `listeners:`.")
+        result.problems.extend(report.problems)
+        return _finish(result, strict)
+    if not isinstance(data, dict):
+        report.error("not-a-mapping", "a config must be a YAML mapping of keys to values", (),
+                     "start with `version: v0.4.0` on the first line.")
+        result.problems.extend(report.problems)
+        return _finish(result, strict)
+
+    _report_unset_variables(parsed.env_refs, report, serving=mode is Mode.SERVE)
+
+    version = _read_version(data, report)
+    schema_view = {**data, "version": version} if version else data
+    result.problems.extend(check_schema(schema_view, parsed.source_map))
+
+    config = normalize(data, version or "v0.4.0", report)
+    env_paths = frozenset(ref.path for ref in parsed.env_refs)
+    check_rules(Facts(config, data, env_paths, serving=mode is Mode.SERVE), report)
+    result.problems.extend(report.problems)
+    result.problems.sort(key=lambda p: (p.line or 0, p.column or 0, p.severity != Severity.ERROR))
+    result = _finish(result, strict)
+    if result.ok:
+        result.config = config
+    return result
+
+
+def load_config(path: str | FsPath, *, env: Mapping[str, str] | None = None,
+                mode: Mode = Mode.SERVE) -> Config:
+    """The Config of a file, or ConfigError with every problem."""
+    result = check_file(path, mode=mode, env=env)
+    if not result.ok or result.config is None:
+        raise ConfigError(result.problems)
+    return result.config
+
+
+def _report_unset_variables(refs, report: Reporter, *, serving: bool) -> None:
+    """One problem per unset variable, at its first use, naming every field that needs it."""
+    unset: dict[str, list] = {}
+    for ref in refs:
+        if not ref.resolved:
+            unset.setdefault(ref.name, []).append(ref.path)
+    for name, paths in unset.items():
+        fields = format_path(paths[0])
+        if len(paths) > 1:
+            fields += f" and {len(paths) - 1} more field{'s' if len(paths) > 2 else ''}"
+        (report.error if serving else report.warning)(
+            "missing-env",
+            f"environment variable {name} is not set; {fields} "
+            f"need{'s' if len(paths) == 1 else ''} it",
+            paths[0],
+            f"export {name}=... or add it to a .env file beside the config.",
+        )
+
+
+def _read_version(data: dict, report: Reporter) -> str | None:
+    raw = data.get("version")
+    if raw is None or raw in UPSTREAM_VERSIONS:
+        return raw if isinstance(raw, str) else None
+    canonical = canonical_version(raw)
+    if canonical is None:
+        return None  # the schema reports it, with the accepted list
+    if isinstance(raw, str):
+        message = f"version '{raw}' is not one upstream Plano accepts; read as '{canonical}'"
+    else:
+        message = f"version {raw} is a number in YAML; read as '{canonical}'"
+    report.warning("version-alias", message, ("version",), f"write `version: {canonical}`.")
+    return canonical
+
+
+def _finish(result: LoadResult, strict: bool) -> LoadResult:
+    if strict:
+        result.problems = [p.escalated() for p in result.problems]
+    return result

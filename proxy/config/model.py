@@ -1,0 +1,255 @@
+"""The normalized, typed and immutable config the proxy runs on.
+
+Every entity remembers the YAML path it came from (`source`), so semantic rules and
+runtime errors can point back at the exact line of the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from typing import TYPE_CHECKING
+
+from proxy.config.problems import Path
+from proxy.providers.catalog import ProviderSpec, Wire
+
+if TYPE_CHECKING:
+    from proxy.config.model_index import ModelIndex
+
+EMPTY: Mapping = MappingProxyType({})
+
+
+class Secret:
+    """A credential that never shows itself in repr, str, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def _source() -> Path:
+    return field(default=(), compare=False, repr=False)
+
+
+def _empty() -> Mapping:
+    return field(default_factory=lambda: EMPTY)
+
+
+class ListenerType(StrEnum):
+    MODEL = "model"
+    PROMPT = "prompt"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRoute:
+    id: str
+    description: str
+    default: bool = False
+    input_filters: tuple[str, ...] = ()
+    source: Path = _source()
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    type: ListenerType
+    address: str
+    port: int
+    timeout_s: float
+    max_retries: int
+    router: str | None = None
+    agents: tuple[AgentRoute, ...] = ()
+    input_filters: tuple[str, ...] = ()
+    output_filters: tuple[str, ...] = ()
+    implicit: bool = False  # added by normalization, not written in the file
+    source: Path = _source()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelProvider:
+    name: str
+    provider: str  # the prefix: openai, anthropic, a custom name...
+    model_id: str  # gpt-4o, or * for every model of the provider
+    spec: ProviderSpec | None  # None only for an unknown provider without provider_interface
+    base_url: str | None
+    access_key: Secret | None = None
+    default: bool = False
+    passthrough_auth: bool = False
+    http_host: str | None = None
+    headers: Mapping[str, str] = _empty()
+    source: Path = _source()
+
+    @property
+    def model(self) -> str:
+        return f"{self.provider}/{self.model_id}"
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.model_id == "*"
+
+    @property
+    def wire(self) -> Wire | None:
+        return self.spec.wire if self.spec else None
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPreference:
+    name: str
+    description: str
+    models: tuple[str, ...]  # as written; resolve through Config.models
+    prefer: str = "none"
+    examples: tuple[str, ...] = ()
+    source: Path = _source()
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    url: str
+    source: Path = _source()
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    id: str
+    url: str
+    type: str = "mcp"
+    transport: str = "streamable-http"
+    tool: str = ""
+    source: Path = _source()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    hosts: tuple[str, ...]
+    protocol: str = "http"
+    connect_timeout_s: float | None = None
+    timeout_s: float | None = None
+    http_host: str | None = None
+    source: Path = _source()
+
+
+@dataclass(frozen=True, slots=True)
+class PromptTarget:
+    name: str
+    description: str
+    default: bool = False
+    endpoint: Mapping[str, object] = _empty()
+    parameters: tuple[Mapping[str, object], ...] = ()
+    system_prompt: str | None = None
+    auto_llm_dispatch_on_response: bool = False
+    source: Path = _source()
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    model: str
+    header: str
+    value: str
+    tokens: int
+    unit: str
+    source: Path = _source()
+
+
+@dataclass(frozen=True, slots=True)
+class Tracing:
+    random_sampling: float = 100.0
+    trace_internal: bool = False
+    otlp_endpoint: str | None = None
+    header_prefixes: tuple[str, ...] = ()
+    static_attributes: Mapping[str, str] = _empty()
+    exporters: tuple[Mapping[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCache:
+    type: str = "memory"
+    url: str | None = None
+    tenant_header: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    session_ttl_seconds: int = 600
+    session_max_entries: int = 10000
+    route_on_user_only: bool = False
+    session_cache: SessionCache = SessionCache()
+    router_model: str | None = None  # overrides.llm_routing_model or legacy routing.model
+
+
+@dataclass(frozen=True, slots=True)
+class StateStorage:
+    type: str = "memory"
+    connection_string: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    disable_signals: bool = False
+    use_agent_orchestrator: bool = False
+    upstream_connect_timeout_s: float = 5.0
+    upstream_tls_ca_path: str | None = None
+    llm_routing_model: str | None = None
+    agent_orchestration_model: str | None = None
+    orchestrator_model_context_length: int = 8192
+    optimize_context_window: bool = False
+    prompt_target_intent_matching_threshold: float | None = None
+    other: Mapping[str, object] = _empty()  # keys we do not know, kept for forward compatibility
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    version: str
+    path: str | None
+    listeners: tuple[Listener, ...]
+    providers: tuple[ModelProvider, ...]
+    aliases: Mapping[str, str] = _empty()
+    routes: tuple[RoutingPreference, ...] = ()
+    agents: tuple[Agent, ...] = ()
+    filters: tuple[Filter, ...] = ()
+    endpoints: Mapping[str, Endpoint] = _empty()
+    prompt_targets: tuple[PromptTarget, ...] = ()
+    system_prompt: str | None = None
+    ratelimits: tuple[RateLimit, ...] = ()
+    tracing: Tracing = Tracing()
+    routing: Routing = Routing()
+    state_storage: StateStorage = StateStorage()
+    overrides: Overrides = Overrides()
+    mode: str | None = None
+    prompt_guards: Mapping[str, object] = _empty()
+    model_metrics_sources: tuple[Mapping[str, object], ...] = ()
+    prompt_caching: Mapping[str, object] = _empty()
+
+    @property
+    def default_provider(self) -> ModelProvider | None:
+        return next((p for p in self.providers if p.default), None)
+
+    @property
+    def model_listener(self) -> Listener | None:
+        return next((lst for lst in self.listeners if lst.type is ListenerType.MODEL), None)
+
+    # Built once by normalization: resolves aliases, names, ids and wildcards.
+    models: ModelIndex = field(default=None, compare=False, repr=False)  # type: ignore[assignment]

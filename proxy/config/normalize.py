@@ -1,0 +1,398 @@
+"""Turn raw config data, of any version, into one typed Config.
+
+Tolerant by design: it also runs on configs with schema errors, skipping what it cannot
+read, so the semantic rules can report every remaining mistake in the same run.
+Deprecated forms are rewritten here (and reported as warnings):
+- llm_providers -> model_providers; v0.1 `provider:` + bare model -> provider/model;
+- the legacy listeners object -> the list form;
+- v0.3 inline routing_preferences -> v0.4 top-level routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import MappingProxyType
+
+from proxy.config.durations import parse_duration
+from proxy.config.model import (
+    Agent,
+    AgentRoute,
+    Config,
+    Endpoint,
+    Filter,
+    Listener,
+    ListenerType,
+    ModelProvider,
+    Overrides,
+    PromptTarget,
+    RateLimit,
+    Routing,
+    RoutingPreference,
+    Secret,
+    SessionCache,
+    StateStorage,
+    Tracing,
+)
+from proxy.config.model_index import ModelIndex
+from proxy.config.problems import Path
+from proxy.config.report import Reporter
+from proxy.config.versions import version_tuple
+from proxy.providers.catalog import PROVIDERS, spec_for
+
+DEFAULT_PORTS = {ListenerType.MODEL: 12000, ListenerType.PROMPT: 10000, ListenerType.AGENT: 8001}
+DEFAULT_ADDRESS = "0.0.0.0"
+DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_MAX_RETRIES = 2
+
+
+def normalize(data: dict, version: str, report: Reporter) -> Config:
+    providers_key = "model_providers" if "model_providers" in data else "llm_providers"
+    if providers_key == "llm_providers" and "llm_providers" in data:
+        report.warning(
+            "deprecated-key", "'llm_providers' is deprecated", ("llm_providers",),
+            "rename it to 'model_providers'.", at_key=True,
+        )
+    providers = tuple(_providers(data, providers_key, report))
+    aliases = {
+        str(alias): spec["target"]
+        for alias, spec in _mapping(data.get("model_aliases")).items()
+        if isinstance(spec, dict) and isinstance(spec.get("target"), str)
+    }
+    listeners = _listeners(data, providers, report)
+    return Config(
+        version=version,
+        path=report.source_map.file,
+        listeners=listeners,
+        providers=providers,
+        aliases=MappingProxyType(aliases),
+        routes=_routes(data, providers_key, version, report),
+        agents=tuple(
+            Agent(item["id"], str(item.get("url", "")), source=path)
+            for path, item in _items(data, "agents") if isinstance(item.get("id"), str)
+        ),
+        filters=tuple(_filters(data)),
+        endpoints=MappingProxyType(_endpoints(data)),
+        prompt_targets=tuple(_prompt_targets(data)),
+        system_prompt=_str(data.get("system_prompt")),
+        ratelimits=tuple(_ratelimits(data)),
+        tracing=_tracing(_mapping(data.get("tracing"))),
+        routing=_routing(_mapping(data.get("routing")), _mapping(data.get("overrides"))),
+        state_storage=_state_storage(_mapping(data.get("state_storage"))),
+        overrides=_overrides(_mapping(data.get("overrides"))),
+        mode=_str(data.get("mode")),
+        prompt_guards=_freeze(_mapping(data.get("prompt_guards"))),
+        model_metrics_sources=tuple(_freeze(item) for _, item in _items(data, "model_metrics_sources")),
+        prompt_caching=_freeze(_mapping(data.get("prompt_caching"))),
+        models=ModelIndex(providers, aliases),
+    )
+
+
+def _providers(data: dict, key: str, report: Reporter) -> Iterator[ModelProvider]:
+    for path, item in _items(data, key):
+        model = item.get("model")
+        if not isinstance(model, str):
+            continue
+        legacy_provider = item.get("provider")
+        if isinstance(legacy_provider, str) and legacy_provider and "/" not in model:
+            report.warning(
+                "legacy-provider-field",
+                f"'provider: {legacy_provider}' with a bare model is the v0.1 form",
+                (*path, "provider"),
+                f"write `model: {legacy_provider}/{model}` and drop 'provider'.",
+                at_key=True,
+            )
+            model = f"{legacy_provider}/{model}"
+        prefix, _, model_id = model.partition("/")
+        interface = _str(item.get("provider_interface"))
+        known = PROVIDERS.get(prefix)
+        yield ModelProvider(
+            name=_str(item.get("name")) or model,
+            provider=prefix if model_id else "",
+            model_id=model_id or prefix,
+            spec=spec_for(prefix, interface),
+            # Only a provider known by name has a default address; an interface does not.
+            base_url=_str(item.get("base_url")) or (known.base_url if known else None),
+            access_key=Secret(item["access_key"]) if isinstance(item.get("access_key"), str) else None,
+            default=item.get("default") is True,
+            passthrough_auth=item.get("passthrough_auth") is True,
+            http_host=_str(item.get("http_host")),
+            headers=MappingProxyType(
+                {str(k): str(v) for k, v in _mapping(item.get("headers")).items()}
+            ),
+            source=path,
+        )
+
+
+def _listeners(data: dict, providers: tuple, report: Reporter) -> tuple[Listener, ...]:
+    raw = data.get("listeners")
+    listeners: list[Listener] = []
+    if isinstance(raw, list):
+        for index, item in enumerate(raw):
+            if not isinstance(item, dict):
+                continue
+            try:
+                kind = ListenerType(item.get("type"))
+            except ValueError:
+                continue
+            listeners.append(_listener(item, kind, ("listeners", index)))
+    elif isinstance(raw, dict):
+        report.warning(
+            "legacy-listeners",
+            "the object form of 'listeners' (ingress_traffic/egress_traffic) is deprecated",
+            ("listeners",),
+            "write a list: listeners: [{name: ..., type: model|prompt|agent, port: ...}].",
+            at_key=True,
+        )
+        for key, kind in (("ingress_traffic", ListenerType.PROMPT),
+                          ("egress_traffic", ListenerType.MODEL)):
+            if isinstance(raw.get(key), dict):
+                listeners.append(_listener({"name": key, **raw[key]}, kind, ("listeners", key)))
+
+    has_model_listener = any(lst.type is ListenerType.MODEL for lst in listeners)
+    port = DEFAULT_PORTS[ListenerType.MODEL]
+    if providers and not has_model_listener and all(lst.port != port for lst in listeners):
+        # Upstream always serves its LLM gateway on 12000: agents call models through it.
+        listeners.append(Listener(
+            name="model_listener", type=ListenerType.MODEL, address=DEFAULT_ADDRESS, port=port,
+            timeout_s=DEFAULT_TIMEOUT_S, max_retries=DEFAULT_MAX_RETRIES, implicit=True,
+        ))
+    return tuple(listeners)
+
+
+def _listener(item: dict, kind: ListenerType, path: Path) -> Listener:
+    port = item.get("port")
+    retries = item.get("max_retries")
+    return Listener(
+        name=_str(item.get("name")) or f"{kind.value}_listener",
+        type=kind,
+        address=_str(item.get("address")) or DEFAULT_ADDRESS,
+        port=port if _is_int(port) else DEFAULT_PORTS[kind],
+        timeout_s=parse_duration(item.get("timeout"), DEFAULT_TIMEOUT_S),
+        max_retries=retries if _is_int(retries) and retries >= 0 else DEFAULT_MAX_RETRIES,
+        router=_str(item.get("router")),
+        agents=tuple(
+            AgentRoute(
+                id=agent["id"],
+                description=str(agent.get("description", "")),
+                default=agent.get("default") is True,
+                input_filters=_strings(agent.get("input_filters")),
+                source=agent_path,
+            )
+            for agent_path, agent in _items(item, "agents", path)
+            if isinstance(agent.get("id"), str)
+        ),
+        input_filters=_strings(item.get("input_filters")),
+        output_filters=_strings(item.get("output_filters")),
+        source=path,
+    )
+
+
+def _routes(data: dict, providers_key: str, version: str, report: Reporter):
+    routes: dict[str, RoutingPreference] = {}
+    for path, item in _items(data, "routing_preferences"):
+        name = item.get("name")
+        if not isinstance(name, str) or name in routes:
+            continue
+        prefer = _mapping(item.get("selection_policy")).get("prefer")
+        routes[name] = RoutingPreference(
+            name=name,
+            description=str(item.get("description", "")),
+            models=_strings(item.get("models")),
+            prefer=prefer if isinstance(prefer, str) else "none",
+            examples=_strings(item.get("examples")),
+            source=path,
+        )
+
+    modern = version_tuple(version) >= (0, 4)
+    for provider_path, provider in _items(data, providers_key):
+        model = provider.get("model")
+        if not isinstance(model, str):
+            continue
+        if "/" not in model and isinstance(provider.get("provider"), str):
+            model = f"{provider['provider']}/{model}"
+        for pref_path, pref in _items(provider, "routing_preferences", provider_path):
+            name = pref.get("name")
+            if not isinstance(name, str):
+                continue
+            if modern:
+                report.warning(
+                    "inline-routing-preferences",
+                    f"inline routing_preferences under {model} are deprecated in v0.4.0",
+                    (*provider_path, "routing_preferences"),
+                    f"move route '{name}' to the top-level routing_preferences "
+                    f"with `models: [{model}]`.",
+                    at_key=True,
+                )
+            existing = routes.get(name)
+            if existing is None:
+                routes[name] = RoutingPreference(
+                    name=name, description=str(pref.get("description", "")),
+                    models=(model,), source=pref_path,
+                )
+            elif model not in existing.models:
+                routes[name] = RoutingPreference(
+                    name=existing.name, description=existing.description,
+                    models=(*existing.models, model), prefer=existing.prefer,
+                    examples=existing.examples, source=existing.source,
+                )
+    return tuple(routes.values())
+
+
+def _filters(data: dict) -> Iterator[Filter]:
+    for path, item in _items(data, "filters"):
+        if isinstance(item.get("id"), str):
+            yield Filter(
+                id=item["id"], url=str(item.get("url", "")),
+                type=_str(item.get("type")) or "mcp",
+                transport=_str(item.get("transport")) or "streamable-http",
+                tool=_str(item.get("tool")) or item["id"], source=path,
+            )
+
+
+def _endpoints(data: dict) -> dict[str, Endpoint]:
+    out = {}
+    for name, item in _mapping(data.get("endpoints")).items():
+        if not isinstance(item, dict):
+            continue
+        hosts = item.get("endpoint")
+        out[str(name)] = Endpoint(
+            name=str(name),
+            hosts=(hosts,) if isinstance(hosts, str) else _strings(hosts),
+            protocol=_str(item.get("protocol")) or "http",
+            connect_timeout_s=parse_duration(item.get("connect_timeout")),
+            timeout_s=parse_duration(item.get("timeout")),
+            http_host=_str(item.get("http_host")),
+            source=("endpoints", name),
+        )
+    return out
+
+
+def _prompt_targets(data: dict) -> Iterator[PromptTarget]:
+    for path, item in _items(data, "prompt_targets"):
+        if isinstance(item.get("name"), str):
+            yield PromptTarget(
+                name=item["name"],
+                description=str(item.get("description", "")),
+                default=item.get("default") is True,
+                endpoint=_freeze(_mapping(item.get("endpoint"))),
+                parameters=tuple(_freeze(p) for _, p in _items(item, "parameters", path)),
+                system_prompt=_str(item.get("system_prompt")),
+                auto_llm_dispatch_on_response=item.get("auto_llm_dispatch_on_response") is True,
+                source=path,
+            )
+
+
+def _ratelimits(data: dict) -> Iterator[RateLimit]:
+    for path, item in _items(data, "ratelimits"):
+        selector, limit = _mapping(item.get("selector")), _mapping(item.get("limit"))
+        if isinstance(item.get("model"), str) and _is_int(limit.get("tokens")):
+            yield RateLimit(
+                model=item["model"], header=str(selector.get("key", "")),
+                value=str(selector.get("value", "*")), tokens=limit["tokens"],
+                unit=str(limit.get("unit", "minute")), source=path,
+            )
+
+
+def _tracing(raw: dict) -> Tracing:
+    sampling = raw.get("random_sampling")
+    attributes = _mapping(raw.get("span_attributes"))
+    return Tracing(
+        random_sampling=float(sampling) if _is_number(sampling) else 100.0,
+        trace_internal=raw.get("trace_arch_internal") is True,
+        otlp_endpoint=_str(raw.get("opentracing_grpc_endpoint")),
+        header_prefixes=_strings(attributes.get("header_prefixes")),
+        static_attributes=MappingProxyType(
+            {str(k): str(v) for k, v in _mapping(attributes.get("static")).items()}
+        ),
+        exporters=tuple(_freeze(e) for e in raw.get("exporters", ()) if isinstance(e, dict))
+        if isinstance(raw.get("exporters"), list) else (),
+    )
+
+
+def _routing(raw: dict, overrides: dict) -> Routing:
+    cache = _mapping(raw.get("session_cache"))
+    ttl, entries = raw.get("session_ttl_seconds"), raw.get("session_max_entries")
+    return Routing(
+        session_ttl_seconds=ttl if _is_int(ttl) and ttl > 0 else 600,
+        session_max_entries=entries if _is_int(entries) and entries > 0 else 10000,
+        route_on_user_only=raw.get("route_on_user_only") is True,
+        session_cache=SessionCache(
+            type=_str(cache.get("type")) or "memory",
+            url=_str(cache.get("url")),
+            tenant_header=_str(cache.get("tenant_header")),
+        ),
+        router_model=_str(overrides.get("llm_routing_model")) or _str(raw.get("model")),
+    )
+
+
+def _state_storage(raw: dict) -> StateStorage:
+    conn = raw.get("connection_string")
+    return StateStorage(
+        type=_str(raw.get("type")) or "memory",
+        connection_string=Secret(conn) if isinstance(conn, str) else None,
+    )
+
+
+_OVERRIDE_FIELDS = {
+    "disable_signals", "use_agent_orchestrator", "upstream_connect_timeout",
+    "upstream_tls_ca_path", "llm_routing_model", "agent_orchestration_model",
+    "orchestrator_model_context_length", "optimize_context_window",
+    "prompt_target_intent_matching_threshold",
+}
+
+
+def _overrides(raw: dict) -> Overrides:
+    context = raw.get("orchestrator_model_context_length")
+    threshold = raw.get("prompt_target_intent_matching_threshold")
+    return Overrides(
+        disable_signals=raw.get("disable_signals") is True,
+        use_agent_orchestrator=raw.get("use_agent_orchestrator") is True,
+        upstream_connect_timeout_s=parse_duration(raw.get("upstream_connect_timeout"), 5.0),
+        upstream_tls_ca_path=_str(raw.get("upstream_tls_ca_path")),
+        llm_routing_model=_str(raw.get("llm_routing_model")),
+        agent_orchestration_model=_str(raw.get("agent_orchestration_model")),
+        orchestrator_model_context_length=context if _is_int(context) and context > 0 else 8192,
+        optimize_context_window=raw.get("optimize_context_window") is True,
+        prompt_target_intent_matching_threshold=float(threshold) if _is_number(threshold) else None,
+        other=_freeze({k: v for k, v in raw.items() if k not in _OVERRIDE_FIELDS}),
+    )
+
+
+# --- tolerant accessors -------------------------------------------------------------
+
+
+def _items(parent: object, key: str, base: Path = ()) -> Iterator[tuple[Path, dict]]:
+    """(path, item) for each mapping in parent[key] when that is a list; nothing otherwise."""
+    value = parent.get(key) if isinstance(parent, dict) else None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                yield (*base, key, index), item
+
+
+def _mapping(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _freeze(value: object):
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value

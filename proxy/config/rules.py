@@ -1,0 +1,367 @@
+"""Semantic rules: what the schema cannot say about a config.
+
+Each rule reads the normalized Config (whose entities remember their YAML paths) and
+reports through the Reporter, so every message lands on the right line and column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from proxy.config.hints import did_you_mean
+from proxy.config.model import Config, ListenerType, ModelProvider
+from proxy.config.problems import Path
+from proxy.config.redact import redact_url
+from proxy.config.report import Reporter
+from proxy.config.versions import version_tuple
+from proxy.providers.catalog import PROVIDERS
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the rules read: the typed config, the raw data, and which values were $VARs."""
+
+    config: Config
+    data: dict
+    env_paths: frozenset[Path] = frozenset()
+    serving: bool = False  # `plano up` rather than `plano validate`
+
+
+Rule = Callable[[Facts, Reporter], None]
+
+
+def check_rules(facts: Facts, report: Reporter) -> None:
+    for rule in RULES:
+        rule(facts, report)
+
+
+def provider_model_names(facts: Facts, report: Reporter) -> None:
+    config, data = facts.config, facts.data
+    for p in config.providers:
+        if not p.provider:
+            report.error(
+                "provider-model-format",
+                f"model '{p.model_id}' must name its provider: provider/model_id",
+                (*p.source, "model"),
+                f"for example `model: openai/{p.model_id}`, or `model: openai/*` for every model.",
+            )
+        elif "*" in p.model_id and p.model_id != "*":
+            report.error(
+                "provider-model-format",
+                f"model '{p.model}': a wildcard must be the whole model id (provider/*)",
+                (*p.source, "model"),
+                f"write `model: {p.provider}/*`.",
+            )
+
+
+def provider_base_urls(facts: Facts, report: Reporter) -> None:
+    config, data = facts.config, facts.data
+    for p in config.providers:
+        if not p.provider:
+            continue
+        raw = _raw(data, p.source)
+        known = PROVIDERS.get(p.provider)
+        if known is None:
+            missing = [k for k in ("base_url", "provider_interface") if not raw.get(k)]
+            if missing:
+                report.error(
+                    "unknown-provider",
+                    f"provider '{p.provider}' is not one Plano knows, so it needs "
+                    + " and ".join(missing),
+                    (*p.source, "model"),
+                    "for any OpenAI-compatible server: `provider_interface: openai` and "
+                    "`base_url: http://host:port/v1`. Known providers: "
+                    + ", ".join(sorted(PROVIDERS)) + ".",
+                )
+        elif known.needs_base_url and not raw.get("base_url"):
+            report.error(
+                "missing-base-url",
+                f"provider '{p.provider}' needs base_url",
+                (*p.source, "model"),
+                _BASE_URL_EXAMPLES.get(p.provider, "set base_url to the provider's endpoint."),
+            )
+        base_url = raw.get("base_url")
+        if isinstance(base_url, str) and not _is_http_url(base_url):
+            report.error(
+                "invalid-url",
+                f"base_url '{redact_url(base_url)}' is not an http(s) URL",
+                (*p.source, "base_url"),
+                "write it with scheme and host, for example https://api.example.com/v1.",
+            )
+
+
+_BASE_URL_EXAMPLES = {
+    "azure_openai": "for example `base_url: https://<resource>.openai.azure.com`.",
+    "ollama": "for example `base_url: http://localhost:11434`.",
+    "qwen": "for example `base_url: https://dashscope-intl.aliyuncs.com/compatible-mode/v1`.",
+    "amazon_bedrock": "for example `base_url: https://bedrock-runtime.us-east-1.amazonaws.com`.",
+}
+
+
+def provider_defaults(facts: Facts, report: Reporter) -> None:
+    config, data = facts.config, facts.data
+    first_default: ModelProvider | None = None
+    for p in config.providers:
+        if not p.default:
+            continue
+        if p.is_wildcard:
+            report.error(
+                "wildcard-default",
+                f"a wildcard model ({p.model}) cannot be the default",
+                (*p.source, "default"),
+                f"mark one specific model as default, for example `model: {p.provider}/<model_id>`.",
+                at_key=True,
+            )
+        if first_default is None:
+            first_default = p
+            continue
+        line = report.source_map.value_at(first_default.source).line
+        report.error(
+            "multiple-defaults",
+            f"more than one default model: '{p.name}' and '{first_default.name}' (line {line})",
+            (*p.source, "default"),
+            "keep `default: true` on one provider only.",
+            at_key=True,
+        )
+
+
+def provider_keys(facts: Facts, report: Reporter) -> None:
+    config, data = facts.config, facts.data
+    for p in config.providers:
+        if p.passthrough_auth or p.spec is None or not p.spec.needs_key:
+            continue
+        raw_key = _raw(data, p.source).get("access_key")
+        if raw_key is None:
+            custom_url = _raw(data, p.source).get("base_url")
+            if not custom_url:
+                report.warning(
+                    "missing-access-key",
+                    f"{p.name} has no access_key; requests to it will be sent without credentials",
+                    (*p.source, "model"),
+                    "add `access_key: $YOUR_API_KEY`, or `passthrough_auth: true` to forward "
+                    "the client's key.",
+                )
+        elif isinstance(raw_key, str) and (*p.source, "access_key") not in facts.env_paths:
+            report.warning(
+                "literal-secret",
+                f"access_key of {p.name} is written in the file",
+                (*p.source, "access_key"),
+                "keep keys out of config files: `access_key: $ENV_VAR` reads it from the "
+                "environment or a .env file beside the config.",
+            )
+
+
+def duplicates(facts: Facts, report: Reporter) -> None:
+    config, data = facts.config, facts.data
+    _unique(report, "duplicate-name", "model provider name",
+            ((p.name, (*p.source, "name") if _raw(data, p.source).get("name") else
+              (*p.source, "model")) for p in config.providers if _raw(data, p.source).get("name")))
+    _unique(report, "duplicate-model", "model",
+            ((p.model, (*p.source, "model")) for p in config.providers if p.provider))
+    explicit = [lst for lst in config.listeners if not lst.implicit]
+    _unique(report, "duplicate-listener", "listener name",
+            ((lst.name, lst.source) for lst in explicit))
+    _unique(report, "duplicate-id", "agent id", ((a.id, (*a.source, "id")) for a in config.agents))
+    _unique(report, "duplicate-id", "filter id", ((f.id, (*f.source, "id")) for f in config.filters))
+    _unique(report, "duplicate-route", "routing preference",
+            ((r.name, (*r.source, "name")) for r in config.routes if r.source[:1] == ("routing_preferences",)))
+    _unique(report, "duplicate-name", "prompt target",
+            ((t.name, (*t.source, "name")) for t in config.prompt_targets))
+
+    seen: dict[int, tuple[str, str]] = {}
+    for lst in explicit:
+        other = seen.get(lst.port)
+        if other and (other[1] == lst.address or "0.0.0.0" in (other[1], lst.address)):
+            report.error(
+                "duplicate-port",
+                f"listener '{lst.name}' uses port {lst.port}, already taken by '{other[0]}'",
+                (*lst.source, "port") if _raw(data, lst.source).get("port") else lst.source,
+                "give each listener its own port.",
+            )
+        seen.setdefault(lst.port, (lst.name, lst.address))
+
+
+def _unique(report: Reporter, code: str, what: str, items: Iterable[tuple[str, Path]]) -> None:
+    first: dict[str, Path] = {}
+    for value, path in items:
+        if value in first:
+            line = report.source_map.value_at(first[value]).line
+            report.error(code, f"duplicate {what} '{value}' (first at line {line})", path,
+                         f"each {what} must be unique.")
+        else:
+            first[value] = path
+
+
+def model_listeners(facts: Facts, report: Reporter) -> None:
+    config, data = facts.config, facts.data
+    model_listeners = [lst for lst in config.listeners if lst.type is ListenerType.MODEL]
+    for extra in model_listeners[1:]:
+        report.error(
+            "multiple-model-listeners",
+            f"only one model listener is allowed; '{extra.name}' is a second one "
+            f"(the first is '{model_listeners[0].name}')",
+            (*extra.source, "type"),
+            "serve every model from one listener; aliases and routing pick the model.",
+        )
+    for lst in config.listeners:
+        if lst.implicit:
+            continue
+        if lst.type is ListenerType.MODEL and not config.providers:
+            report.error("no-providers", f"model listener '{lst.name}' has no model_providers "
+                         "to send requests to", lst.source,
+                         "add a model_providers list with at least one model.")
+        if lst.type is ListenerType.AGENT and not lst.agents:
+            report.error("no-agents", f"agent listener '{lst.name}' lists no agents",
+                         lst.source, "add `agents: [{id: ..., description: ...}]`.")
+
+
+def references(facts: Facts, report: Reporter) -> None:
+    config, data = facts.config, facts.data
+    index = config.models
+    for alias, target in config.aliases.items():
+        if index.resolve(target, follow_aliases=False) is None:
+            _unknown_model(report, index, target, ("model_aliases", alias, "target"),
+                           f"alias '{alias}' targets model '{target}', which is not configured")
+    for route in config.routes:
+        if route.source[:1] != ("routing_preferences",):
+            continue
+        for i, model in enumerate(route.models):
+            if index.resolve(model) is None:
+                _unknown_model(report, index, model, (*route.source, "models", i),
+                               f"route '{route.name}' lists model '{model}', "
+                               "which is not in model_providers")
+    for limit in config.ratelimits:
+        if index.resolve(limit.model) is None:
+            _unknown_model(report, index, limit.model, (*limit.source, "model"),
+                           f"rate limit names model '{limit.model}', "
+                           "which is not in model_providers")
+
+    filter_ids = {f.id for f in config.filters}
+    agent_ids = {a.id for a in config.agents}
+    for lst in config.listeners:
+        for key in ("input_filters", "output_filters"):
+            for i, fid in enumerate(getattr(lst, key)):
+                _known_id(report, "filter", fid, filter_ids, (*lst.source, key, i))
+        for agent in lst.agents:
+            # Upstream accepts a dangling agent id (it fails only when routed to), so
+            # validate warns; serving it would fail requests, so `up` refuses.
+            _known_id(report, "agent", agent.id, agent_ids, (*agent.source, "id"),
+                      warn_only=not facts.serving)
+            for i, fid in enumerate(agent.input_filters):
+                _known_id(report, "filter", fid, filter_ids, (*agent.source, "input_filters", i))
+
+    for target in config.prompt_targets:
+        name = target.endpoint.get("name")
+        if isinstance(name, str) and name not in config.endpoints:
+            close = did_you_mean(name, config.endpoints)
+            report.error(
+                "unknown-endpoint",
+                f"prompt target '{target.name}' calls endpoint '{name}', "
+                "which is not defined under endpoints",
+                (*target.source, "endpoint", "name"),
+                f"did you mean '{close}'?" if close else
+                f"add `endpoints: {{{name}: {{endpoint: host:port}}}}`.",
+            )
+
+
+def _unknown_model(report, index, ref: str, path: Path, message: str) -> None:
+    close = did_you_mean(ref, index.names())
+    hint = (f"did you mean '{close}'?" if close else
+            "name a model from model_providers: its provider/model_id, name, or model id.")
+    report.error("unknown-model", message, path, hint)
+
+
+def _known_id(report, kind: str, ref: str, known: set[str], path: Path,
+              *, warn_only: bool = False) -> None:
+    if ref in known:
+        return
+    close = did_you_mean(ref, known)
+    (report.warning if warn_only else report.error)(
+        f"unknown-{kind}",
+        f"{kind} '{ref}' is not defined in the top-level {kind}s list",
+        path,
+        f"did you mean '{close}'?" if close else
+        f"add `{kind}s: [{{id: {ref}, url: http://host:port}}]`.",
+    )
+
+
+def version_features(facts: Facts, report: Reporter) -> None:
+    config, data = facts.config, facts.data
+    if "routing_preferences" in data and version_tuple(config.version) < (0, 4):
+        report.error(
+            "version-feature",
+            f"top-level routing_preferences need version v0.4.0 (this file says {config.version})",
+            ("routing_preferences",),
+            "set `version: v0.4.0`.",
+            at_key=True,
+        )
+    if "llm_providers" in data and "model_providers" in data:
+        report.error(
+            "both-provider-lists",
+            "both 'llm_providers' and 'model_providers' are set",
+            ("llm_providers",),
+            "'llm_providers' is the old name: move its entries into 'model_providers'.",
+            at_key=True,
+        )
+
+
+def urls(facts: Facts, report: Reporter) -> None:
+    config, data = facts.config, facts.data
+    for item in (*config.agents, *config.filters):
+        if item.url and not _is_http_url(item.url):
+            report.error("invalid-url", f"url '{redact_url(item.url)}' is not an http(s) URL",
+                         (*item.source, "url"), "write it as http://host:port.")
+    endpoint = config.tracing.otlp_endpoint
+    path = ("tracing", "opentracing_grpc_endpoint")
+    if endpoint and "$" not in endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https", "grpc") or not parts.hostname:
+            report.error(
+                "otlp-endpoint",
+                f"OTLP endpoint '{redact_url(endpoint)}' must be a URL with scheme and host",
+                path,
+                "for example http://localhost:4317 (gRPC) or http://localhost:4318 (HTTP).",
+            )
+        else:
+            try:
+                port = parts.port
+            except ValueError:
+                report.error("otlp-endpoint", f"OTLP endpoint '{redact_url(endpoint)}' has an invalid port",
+                             path, "the port is a number from 1 to 65535.")
+                return
+            if port is None:
+                report.warning("otlp-endpoint", f"OTLP endpoint '{redact_url(endpoint)}' has no port",
+                               path, "collectors listen on 4317 (gRPC) or 4318 (HTTP).")
+
+
+def _is_http_url(value: str) -> bool:
+    if "$" in value:  # an unset variable is reported on its own
+        return True
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _raw(data: dict, path: Path) -> dict:
+    node: object = data
+    for part in path:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return {}
+    return node if isinstance(node, dict) else {}
+
+
+RULES: tuple[Rule, ...] = (
+    version_features,
+    provider_model_names,
+    provider_base_urls,
+    provider_defaults,
+    provider_keys,
+    duplicates,
+    model_listeners,
+    references,
+    urls,
+)

@@ -1,0 +1,186 @@
+"""Read a YAML config into plain data while remembering where every node came from.
+
+PyYAML's composer gives nodes with marks; we build the Python values ourselves from
+those nodes so that each key and value keeps its line and column, duplicate keys are
+caught (PyYAML silently keeps the last one), and `$VAR` references are expanded per
+scalar, which keeps every position exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import yaml
+
+from proxy.config.env import EnvExpander, EnvReference
+from proxy.config.problems import Path, Problem, Severity
+
+try:  # libyaml is much faster; fall back to the pure-Python loader when absent.
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    line: int
+    column: int
+
+
+@dataclass(slots=True)
+class SourceMap:
+    """Positions of the nodes of one YAML document, by path."""
+
+    file: str | None = None
+    values: dict[Path, Position] = field(default_factory=dict)
+    keys: dict[Path, Position] = field(default_factory=dict)
+
+    def value_at(self, path: Path) -> Position:
+        """The value's own position, or that of its nearest ancestor we know."""
+        for end in range(len(path), -1, -1):
+            pos = self.values.get(path[:end])
+            if pos is not None:
+                return pos
+        return Position(1, 1)
+
+    def key_at(self, path: Path) -> Position:
+        """Where the key naming this node stands (the value's position for list items)."""
+        return self.keys.get(path) or self.value_at(path)
+
+
+@dataclass(slots=True)
+class ParsedSource:
+    data: object
+    source_map: SourceMap
+    env_refs: list[EnvReference]
+    problems: list[Problem]
+
+
+def parse_yaml(text: str, file: str | None, env: Mapping[str, str]) -> ParsedSource:
+    """Parse one YAML document, expanding `$VAR` in values from `env`."""
+    source_map = SourceMap(file=file)
+    problems: list[Problem] = []
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problems.append(
+            Problem(
+                Severity.ERROR,
+                "yaml-syntax",
+                f"YAML syntax error: {exc.problem or exc.context}",
+                hint=_syntax_hint(exc),
+                file=file,
+                line=(mark.line + 1) if mark else None,
+                column=(mark.column + 1) if mark else None,
+            )
+        )
+        return ParsedSource(None, source_map, [], problems)
+    except yaml.YAMLError as exc:
+        problems.append(Problem(Severity.ERROR, "yaml-syntax", f"YAML error: {exc}", file=file))
+        return ParsedSource(None, source_map, [], problems)
+    finally:
+        loader.dispose()
+
+    if root is None:
+        return ParsedSource(None, source_map, [], problems)
+    builder = _Builder(loader, source_map, EnvExpander(env), problems)
+    data = builder.build(root, ())
+    return ParsedSource(data, source_map, builder.expander.references, problems)
+
+
+def _syntax_hint(exc: yaml.MarkedYAMLError) -> str | None:
+    problem = (exc.problem or "").lower()
+    if "tab" in problem:
+        return "YAML indentation must use spaces, not tabs."
+    if "mapping values are not allowed" in problem:
+        return "A value containing ': ' must be quoted, or a key is indented wrongly."
+    if "could not find expected ':'" in problem:
+        return "Check the indentation of this line and the one before it."
+    return None
+
+
+class _Builder:
+    def __init__(self, loader, source_map: SourceMap, expander: EnvExpander, problems):
+        self.loader = loader
+        self.map = source_map
+        self.expander = expander
+        self.problems = problems
+        self._active: set[int] = set()
+
+    def build(self, node: yaml.Node, path: Path) -> object:
+        self.map.values[path] = Position(node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self._active:  # an alias that contains itself
+            self._error(node, path, "yaml-recursive", "recursive YAML alias")
+            return None
+        self._active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            return self._mapping(node, path)
+        finally:
+            self._active.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict:
+        self.loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        out: dict = {}
+        first_seen: dict[object, int] = {}
+        for key_node, value_node in node.value:
+            key = self._key(key_node)
+            child = (*path, key)
+            line = key_node.start_mark.line + 1
+            if key in first_seen and key_node.tag != _MERGE_TAG:
+                self._error(
+                    key_node,
+                    child,
+                    "duplicate-key",
+                    f"duplicate key '{key}' (first defined at line {first_seen[key]})",
+                    hint="YAML keeps only the last value; remove or rename one of them.",
+                )
+            first_seen.setdefault(key, line)
+            self.map.keys[child] = Position(line, key_node.start_mark.column + 1)
+            out[key] = self.build(value_node, child)
+        return out
+
+    def _key(self, node: yaml.Node) -> object:
+        if isinstance(node, yaml.ScalarNode):
+            value = self.loader.construct_object(node)
+            return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+        return self.loader.construct_object(node, deep=True).__repr__()
+
+    def _scalar(self, node: yaml.ScalarNode, path: Path) -> object:
+        if "$" in node.value and node.tag == _STR_TAG:
+            expanded = self.expander.expand(node.value, path)
+            if expanded != node.value:
+                if node.style is None:
+                    # Unquoted: `port: $PORT` should become an int, as if typed in.
+                    tag = self.loader.resolve(yaml.ScalarNode, expanded, (True, False))
+                else:
+                    tag = _STR_TAG
+                node = yaml.ScalarNode(tag, expanded, node.start_mark, node.end_mark, node.style)
+        try:
+            return self.loader.construct_object(node)
+        except yaml.constructor.ConstructorError as exc:
+            self._error(node, path, "yaml-value", f"cannot read value: {exc.problem}")
+            return node.value
+
+    def _error(self, node, path, code, message, hint=None):
+        self.problems.append(
+            Problem(
+                Severity.ERROR,
+                code,
+                message,
+                path=path,
+                hint=hint,
+                file=self.map.file,
+                line=node.start_mark.line + 1,
+                column=node.start_mark.column + 1,
+            )
+        )

@@ -1,0 +1,1 @@
+"""Provider knowledge and (later) one adapter per upstream wire protocol."""

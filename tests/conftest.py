@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from proxy.config import LoadResult, Mode, check_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """../shared beside the checkout (absent in a user's clone); PLANO_SHARED_DIR overrides."""
+    return Path(os.environ.get("PLANO_SHARED_DIR", REPO.parent / "shared"))
+
+
+@pytest.fixture
+def shared() -> Path:
+    path = shared_dir()
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent: the shared corpus only exists beside the dev checkout")
+    return path
+
+
+def check(yaml_text: str, env: dict | None = None, mode: Mode = Mode.VALIDATE,
+          strict: bool = False) -> LoadResult:
+    return check_text(textwrap.dedent(yaml_text), file="c.yaml", env=env or {}, mode=mode,
+                      strict=strict)
+
+
+def found(result: LoadResult, code: str) -> list[tuple[str, int | None, int | None]]:
+    """(message, line, column) of each problem with this code."""
+    return [(p.message, p.line, p.column) for p in result.problems if p.code == code]
