@@ -6,6 +6,8 @@ only typer; each command imports what it needs when it runs.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from plano_cli.commands import schema, validate
@@ -30,10 +32,17 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(
-        False, "--version", "-V", callback=_version, is_eager=True, metavar="",
-        help="Print the version and exit.",
-    ),
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            metavar="",
+            help="Print the version and exit.",
+        ),
+    ] = False,
 ) -> None:
     """Plano: an AI-native proxy for LLM and agent traffic, configured by one YAML file."""
 

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from proxy.config import LoadResult, Problem
-from proxy.config.redact import redact_line
+from proxy.config.redact import mask_spans, redact_line
 
 
 @cache
@@ -31,6 +31,7 @@ def print_result(console: Console, result: LoadResult, *, show_source: bool = Tr
     else:
         console.print(f"[red]{bad_mark}[/red] {escape(result.file)}{suffix}", soft_wrap=True)
     lines = _source_lines(result.file) if show_source and result.problems else []
+    lines = mask_spans(lines, result.secret_spans)
     for problem in result.problems:
         print_problem(console, problem, lines)
 
@@ -45,14 +46,14 @@ def print_problem(console: Console, problem: Problem, lines: list[str]) -> None:
     )
     if lines and problem.line and problem.line <= len(lines):
         gutter = f"{problem.line:>5} | "
-        excerpt = redact_line(lines[problem.line - 1])
-        console.print(f"[dim]{gutter}[/dim]{escape(excerpt)}", highlight=False,
-                      soft_wrap=True)
+        excerpt = redact_line(lines[problem.line - 1])  # backstop when parsing failed
+        console.print(f"[dim]{gutter}[/dim]{escape(excerpt)}", highlight=False, soft_wrap=True)
         caret = " " * (len(gutter) - 2) + "| " + " " * ((problem.column or 1) - 1) + "^"
         console.print(f"[dim]{caret}[/dim]", highlight=False)
     if problem.hint:
-        console.print(f"      [cyan]hint:[/cyan] {escape(problem.hint)}", highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"      [cyan]hint:[/cyan] {escape(problem.hint)}", highlight=False, soft_wrap=True
+        )
 
 
 def _source_lines(file: str) -> list[str]:

@@ -24,10 +24,12 @@ def shared() -> Path:
     return path
 
 
-def check(yaml_text: str, env: dict | None = None, mode: Mode = Mode.VALIDATE,
-          strict: bool = False) -> LoadResult:
-    return check_text(textwrap.dedent(yaml_text), file="c.yaml", env=env or {}, mode=mode,
-                      strict=strict)
+def check(
+    yaml_text: str, env: dict | None = None, mode: Mode = Mode.VALIDATE, strict: bool = False
+) -> LoadResult:
+    return check_text(
+        textwrap.dedent(yaml_text), file="c.yaml", env=env or {}, mode=mode, strict=strict
+    )
 
 
 def found(result: LoadResult, code: str) -> list[tuple[str, int | None, int | None]]:

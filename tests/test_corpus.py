@@ -12,7 +12,9 @@ from proxy.config import check_file
 INVALID_FIXES = {
     "cli_planoai_templates_filter_chain_guardrails.yaml": ("filter_chain", "input_filters"),
     "docs_source_build_with_plano_includes_agent_function-calling-agent.yaml": (
-        "listener", "listeners"),
+        "listener",
+        "listeners",
+    ),
 }
 
 
@@ -52,7 +54,8 @@ def test_corpus_verdicts(shared):
             assert f"'{key}'" in problem.message
             assert fix in problem.hint
             assert problem.file == str(path)
-            assert problem.line and problem.column
+            assert problem.line
+            assert problem.column
 
 
 @pytest.mark.parametrize(
@@ -72,12 +75,13 @@ def test_invalid_files_point_at_the_key(shared, name, line, column):
 
 def test_v020_is_accepted_with_a_warning(shared):
     result = check_file(
-        shared / "corpus/upstream-configs/docs_source_concepts_includes_plano_config.yaml",
-        env={})
+        shared / "corpus/upstream-configs/docs_source_concepts_includes_plano_config.yaml", env={}
+    )
     assert result.ok
     warning = next(p for p in result.warnings if p.code == "version-alias")
     assert warning.message == (
-        "version 'v0.2.0' is not one upstream Plano accepts; read as '0.2.0'")
+        "version 'v0.2.0' is not one upstream Plano accepts; read as '0.2.0'"
+    )
     assert (warning.line, warning.column) == (1, 10)
     assert result.config.version == "0.2.0"
 

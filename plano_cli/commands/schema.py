@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
 import typer
 
@@ -13,10 +14,14 @@ class SchemaFormat(StrEnum):
 
 
 def schema(
-    output_format: SchemaFormat = typer.Option(
-        SchemaFormat.JSON, "--format", "-f",
-        help="json (for editors such as yaml-language-server) or markdown (the reference).",
-    ),
+    output_format: Annotated[
+        SchemaFormat,
+        typer.Option(
+            "--format",
+            "-f",
+            help="json (for editors such as yaml-language-server) or markdown (the reference).",
+        ),
+    ] = SchemaFormat.JSON,
 ) -> None:
     """Print the JSON Schema of Plano configs.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -17,19 +18,24 @@ class OutputFormat(StrEnum):
 
 
 def validate(
-    files: list[Path] = typer.Argument(
-        None,
-        help="Config files or directories (every *.yaml inside). "
-        "Default: plano_config.yaml, config.yaml or arch_config.yaml here.",
-        show_default=False,
-    ),
-    output_format: OutputFormat = typer.Option(
-        OutputFormat.TEXT, "--format", "-f", help="text for people, json for CI tools."
-    ),
-    strict: bool = typer.Option(False, "--strict", metavar="", help="Treat warnings as errors."),
-    quiet: bool = typer.Option(
-        False, "--quiet", "-q", metavar="", help="Print only files with problems."
-    ),
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Config files or directories (every *.yaml inside). "
+            "Default: plano_config.yaml, config.yaml or arch_config.yaml here.",
+            show_default=False,
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="text for people, json for CI tools."),
+    ] = OutputFormat.TEXT,
+    strict: Annotated[
+        bool, typer.Option("--strict", metavar="", help="Treat warnings as errors.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", metavar="", help="Print only files with problems.")
+    ] = False,
 ) -> None:
     """Check config files: schema, semantic rules, and unset $VARs.
 
@@ -40,11 +46,13 @@ def validate(
     from plano_cli.problem_output import print_result
     from proxy.config import check_file
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     paths, missing = _expand(files or [])
     if not paths and not missing:
-        err.print(f"[red]error:[/red] no config file given, and none of {', '.join(CONFIG_NAMES)} "
-                  "is in this directory.\n  usage: plano validate FILE [FILE...]")
+        err.print(
+            f"[red]error:[/red] no config file given, and none of {', '.join(CONFIG_NAMES)} "
+            "is in this directory.\n  usage: plano validate FILE [FILE...]"
+        )
         raise typer.Exit(2)
 
     results, io_errors = [], []
@@ -58,7 +66,7 @@ def validate(
     if output_format is OutputFormat.JSON:
         typer.echo(json.dumps(_as_json(results, io_errors), indent=2))
     else:
-        out = Console(highlight=False)
+        out = Console(highlight=False, soft_wrap=True)
         for result in results:
             if not quiet or result.problems:
                 print_result(out, result)
@@ -66,9 +74,12 @@ def validate(
             err.print(f"[red]error:[/red] {file}: {message}")
         if len(results) + len(io_errors) > 1:
             valid = sum(r.ok for r in results)
-            out.print(f"[dim]{len(results) + len(io_errors)} files checked: {valid} valid, "
-                      f"{len(results) - valid} invalid"
-                      + (f", {len(io_errors)} unreadable" if io_errors else "") + "[/dim]")
+            out.print(
+                f"[dim]{len(results) + len(io_errors)} files checked: {valid} valid, "
+                f"{len(results) - valid} invalid"
+                + (f", {len(io_errors)} unreadable" if io_errors else "")
+                + "[/dim]"
+            )
 
     if io_errors:
         raise typer.Exit(2)
@@ -110,10 +121,24 @@ def _as_json(results, io_errors) -> dict:
             for r in results
         ]
         + [
-            {"file": file, "valid": False, "errors": 1, "warnings": 0,
-             "problems": [{"severity": "error", "code": "io-error", "message": message,
-                           "file": file, "line": None, "column": None, "path": None,
-                           "hint": None}]}
+            {
+                "file": file,
+                "valid": False,
+                "errors": 1,
+                "warnings": 0,
+                "problems": [
+                    {
+                        "severity": "error",
+                        "code": "io-error",
+                        "message": message,
+                        "file": file,
+                        "line": None,
+                        "column": None,
+                        "path": None,
+                        "hint": None,
+                    }
+                ],
+            }
             for file, message in io_errors
         ],
     }

@@ -36,7 +36,10 @@ RENAMED_KEYS: dict[str, tuple[str, str]] = {
 
 # Keys that belong one level down, by where they were found ("[]" stands for any index).
 MOVED_KEYS: dict[tuple[str, str], str] = {
-    ("prompt_targets[]", "path"): "'path' belongs under 'endpoint': endpoint: {name: ..., path: ...}",
+    (
+        "prompt_targets[]",
+        "path",
+    ): "'path' belongs under 'endpoint': endpoint: {name: ..., path: ...}",
     ("prompt_targets[]", "http_method"): "'http_method' belongs under 'endpoint'",
     ("model_providers[]", "models"): "one entry per model: write `model: provider/model_id`",
 }

@@ -28,6 +28,7 @@ class LoadResult:
     file: str
     problems: list[Problem] = field(default_factory=list)
     config: Config | None = None
+    secret_spans: list = field(default_factory=list, repr=False)
 
     @property
     def errors(self) -> list[Problem]:
@@ -42,33 +43,54 @@ class LoadResult:
         return not self.errors
 
 
-def check_file(path: str | FsPath, *, mode: Mode = Mode.VALIDATE,
-               env: Mapping[str, str] | None = None, strict: bool = False) -> LoadResult:
+def check_file(
+    path: str | FsPath,
+    *,
+    mode: Mode = Mode.VALIDATE,
+    env: Mapping[str, str] | None = None,
+    strict: bool = False,
+) -> LoadResult:
     """Check one config file. Raises OSError when it cannot be read."""
     fs_path = FsPath(path)
     text = fs_path.read_text(encoding="utf-8")
-    return check_text(text, file=str(path), env=environment_for(fs_path, env),
-                      mode=mode, strict=strict)
+    return check_text(
+        text, file=str(path), env=environment_for(fs_path, env), mode=mode, strict=strict
+    )
 
 
-def check_text(text: str, *, file: str = "<config>", env: Mapping[str, str] | None = None,
-               mode: Mode = Mode.VALIDATE, strict: bool = False) -> LoadResult:
+def check_text(
+    text: str,
+    *,
+    file: str = "<config>",
+    env: Mapping[str, str] | None = None,
+    mode: Mode = Mode.VALIDATE,
+    strict: bool = False,
+) -> LoadResult:
     result = LoadResult(file=file)
     parsed = parse_yaml(text, file, environment_for(None, env))
     result.problems.extend(parsed.problems)
+    result.secret_spans = parsed.source_map.secret_spans
     if any(p.code == "yaml-syntax" for p in parsed.problems):
         return _finish(result, strict)
 
     data = parsed.data
     report = Reporter(parsed.source_map)
     if data is None:
-        report.error("empty-config", "the file is empty", (),
-                     "a config needs at least `version:` and `listeners:`.")
+        report.error(
+            "empty-config",
+            "the file is empty",
+            (),
+            "a config needs at least `version:` and `listeners:`.",
+        )
         result.problems.extend(report.problems)
         return _finish(result, strict)
     if not isinstance(data, dict):
-        report.error("not-a-mapping", "a config must be a YAML mapping of keys to values", (),
-                     "start with `version: v0.4.0` on the first line.")
+        report.error(
+            "not-a-mapping",
+            "a config must be a YAML mapping of keys to values",
+            (),
+            "start with `version: v0.4.0` on the first line.",
+        )
         result.problems.extend(report.problems)
         return _finish(result, strict)
 
@@ -89,8 +111,9 @@ def check_text(text: str, *, file: str = "<config>", env: Mapping[str, str] | No
     return result
 
 
-def load_config(path: str | FsPath, *, env: Mapping[str, str] | None = None,
-                mode: Mode = Mode.SERVE) -> Config:
+def load_config(
+    path: str | FsPath, *, env: Mapping[str, str] | None = None, mode: Mode = Mode.SERVE
+) -> Config:
     """The Config of a file, or ConfigError with every problem."""
     result = check_file(path, mode=mode, env=env)
     if not result.ok or result.config is None:

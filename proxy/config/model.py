@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-
 from typing import TYPE_CHECKING
 
 from proxy.config.problems import Path
@@ -48,10 +47,6 @@ class Secret:
         return bool(self._value)
 
 
-def _source() -> Path:
-    return field(default=(), compare=False, repr=False)
-
-
 def _empty() -> Mapping:
     return field(default_factory=lambda: EMPTY)
 
@@ -68,7 +63,7 @@ class AgentRoute:
     description: str
     default: bool = False
     input_filters: tuple[str, ...] = ()
-    source: Path = _source()
+    source: Path = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +79,7 @@ class Listener:
     input_filters: tuple[str, ...] = ()
     output_filters: tuple[str, ...] = ()
     implicit: bool = False  # added by normalization, not written in the file
-    source: Path = _source()
+    source: Path = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +94,7 @@ class ModelProvider:
     passthrough_auth: bool = False
     http_host: str | None = None
     headers: Mapping[str, str] = _empty()
-    source: Path = _source()
+    source: Path = field(default=(), compare=False, repr=False)
 
     @property
     def model(self) -> str:
@@ -121,14 +116,14 @@ class RoutingPreference:
     models: tuple[str, ...]  # as written; resolve through Config.models
     prefer: str = "none"
     examples: tuple[str, ...] = ()
-    source: Path = _source()
+    source: Path = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Agent:
     id: str
     url: str
-    source: Path = _source()
+    source: Path = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +133,7 @@ class Filter:
     type: str = "mcp"
     transport: str = "streamable-http"
     tool: str = ""
-    source: Path = _source()
+    source: Path = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +144,7 @@ class Endpoint:
     connect_timeout_s: float | None = None
     timeout_s: float | None = None
     http_host: str | None = None
-    source: Path = _source()
+    source: Path = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +156,7 @@ class PromptTarget:
     parameters: tuple[Mapping[str, object], ...] = ()
     system_prompt: str | None = None
     auto_llm_dispatch_on_response: bool = False
-    source: Path = _source()
+    source: Path = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +166,7 @@ class RateLimit:
     value: str
     tokens: int
     unit: str
-    source: Path = _source()
+    source: Path = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

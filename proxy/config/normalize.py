@@ -49,8 +49,11 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
     providers_key = "model_providers" if "model_providers" in data else "llm_providers"
     if providers_key == "llm_providers" and "llm_providers" in data:
         report.warning(
-            "deprecated-key", "'llm_providers' is deprecated", ("llm_providers",),
-            "rename it to 'model_providers'.", at_key=True,
+            "deprecated-key",
+            "'llm_providers' is deprecated",
+            ("llm_providers",),
+            "rename it to 'model_providers'.",
+            at_key=True,
         )
     providers = tuple(_providers(data, providers_key, report))
     aliases = {
@@ -68,7 +71,8 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         routes=_routes(data, providers_key, version, report),
         agents=tuple(
             Agent(item["id"], str(item.get("url", "")), source=path)
-            for path, item in _items(data, "agents") if isinstance(item.get("id"), str)
+            for path, item in _items(data, "agents")
+            if isinstance(item.get("id"), str)
         ),
         filters=tuple(_filters(data)),
         endpoints=MappingProxyType(_endpoints(data)),
@@ -81,7 +85,9 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         overrides=_overrides(_mapping(data.get("overrides"))),
         mode=_str(data.get("mode")),
         prompt_guards=_freeze(_mapping(data.get("prompt_guards"))),
-        model_metrics_sources=tuple(_freeze(item) for _, item in _items(data, "model_metrics_sources")),
+        model_metrics_sources=tuple(
+            _freeze(item) for _, item in _items(data, "model_metrics_sources")
+        ),
         prompt_caching=_freeze(_mapping(data.get("prompt_caching"))),
         models=ModelIndex(providers, aliases),
     )
@@ -112,7 +118,9 @@ def _providers(data: dict, key: str, report: Reporter) -> Iterator[ModelProvider
             spec=spec_for(prefix, interface),
             # Only a provider known by name has a default address; an interface does not.
             base_url=_str(item.get("base_url")) or (known.base_url if known else None),
-            access_key=Secret(item["access_key"]) if isinstance(item.get("access_key"), str) else None,
+            access_key=Secret(item["access_key"])
+            if isinstance(item.get("access_key"), str)
+            else None,
             default=item.get("default") is True,
             passthrough_auth=item.get("passthrough_auth") is True,
             http_host=_str(item.get("http_host")),
@@ -143,8 +151,10 @@ def _listeners(data: dict, providers: tuple, report: Reporter) -> tuple[Listener
             "write a list: listeners: [{name: ..., type: model|prompt|agent, port: ...}].",
             at_key=True,
         )
-        for key, kind in (("ingress_traffic", ListenerType.PROMPT),
-                          ("egress_traffic", ListenerType.MODEL)):
+        for key, kind in (
+            ("ingress_traffic", ListenerType.PROMPT),
+            ("egress_traffic", ListenerType.MODEL),
+        ):
             if isinstance(raw.get(key), dict):
                 listeners.append(_listener({"name": key, **raw[key]}, kind, ("listeners", key)))
 
@@ -152,10 +162,17 @@ def _listeners(data: dict, providers: tuple, report: Reporter) -> tuple[Listener
     port = DEFAULT_PORTS[ListenerType.MODEL]
     if providers and not has_model_listener and all(lst.port != port for lst in listeners):
         # Upstream always serves its LLM gateway on 12000: agents call models through it.
-        listeners.append(Listener(
-            name="model_listener", type=ListenerType.MODEL, address=DEFAULT_ADDRESS, port=port,
-            timeout_s=DEFAULT_TIMEOUT_S, max_retries=DEFAULT_MAX_RETRIES, implicit=True,
-        ))
+        listeners.append(
+            Listener(
+                name="model_listener",
+                type=ListenerType.MODEL,
+                address=DEFAULT_ADDRESS,
+                port=port,
+                timeout_s=DEFAULT_TIMEOUT_S,
+                max_retries=DEFAULT_MAX_RETRIES,
+                implicit=True,
+            )
+        )
     return tuple(listeners)
 
 
@@ -226,14 +243,19 @@ def _routes(data: dict, providers_key: str, version: str, report: Reporter):
             existing = routes.get(name)
             if existing is None:
                 routes[name] = RoutingPreference(
-                    name=name, description=str(pref.get("description", "")),
-                    models=(model,), source=pref_path,
+                    name=name,
+                    description=str(pref.get("description", "")),
+                    models=(model,),
+                    source=pref_path,
                 )
             elif model not in existing.models:
                 routes[name] = RoutingPreference(
-                    name=existing.name, description=existing.description,
-                    models=(*existing.models, model), prefer=existing.prefer,
-                    examples=existing.examples, source=existing.source,
+                    name=existing.name,
+                    description=existing.description,
+                    models=(*existing.models, model),
+                    prefer=existing.prefer,
+                    examples=existing.examples,
+                    source=existing.source,
                 )
     return tuple(routes.values())
 
@@ -242,10 +264,12 @@ def _filters(data: dict) -> Iterator[Filter]:
     for path, item in _items(data, "filters"):
         if isinstance(item.get("id"), str):
             yield Filter(
-                id=item["id"], url=str(item.get("url", "")),
+                id=item["id"],
+                url=str(item.get("url", "")),
                 type=_str(item.get("type")) or "mcp",
                 transport=_str(item.get("transport")) or "streamable-http",
-                tool=_str(item.get("tool")) or item["id"], source=path,
+                tool=_str(item.get("tool")) or item["id"],
+                source=path,
             )
 
 
@@ -287,9 +311,12 @@ def _ratelimits(data: dict) -> Iterator[RateLimit]:
         selector, limit = _mapping(item.get("selector")), _mapping(item.get("limit"))
         if isinstance(item.get("model"), str) and _is_int(limit.get("tokens")):
             yield RateLimit(
-                model=item["model"], header=str(selector.get("key", "")),
-                value=str(selector.get("value", "*")), tokens=limit["tokens"],
-                unit=str(limit.get("unit", "minute")), source=path,
+                model=item["model"],
+                header=str(selector.get("key", "")),
+                value=str(selector.get("value", "*")),
+                tokens=limit["tokens"],
+                unit=str(limit.get("unit", "minute")),
+                source=path,
             )
 
 
@@ -305,7 +332,8 @@ def _tracing(raw: dict) -> Tracing:
             {str(k): str(v) for k, v in _mapping(attributes.get("static")).items()}
         ),
         exporters=tuple(_freeze(e) for e in raw.get("exporters", ()) if isinstance(e, dict))
-        if isinstance(raw.get("exporters"), list) else (),
+        if isinstance(raw.get("exporters"), list)
+        else (),
     )
 
 
@@ -334,9 +362,14 @@ def _state_storage(raw: dict) -> StateStorage:
 
 
 _OVERRIDE_FIELDS = {
-    "disable_signals", "use_agent_orchestrator", "upstream_connect_timeout",
-    "upstream_tls_ca_path", "llm_routing_model", "agent_orchestration_model",
-    "orchestrator_model_context_length", "optimize_context_window",
+    "disable_signals",
+    "use_agent_orchestrator",
+    "upstream_connect_timeout",
+    "upstream_tls_ca_path",
+    "llm_routing_model",
+    "agent_orchestration_model",
+    "orchestrator_model_context_length",
+    "optimize_context_window",
     "prompt_target_intent_matching_threshold",
 }
 

@@ -42,3 +42,17 @@ def redact_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:{MASK}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def mask_spans(lines: list[str], spans) -> list[str]:
+    """Source lines with each (start, end) span of a credential replaced by the mask."""
+    masked = list(lines)
+    for start, end in spans:
+        for number in range(start.line, end.line + 1):
+            if number > len(masked):
+                break
+            line = masked[number - 1]
+            first = start.column - 1 if number == start.line else 0
+            last = end.column - 1 if number == end.line else len(line)
+            masked[number - 1] = line[:first] + MASK + line[last:]
+    return masked

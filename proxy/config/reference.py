@@ -53,8 +53,12 @@ def _rows(node: dict, path: str, root: dict) -> Iterator[tuple[str, str, bool, s
         resolved = _deref(child, root)
         description = child.get("description") or resolved.get("description", "")
         child_path = f"{path}.{key}"
-        yield (child_path, _type(child, root), key in required,
-               _text(description) + _enum(resolved))
+        yield (
+            child_path,
+            _type(child, root),
+            key in required,
+            _text(description) + _enum(resolved),
+        )
         yield from _rows(child, child_path, root)
     extra = node.get("additionalProperties")
     if isinstance(extra, dict) and _deref(extra, root).get("type") == "object":

@@ -18,6 +18,7 @@ from proxy.config.report import Reporter
 from proxy.config.versions import version_tuple
 from proxy.providers.catalog import PROVIDERS
 
+
 @dataclass(frozen=True, slots=True)
 class Facts:
     """What the rules read: the typed config, the raw data, and which values were $VARs."""
@@ -37,7 +38,7 @@ def check_rules(facts: Facts, report: Reporter) -> None:
 
 
 def provider_model_names(facts: Facts, report: Reporter) -> None:
-    config, data = facts.config, facts.data
+    config, _data = facts.config, facts.data
     for p in config.providers:
         if not p.provider:
             report.error(
@@ -72,7 +73,8 @@ def provider_base_urls(facts: Facts, report: Reporter) -> None:
                     (*p.source, "model"),
                     "for any OpenAI-compatible server: `provider_interface: openai` and "
                     "`base_url: http://host:port/v1`. Known providers: "
-                    + ", ".join(sorted(PROVIDERS)) + ".",
+                    + ", ".join(sorted(PROVIDERS))
+                    + ".",
                 )
         elif known.needs_base_url and not raw.get("base_url"):
             report.error(
@@ -100,7 +102,7 @@ _BASE_URL_EXAMPLES = {
 
 
 def provider_defaults(facts: Facts, report: Reporter) -> None:
-    config, data = facts.config, facts.data
+    config, _data = facts.config, facts.data
     first_default: ModelProvider | None = None
     for p in config.providers:
         if not p.default:
@@ -110,7 +112,7 @@ def provider_defaults(facts: Facts, report: Reporter) -> None:
                 "wildcard-default",
                 f"a wildcard model ({p.model}) cannot be the default",
                 (*p.source, "default"),
-                f"mark one specific model as default, for example `model: {p.provider}/<model_id>`.",
+                f"mark one specific model as default, e.g. `model: {p.provider}/<model_id>`.",
                 at_key=True,
             )
         if first_default is None:
@@ -154,20 +156,49 @@ def provider_keys(facts: Facts, report: Reporter) -> None:
 
 def duplicates(facts: Facts, report: Reporter) -> None:
     config, data = facts.config, facts.data
-    _unique(report, "duplicate-name", "model provider name",
-            ((p.name, (*p.source, "name") if _raw(data, p.source).get("name") else
-              (*p.source, "model")) for p in config.providers if _raw(data, p.source).get("name")))
-    _unique(report, "duplicate-model", "model",
-            ((p.model, (*p.source, "model")) for p in config.providers if p.provider))
+    _unique(
+        report,
+        "duplicate-name",
+        "model provider name",
+        (
+            (
+                p.name,
+                (*p.source, "name") if _raw(data, p.source).get("name") else (*p.source, "model"),
+            )
+            for p in config.providers
+            if _raw(data, p.source).get("name")
+        ),
+    )
+    _unique(
+        report,
+        "duplicate-model",
+        "model",
+        ((p.model, (*p.source, "model")) for p in config.providers if p.provider),
+    )
     explicit = [lst for lst in config.listeners if not lst.implicit]
-    _unique(report, "duplicate-listener", "listener name",
-            ((lst.name, lst.source) for lst in explicit))
+    _unique(
+        report, "duplicate-listener", "listener name", ((lst.name, lst.source) for lst in explicit)
+    )
     _unique(report, "duplicate-id", "agent id", ((a.id, (*a.source, "id")) for a in config.agents))
-    _unique(report, "duplicate-id", "filter id", ((f.id, (*f.source, "id")) for f in config.filters))
-    _unique(report, "duplicate-route", "routing preference",
-            ((r.name, (*r.source, "name")) for r in config.routes if r.source[:1] == ("routing_preferences",)))
-    _unique(report, "duplicate-name", "prompt target",
-            ((t.name, (*t.source, "name")) for t in config.prompt_targets))
+    _unique(
+        report, "duplicate-id", "filter id", ((f.id, (*f.source, "id")) for f in config.filters)
+    )
+    _unique(
+        report,
+        "duplicate-route",
+        "routing preference",
+        (
+            (r.name, (*r.source, "name"))
+            for r in config.routes
+            if r.source[:1] == ("routing_preferences",)
+        ),
+    )
+    _unique(
+        report,
+        "duplicate-name",
+        "prompt target",
+        ((t.name, (*t.source, "name")) for t in config.prompt_targets),
+    )
 
     seen: dict[int, tuple[str, str]] = {}
     for lst in explicit:
@@ -187,14 +218,18 @@ def _unique(report: Reporter, code: str, what: str, items: Iterable[tuple[str, P
     for value, path in items:
         if value in first:
             line = report.source_map.value_at(first[value]).line
-            report.error(code, f"duplicate {what} '{value}' (first at line {line})", path,
-                         f"each {what} must be unique.")
+            report.error(
+                code,
+                f"duplicate {what} '{value}' (first at line {line})",
+                path,
+                f"each {what} must be unique.",
+            )
         else:
             first[value] = path
 
 
 def model_listeners(facts: Facts, report: Reporter) -> None:
-    config, data = facts.config, facts.data
+    config, _data = facts.config, facts.data
     model_listeners = [lst for lst in config.listeners if lst.type is ListenerType.MODEL]
     for extra in model_listeners[1:]:
         report.error(
@@ -208,34 +243,54 @@ def model_listeners(facts: Facts, report: Reporter) -> None:
         if lst.implicit:
             continue
         if lst.type is ListenerType.MODEL and not config.providers:
-            report.error("no-providers", f"model listener '{lst.name}' has no model_providers "
-                         "to send requests to", lst.source,
-                         "add a model_providers list with at least one model.")
+            report.error(
+                "no-providers",
+                f"model listener '{lst.name}' has no model_providers to send requests to",
+                lst.source,
+                "add a model_providers list with at least one model.",
+            )
         if lst.type is ListenerType.AGENT and not lst.agents:
-            report.error("no-agents", f"agent listener '{lst.name}' lists no agents",
-                         lst.source, "add `agents: [{id: ..., description: ...}]`.")
+            report.error(
+                "no-agents",
+                f"agent listener '{lst.name}' lists no agents",
+                lst.source,
+                "add `agents: [{id: ..., description: ...}]`.",
+            )
 
 
 def references(facts: Facts, report: Reporter) -> None:
-    config, data = facts.config, facts.data
+    config, _data = facts.config, facts.data
     index = config.models
     for alias, target in config.aliases.items():
         if index.resolve(target, follow_aliases=False) is None:
-            _unknown_model(report, index, target, ("model_aliases", alias, "target"),
-                           f"alias '{alias}' targets model '{target}', which is not configured")
+            _unknown_model(
+                report,
+                index,
+                target,
+                ("model_aliases", alias, "target"),
+                f"alias '{alias}' targets model '{target}', which is not configured",
+            )
     for route in config.routes:
         if route.source[:1] != ("routing_preferences",):
             continue
         for i, model in enumerate(route.models):
             if index.resolve(model) is None:
-                _unknown_model(report, index, model, (*route.source, "models", i),
-                               f"route '{route.name}' lists model '{model}', "
-                               "which is not in model_providers")
+                _unknown_model(
+                    report,
+                    index,
+                    model,
+                    (*route.source, "models", i),
+                    f"route '{route.name}' lists model '{model}', which is not in model_providers",
+                )
     for limit in config.ratelimits:
         if index.resolve(limit.model) is None:
-            _unknown_model(report, index, limit.model, (*limit.source, "model"),
-                           f"rate limit names model '{limit.model}', "
-                           "which is not in model_providers")
+            _unknown_model(
+                report,
+                index,
+                limit.model,
+                (*limit.source, "model"),
+                f"rate limit names model '{limit.model}', which is not in model_providers",
+            )
 
     filter_ids = {f.id for f in config.filters}
     agent_ids = {a.id for a in config.agents}
@@ -246,8 +301,14 @@ def references(facts: Facts, report: Reporter) -> None:
         for agent in lst.agents:
             # Upstream accepts a dangling agent id (it fails only when routed to), so
             # validate warns; serving it would fail requests, so `up` refuses.
-            _known_id(report, "agent", agent.id, agent_ids, (*agent.source, "id"),
-                      warn_only=not facts.serving)
+            _known_id(
+                report,
+                "agent",
+                agent.id,
+                agent_ids,
+                (*agent.source, "id"),
+                warn_only=not facts.serving,
+            )
             for i, fid in enumerate(agent.input_filters):
                 _known_id(report, "filter", fid, filter_ids, (*agent.source, "input_filters", i))
 
@@ -260,20 +321,25 @@ def references(facts: Facts, report: Reporter) -> None:
                 f"prompt target '{target.name}' calls endpoint '{name}', "
                 "which is not defined under endpoints",
                 (*target.source, "endpoint", "name"),
-                f"did you mean '{close}'?" if close else
-                f"add `endpoints: {{{name}: {{endpoint: host:port}}}}`.",
+                f"did you mean '{close}'?"
+                if close
+                else f"add `endpoints: {{{name}: {{endpoint: host:port}}}}`.",
             )
 
 
 def _unknown_model(report, index, ref: str, path: Path, message: str) -> None:
     close = did_you_mean(ref, index.names())
-    hint = (f"did you mean '{close}'?" if close else
-            "name a model from model_providers: its provider/model_id, name, or model id.")
+    hint = (
+        f"did you mean '{close}'?"
+        if close
+        else "name a model from model_providers: its provider/model_id, name, or model id."
+    )
     report.error("unknown-model", message, path, hint)
 
 
-def _known_id(report, kind: str, ref: str, known: set[str], path: Path,
-              *, warn_only: bool = False) -> None:
+def _known_id(
+    report, kind: str, ref: str, known: set[str], path: Path, *, warn_only: bool = False
+) -> None:
     if ref in known:
         return
     close = did_you_mean(ref, known)
@@ -281,8 +347,9 @@ def _known_id(report, kind: str, ref: str, known: set[str], path: Path,
         f"unknown-{kind}",
         f"{kind} '{ref}' is not defined in the top-level {kind}s list",
         path,
-        f"did you mean '{close}'?" if close else
-        f"add `{kind}s: [{{id: {ref}, url: http://host:port}}]`.",
+        f"did you mean '{close}'?"
+        if close
+        else f"add `{kind}s: [{{id: {ref}, url: http://host:port}}]`.",
     )
 
 
@@ -307,11 +374,15 @@ def version_features(facts: Facts, report: Reporter) -> None:
 
 
 def urls(facts: Facts, report: Reporter) -> None:
-    config, data = facts.config, facts.data
+    config, _data = facts.config, facts.data
     for item in (*config.agents, *config.filters):
         if item.url and not _is_http_url(item.url):
-            report.error("invalid-url", f"url '{redact_url(item.url)}' is not an http(s) URL",
-                         (*item.source, "url"), "write it as http://host:port.")
+            report.error(
+                "invalid-url",
+                f"url '{redact_url(item.url)}' is not an http(s) URL",
+                (*item.source, "url"),
+                "write it as http://host:port.",
+            )
     endpoint = config.tracing.otlp_endpoint
     path = ("tracing", "opentracing_grpc_endpoint")
     if endpoint and "$" not in endpoint:
@@ -327,12 +398,20 @@ def urls(facts: Facts, report: Reporter) -> None:
             try:
                 port = parts.port
             except ValueError:
-                report.error("otlp-endpoint", f"OTLP endpoint '{redact_url(endpoint)}' has an invalid port",
-                             path, "the port is a number from 1 to 65535.")
+                report.error(
+                    "otlp-endpoint",
+                    f"OTLP endpoint '{redact_url(endpoint)}' has an invalid port",
+                    path,
+                    "the port is a number from 1 to 65535.",
+                )
                 return
             if port is None:
-                report.warning("otlp-endpoint", f"OTLP endpoint '{redact_url(endpoint)}' has no port",
-                               path, "collectors listen on 4317 (gRPC) or 4318 (HTTP).")
+                report.warning(
+                    "otlp-endpoint",
+                    f"OTLP endpoint '{redact_url(endpoint)}' has no port",
+                    path,
+                    "collectors listen on 4317 (gRPC) or 4318 (HTTP).",
+                )
 
 
 def _is_http_url(value: str) -> bool:

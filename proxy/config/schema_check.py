@@ -73,19 +73,38 @@ def _explain(error, source_map: SourceMap) -> list[Problem]:
             hint, target = unknown_key_hint(str(key), allowed, path)
             message = f"unknown key '{key}'" + (f" in {where}" if path else "")
             pos = source_map.key_at(child)
-            out.append(_problem("unknown-key", message, child, hint, source_map, pos,
-                                {"suggests": target, "parent": path}))
+            out.append(
+                _problem(
+                    "unknown-key",
+                    message,
+                    child,
+                    hint,
+                    source_map,
+                    pos,
+                    {"suggests": target, "parent": path},
+                )
+            )
         return out
 
     if keyword == "required" and isinstance(value, dict):
         # jsonschema reports each missing key as its own error, naming it in the message.
         key = _missing_key(error.message, error.validator_value, value)
         described = _MISSING_KEY_HINTS.get((path, key)) or (
-            schema.get("properties", {}).get(key, {}).get("description"))
+            schema.get("properties", {}).get(key, {}).get("description")
+        )
         owner = f"{where} is" if path else "the config is"
         pos = source_map.key_at(path) if path else source_map.value_at(path)
-        return [_problem("missing-key", f"{owner} missing required key '{key}'", path,
-                         described, source_map, pos, {"key": key})]
+        return [
+            _problem(
+                "missing-key",
+                f"{owner} missing required key '{key}'",
+                path,
+                described,
+                source_map,
+                pos,
+                {"key": key},
+            )
+        ]
 
     if keyword == "type":
         expected = error.validator_value
@@ -105,8 +124,12 @@ def _explain(error, source_map: SourceMap) -> list[Problem]:
         return [at_value("bad-value", message, hint)]
 
     if keyword in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
-        bound = {"minimum": "at least", "maximum": "at most",
-                 "exclusiveMinimum": "more than", "exclusiveMaximum": "less than"}[keyword]
+        bound = {
+            "minimum": "at least",
+            "maximum": "at most",
+            "exclusiveMinimum": "more than",
+            "exclusiveMaximum": "less than",
+        }[keyword]
         message = f"{where} must be {bound} {error.validator_value}, not {value}"
         return [at_value("out-of-range", message, schema.get("description"))]
 
@@ -139,8 +162,15 @@ def _missing_key(message: str, required: list, present: dict) -> str:
 
 def _problem(code, message, path, hint, source_map: SourceMap, pos, extra=None) -> Problem:
     return Problem(
-        Severity.ERROR, code, message, path=path, hint=hint, file=source_map.file,
-        line=pos.line, column=pos.column, extra=extra or {},
+        Severity.ERROR,
+        code,
+        message,
+        path=path,
+        hint=hint,
+        file=source_map.file,
+        line=pos.line,
+        column=pos.column,
+        extra=extra or {},
     )
 
 

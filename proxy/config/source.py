@@ -15,6 +15,7 @@ import yaml
 
 from proxy.config.env import EnvExpander, EnvReference
 from proxy.config.problems import Path, Problem, Severity
+from proxy.config.redact import is_secret_path
 
 try:  # libyaml is much faster; fall back to the pure-Python loader when absent.
     _Loader: type = yaml.CSafeLoader
@@ -38,6 +39,8 @@ class SourceMap:
     file: str | None = None
     values: dict[Path, Position] = field(default_factory=dict)
     keys: dict[Path, Position] = field(default_factory=dict)
+    # (start, end) of every credential scalar, so excerpts can mask exactly those spans.
+    secret_spans: list[tuple[Position, Position]] = field(default_factory=list)
 
     def value_at(self, path: Path) -> Position:
         """The value's own position, or that of its nearest ancestor we know."""
@@ -74,7 +77,7 @@ def parse_yaml(text: str, file: str | None, env: Mapping[str, str]) -> ParsedSou
                 Severity.ERROR,
                 "yaml-syntax",
                 f"YAML syntax error: {exc.problem or exc.context}",
-                hint=_syntax_hint(exc),
+                hint=_syntax_hint(exc, text),
                 file=file,
                 line=(mark.line + 1) if mark else None,
                 column=(mark.column + 1) if mark else None,
@@ -94,9 +97,12 @@ def parse_yaml(text: str, file: str | None, env: Mapping[str, str]) -> ParsedSou
     return ParsedSource(data, source_map, builder.expander.references, problems)
 
 
-def _syntax_hint(exc: yaml.MarkedYAMLError) -> str | None:
+def _syntax_hint(exc: yaml.MarkedYAMLError, text: str) -> str | None:
     problem = (exc.problem or "").lower()
-    if "tab" in problem:
+    mark = exc.problem_mark
+    lines = text.splitlines()
+    bad_line = lines[mark.line] if mark and mark.line < len(lines) else ""
+    if "tab" in problem or "\t" in bad_line[: mark.column + 1 if mark else 0]:
         return "YAML indentation must use spaces, not tabs."
     if "mapping values are not allowed" in problem:
         return "A value containing ': ' must be quoted, or a key is indented wrongly."
@@ -152,14 +158,25 @@ class _Builder:
     def _key(self, node: yaml.Node) -> object:
         if isinstance(node, yaml.ScalarNode):
             value = self.loader.construct_object(node)
-            return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+            return (
+                value
+                if isinstance(value, str | int | float | bool) or value is None
+                else str(value)
+            )
         return self.loader.construct_object(node, deep=True).__repr__()
 
     def _scalar(self, node: yaml.ScalarNode, path: Path) -> object:
+        if is_secret_path(path):
+            self.map.secret_spans.append(
+                (
+                    Position(node.start_mark.line + 1, node.start_mark.column + 1),
+                    Position(node.end_mark.line + 1, node.end_mark.column + 1),
+                )
+            )
         if "$" in node.value and node.tag == _STR_TAG:
             expanded = self.expander.expand(node.value, path)
             if expanded != node.value:
-                if node.style is None:
+                if node.style in (None, ""):  # libyaml says "", PyYAML None
                     # Unquoted: `port: $PORT` should become an int, as if typed in.
                     tag = self.loader.resolve(yaml.ScalarNode, expanded, (True, False))
                 else:

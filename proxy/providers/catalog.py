@@ -37,7 +37,9 @@ _SPECS = (
     ProviderSpec("openai", Wire.OPENAI, Auth.BEARER, "https://api.openai.com/v1"),
     ProviderSpec("anthropic", Wire.ANTHROPIC, Auth.X_API_KEY, "https://api.anthropic.com/v1"),
     ProviderSpec(
-        "gemini", Wire.OPENAI, Auth.BEARER,
+        "gemini",
+        Wire.OPENAI,
+        Auth.BEARER,
         "https://generativelanguage.googleapis.com/v1beta/openai",
     ),
     ProviderSpec("groq", Wire.OPENAI, Auth.BEARER, "https://api.groq.com/openai/v1"),
@@ -87,6 +89,5 @@ INTERFACES: dict[str, str] = {
 def spec_for(provider: str, interface: str | None = None) -> ProviderSpec | None:
     """The spec for a provider prefix; an explicit provider_interface wins."""
     if interface is not None:
-        known = PROVIDERS.get(INTERFACES.get(interface, ""))
-        return known
+        return PROVIDERS.get(INTERFACES.get(interface, ""))
     return PROVIDERS.get(provider)
