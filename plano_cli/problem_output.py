@@ -1,13 +1,16 @@
-"""How config problems look in a terminal; shared by `validate` and `up`."""
+"""How config problems look in a terminal; shared by `validate` and `up`.
+
+Styled with typer's ANSI helpers rather than rich: this runs on every CI `validate`,
+and rich's console import alone costs ~50 ms of start-up. Colors are dropped when the
+output is not a terminal.
+"""
 
 from __future__ import annotations
 
 import sys
 from functools import cache
-from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
+import typer
 
 from proxy.config import LoadResult, Problem
 from proxy.config.redact import mask_spans, redact_line
@@ -19,48 +22,34 @@ def marks() -> tuple[str, str]:
     return ("✓", "✗") if "utf" in encoding else ("OK", "FAIL")
 
 
-def print_result(console: Console, result: LoadResult, *, show_source: bool = True) -> None:
+def print_result(result: LoadResult, *, show_source: bool = True, err: bool = False) -> None:
     ok_mark, bad_mark = marks()
-    errors, warnings = len(result.errors), len(result.warnings)
     counts = ", ".join(
-        part for part in (_plural(errors, "error"), _plural(warnings, "warning")) if part
+        part
+        for part in (_plural(len(result.errors), "error"), _plural(len(result.warnings), "warning"))
+        if part
     )
-    suffix = f"  [dim]({counts})[/dim]" if counts else ""
-    if result.ok:
-        console.print(f"[green]{ok_mark}[/green] {escape(result.file)}{suffix}", soft_wrap=True)
-    else:
-        console.print(f"[red]{bad_mark}[/red] {escape(result.file)}{suffix}", soft_wrap=True)
-    lines = _source_lines(result.file) if show_source and result.problems else []
+    mark = typer.style(ok_mark, fg="green") if result.ok else typer.style(bad_mark, fg="red")
+    suffix = typer.style(f"  ({counts})", dim=True) if counts else ""
+    typer.echo(f"{mark} {result.file}{suffix}", err=err)
+    lines = result.text.splitlines() if show_source and result.problems else []
     lines = mask_spans(lines, result.secret_spans)
     for problem in result.problems:
-        print_problem(console, problem, lines)
+        print_problem(problem, lines, err=err)
 
 
-def print_problem(console: Console, problem: Problem, lines: list[str]) -> None:
+def print_problem(problem: Problem, lines: list[str], *, err: bool = False) -> None:
     color = "red" if problem.is_error else "yellow"
-    console.print(
-        f"  {escape(problem.located())}: [{color}]{problem.severity}[/{color}]: "
-        f"{escape(problem.message)}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    severity = typer.style(str(problem.severity), fg=color, bold=True)
+    typer.echo(f"  {problem.located()}: {severity}: {problem.message}", err=err)
     if lines and problem.line and problem.line <= len(lines):
         gutter = f"{problem.line:>5} | "
-        excerpt = redact_line(lines[problem.line - 1])  # backstop when parsing failed
-        console.print(f"[dim]{gutter}[/dim]{escape(excerpt)}", highlight=False, soft_wrap=True)
+        excerpt = redact_line(lines[problem.line - 1])
+        typer.echo(typer.style(gutter, dim=True) + excerpt, err=err)
         caret = " " * (len(gutter) - 2) + "| " + " " * ((problem.column or 1) - 1) + "^"
-        console.print(f"[dim]{caret}[/dim]", highlight=False)
+        typer.echo(typer.style(caret, dim=True), err=err)
     if problem.hint:
-        console.print(
-            f"      [cyan]hint:[/cyan] {escape(problem.hint)}", highlight=False, soft_wrap=True
-        )
-
-
-def _source_lines(file: str) -> list[str]:
-    try:
-        return Path(file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return []
+        typer.echo("      " + typer.style("hint:", fg="cyan") + f" {problem.hint}", err=err)
 
 
 def _plural(count: int, word: str) -> str:

@@ -23,14 +23,15 @@ def test_v03_inline_routes_become_top_level_routes():
           - model: anthropic/claude-sonnet-4-6
             access_key: $K
             routing_preferences:
-              - {name: code, description: writing code}
               - {name: review, description: reviewing code}
+              - {name: debug, description: fixing bugs}
         """)
     assert result.ok
-    routes = {r.name: r.models for r in result.config.routes}
+    routes = {r.name: (r.description, r.models) for r in result.config.routes}
     assert routes == {
-        "code": ("openai/gpt-4o", "anthropic/claude-sonnet-4-6"),
-        "review": ("anthropic/claude-sonnet-4-6",),
+        "code": ("writing code", ("openai/gpt-4o",)),
+        "review": ("reviewing code", ("anthropic/claude-sonnet-4-6",)),
+        "debug": ("fixing bugs", ("anthropic/claude-sonnet-4-6",)),
     }
     assert not found(result, "inline-routing-preferences")  # v0.3 style in a v0.3 file
 

@@ -41,64 +41,87 @@ def validate(
 
     Exit code 0 when every file is valid, 1 when any is invalid, 2 on a usage or I/O error.
     """
-    from rich.console import Console
-
     from plano_cli.problem_output import print_result
     from proxy.config import check_file
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    paths, missing = _expand(files or [])
-    if not paths and not missing:
-        err.print(
-            f"[red]error:[/red] no config file given, and none of {', '.join(CONFIG_NAMES)} "
-            "is in this directory.\n  usage: plano validate FILE [FILE...]"
+    paths, missing, empty_dirs = _expand(files or [])
+    if not paths and not missing and not empty_dirs:
+        _error(
+            f"no config file given, and none of {', '.join(CONFIG_NAMES)} is in this "
+            "directory.\n  usage: plano validate FILE [FILE...]"
         )
         raise typer.Exit(2)
 
-    results, io_errors = [], []
+    results, failures = [], []
     for path in paths:
         try:
             results.append(check_file(path, strict=strict))
         except (OSError, UnicodeDecodeError) as exc:
-            io_errors.append((str(path), _io_message(exc)))
-    io_errors += [(str(p), "no such file or directory") for p in missing]
+            failures.append(_failure(path, "io-error", _io_message(exc)))
+        except Exception as exc:  # a bug of ours must not look like "config invalid"
+            failures.append(
+                _failure(
+                    path,
+                    "internal-error",
+                    f"internal error ({type(exc).__name__}); please report it",
+                )
+            )
+    failures += [_failure(p, "io-error", "no such file or directory") for p in missing]
+    failures += [
+        _failure(d, "io-error", "no *.yaml or *.yml files in this directory") for d in empty_dirs
+    ]
 
     if output_format is OutputFormat.JSON:
-        typer.echo(json.dumps(_as_json(results, io_errors), indent=2))
+        typer.echo(json.dumps(_as_json(results, failures), indent=2))
     else:
-        out = Console(highlight=False, soft_wrap=True)
         for result in results:
             if not quiet or result.problems:
-                print_result(out, result)
-        for file, message in io_errors:
-            err.print(f"[red]error:[/red] {file}: {message}")
-        if len(results) + len(io_errors) > 1:
+                print_result(result)
+        for failure in failures:
+            _error(f"{failure.file}: {failure.message}")
+        if len(results) + len(failures) > 1:
             valid = sum(r.ok for r in results)
-            out.print(
-                f"[dim]{len(results) + len(io_errors)} files checked: {valid} valid, "
+            summary = (
+                f"{len(results) + len(failures)} files checked: {valid} valid, "
                 f"{len(results) - valid} invalid"
-                + (f", {len(io_errors)} unreadable" if io_errors else "")
-                + "[/dim]"
+                + (f", {len(failures)} unreadable" if failures else "")
             )
+            typer.echo(typer.style(summary, dim=True))
 
-    if io_errors:
+    if failures:
         raise typer.Exit(2)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
-def _expand(files: list[Path]) -> tuple[list[Path], list[Path]]:
+def _error(message: str) -> None:
+    typer.echo(typer.style("error:", fg="red", bold=True) + " " + message, err=True)
+
+
+def _expand(files: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
+    """(config files, missing paths, directories without any YAML)."""
     if not files:
         found = next((Path(name) for name in CONFIG_NAMES if Path(name).is_file()), None)
-        return ([found] if found else []), []
-    paths, missing = [], []
+        return ([found] if found else []), [], []
+    paths, missing, empty_dirs = [], [], []
     for entry in files:
         if entry.is_dir():
-            paths.extend(sorted(p for p in entry.rglob("*") if p.suffix in (".yaml", ".yml")))
+            inside = sorted(
+                p for p in entry.rglob("*") if p.is_file() and p.suffix.lower() in (".yaml", ".yml")
+            )
+            paths.extend(inside)
+            if not inside:
+                empty_dirs.append(entry)
         elif entry.exists():
             paths.append(entry)
         else:
             missing.append(entry)
-    return paths, missing
+    return paths, missing, empty_dirs
+
+
+def _failure(path: Path, code: str, message: str):
+    from proxy.config import Problem, Severity
+
+    return Problem(Severity.ERROR, code, message, file=str(path))
 
 
 def _io_message(exc: Exception) -> str:
@@ -107,38 +130,19 @@ def _io_message(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def _as_json(results, io_errors) -> dict:
-    return {
-        "valid": not io_errors and all(r.ok for r in results),
-        "files": [
-            {
-                "file": r.file,
-                "valid": r.ok,
-                "errors": len(r.errors),
-                "warnings": len(r.warnings),
-                "problems": [p.to_dict() for p in r.problems],
-            }
-            for r in results
-        ]
-        + [
-            {
-                "file": file,
-                "valid": False,
-                "errors": 1,
-                "warnings": 0,
-                "problems": [
-                    {
-                        "severity": "error",
-                        "code": "io-error",
-                        "message": message,
-                        "file": file,
-                        "line": None,
-                        "column": None,
-                        "path": None,
-                        "hint": None,
-                    }
-                ],
-            }
-            for file, message in io_errors
-        ],
-    }
+def _as_json(results, failures) -> dict:
+    files = [
+        {
+            "file": r.file,
+            "valid": r.ok,
+            "errors": len(r.errors),
+            "warnings": len(r.warnings),
+            "problems": [p.to_dict() for p in r.problems],
+        }
+        for r in results
+    ]
+    files += [
+        {"file": f.file, "valid": False, "errors": 1, "warnings": 0, "problems": [f.to_dict()]}
+        for f in failures
+    ]
+    return {"valid": not failures and all(r.ok for r in results), "files": files}

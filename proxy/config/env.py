@@ -53,6 +53,10 @@ class EnvExpander:
         return _REFERENCE.sub(substitute, text)
 
 
+class EnvFileError(Exception):
+    """A `.env` beside the config exists but cannot be read."""
+
+
 def environment_for(config_path: FsPath | None, base: Mapping[str, str] | None = None) -> dict:
     """The variables a config sees: the process environment over its `.env` file."""
     merged: dict[str, str] = {}
@@ -61,6 +65,11 @@ def environment_for(config_path: FsPath | None, base: Mapping[str, str] | None =
         if dotenv_file.is_file():
             from dotenv import dotenv_values  # only paid for when a .env exists
 
-            merged.update({k: v for k, v in dotenv_values(dotenv_file).items() if v is not None})
+            try:
+                values = dotenv_values(dotenv_file, encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+                raise EnvFileError(f"cannot read {dotenv_file}: {reason}") from None
+            merged.update({k: v for k, v in values.items() if v is not None})
     merged.update(os.environ if base is None else base)
     return merged

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path as FsPath
 
-from proxy.config.env import environment_for
+from proxy.config.env import EnvFileError, environment_for
 from proxy.config.model import Config
 from proxy.config.normalize import normalize
 from proxy.config.problems import ConfigError, Problem, Severity, format_path
@@ -16,6 +17,8 @@ from proxy.config.rules import Facts, check_rules
 from proxy.config.schema_check import check_schema
 from proxy.config.source import parse_yaml
 from proxy.config.versions import UPSTREAM_VERSIONS, canonical_version
+
+FATAL_YAML = frozenset({"yaml-syntax", "yaml-too-large"})
 
 
 class Mode(StrEnum):
@@ -28,6 +31,7 @@ class LoadResult:
     file: str
     problems: list[Problem] = field(default_factory=list)
     config: Config | None = None
+    text: str = field(default="", repr=False)  # for source excerpts
     secret_spans: list = field(default_factory=list, repr=False)
 
     @property
@@ -53,9 +57,23 @@ def check_file(
     """Check one config file. Raises OSError when it cannot be read."""
     fs_path = FsPath(path)
     text = fs_path.read_text(encoding="utf-8")
-    return check_text(
-        text, file=str(path), env=environment_for(fs_path, env), mode=mode, strict=strict
-    )
+    try:
+        variables = environment_for(fs_path, env)
+    except EnvFileError as exc:
+        result = LoadResult(file=str(path), text=text)
+        result.problems.append(
+            Problem(
+                Severity.ERROR,
+                "env-file",
+                str(exc),
+                file=str(path),
+                line=1,
+                column=1,
+                hint="a .env file holds NAME=value lines in UTF-8.",
+            )
+        )
+        return _finish(result, strict)
+    return check_text(text, file=str(path), env=variables, mode=mode, strict=strict)
 
 
 def check_text(
@@ -66,11 +84,11 @@ def check_text(
     mode: Mode = Mode.VALIDATE,
     strict: bool = False,
 ) -> LoadResult:
-    result = LoadResult(file=file)
-    parsed = parse_yaml(text, file, environment_for(None, env))
+    result = LoadResult(file=file, text=text)
+    parsed = parse_yaml(text, file, os.environ if env is None else env)
     result.problems.extend(parsed.problems)
     result.secret_spans = parsed.source_map.secret_spans
-    if any(p.code == "yaml-syntax" for p in parsed.problems):
+    if any(p.code in FATAL_YAML for p in parsed.problems):
         return _finish(result, strict)
 
     data = parsed.data

@@ -93,7 +93,7 @@ class ModelProvider:
     default: bool = False
     passthrough_auth: bool = False
     http_host: str | None = None
-    headers: Mapping[str, str] = _empty()
+    headers: Mapping[str, str] = field(default_factory=lambda: EMPTY, repr=False)
     source: Path = field(default=(), compare=False, repr=False)
 
     @property
@@ -152,7 +152,7 @@ class PromptTarget:
     name: str
     description: str
     default: bool = False
-    endpoint: Mapping[str, object] = _empty()
+    endpoint: Mapping[str, object] = field(default_factory=lambda: EMPTY, repr=False)
     parameters: tuple[Mapping[str, object], ...] = ()
     system_prompt: str | None = None
     auto_llm_dispatch_on_response: bool = False
@@ -176,13 +176,13 @@ class Tracing:
     otlp_endpoint: str | None = None
     header_prefixes: tuple[str, ...] = ()
     static_attributes: Mapping[str, str] = _empty()
-    exporters: tuple[Mapping[str, object], ...] = ()
+    exporters: tuple[Mapping[str, object], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class SessionCache:
     type: str = "memory"
-    url: str | None = None
+    url: str | None = field(default=None, repr=False)  # may carry a Redis password
     tenant_header: str | None = None
 
 
@@ -212,7 +212,9 @@ class Overrides:
     orchestrator_model_context_length: int = 8192
     optimize_context_window: bool = False
     prompt_target_intent_matching_threshold: float | None = None
-    other: Mapping[str, object] = _empty()  # keys we do not know, kept for forward compatibility
+    other: Mapping[str, object] = field(
+        default_factory=lambda: EMPTY, repr=False
+    )  # keys we do not know, kept for forward compatibility
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,10 +51,6 @@ class ModelIndex:
             return Resolution(self._wildcards[prefix], model_id)
         return None
 
-    def candidates_for_id(self, model_id: str) -> list[ModelProvider]:
-        """Every entry whose bare model id is `model_id` (more than one means ambiguous)."""
-        return list(self._by_id.get(model_id, ()))
-
     def names(self) -> list[str]:
         """Everything a reference may name, for did-you-mean hints."""
         seen = dict.fromkeys(

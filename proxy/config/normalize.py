@@ -93,28 +93,37 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
     )
 
 
+def model_name(item: dict) -> str | None:
+    """provider/model_id of a provider entry, reading the v0.1 `provider:` field too."""
+    model = item.get("model")
+    if not isinstance(model, str):
+        return None
+    legacy_provider = item.get("provider")
+    if isinstance(legacy_provider, str) and legacy_provider and "/" not in model:
+        return f"{legacy_provider}/{model}"
+    return model
+
+
 def _providers(data: dict, key: str, report: Reporter) -> Iterator[ModelProvider]:
     for path, item in _items(data, key):
-        model = item.get("model")
-        if not isinstance(model, str):
+        model = model_name(item)
+        if model is None:
             continue
-        legacy_provider = item.get("provider")
-        if isinstance(legacy_provider, str) and legacy_provider and "/" not in model:
+        if model != item["model"]:
             report.warning(
                 "legacy-provider-field",
-                f"'provider: {legacy_provider}' with a bare model is the v0.1 form",
+                f"'provider: {item['provider']}' with a bare model is the v0.1 form",
                 (*path, "provider"),
-                f"write `model: {legacy_provider}/{model}` and drop 'provider'.",
+                f"write `model: {model}` and drop 'provider'.",
                 at_key=True,
             )
-            model = f"{legacy_provider}/{model}"
-        prefix, _, model_id = model.partition("/")
+        prefix, slash, model_id = model.partition("/")
         interface = _str(item.get("provider_interface"))
         known = PROVIDERS.get(prefix)
         yield ModelProvider(
             name=_str(item.get("name")) or model,
-            provider=prefix if model_id else "",
-            model_id=model_id or prefix,
+            provider=prefix if slash else "",
+            model_id=model_id if slash else model,
             spec=spec_for(prefix, interface),
             # Only a provider known by name has a default address; an interface does not.
             base_url=_str(item.get("base_url")) or (known.base_url if known else None),
@@ -222,11 +231,9 @@ def _routes(data: dict, providers_key: str, version: str, report: Reporter):
 
     modern = version_tuple(version) >= (0, 4)
     for provider_path, provider in _items(data, providers_key):
-        model = provider.get("model")
-        if not isinstance(model, str):
+        model = model_name(provider)
+        if model is None:
             continue
-        if "/" not in model and isinstance(provider.get("provider"), str):
-            model = f"{provider['provider']}/{model}"
         for pref_path, pref in _items(provider, "routing_preferences", provider_path):
             name = pref.get("name")
             if not isinstance(name, str):
@@ -240,23 +247,16 @@ def _routes(data: dict, providers_key: str, version: str, report: Reporter):
                     f"with `models: [{model}]`.",
                     at_key=True,
                 )
-            existing = routes.get(name)
-            if existing is None:
-                routes[name] = RoutingPreference(
+            # A name used twice is an error (rules.duplicates); the first one is kept.
+            routes.setdefault(
+                name,
+                RoutingPreference(
                     name=name,
                     description=str(pref.get("description", "")),
                     models=(model,),
                     source=pref_path,
-                )
-            elif model not in existing.models:
-                routes[name] = RoutingPreference(
-                    name=existing.name,
-                    description=existing.description,
-                    models=(*existing.models, model),
-                    prefer=existing.prefer,
-                    examples=existing.examples,
-                    source=existing.source,
-                )
+                ),
+            )
     return tuple(routes.values())
 
 

@@ -2,16 +2,19 @@
 
 Each rule reads the normalized Config (whose entities remember their YAML paths) and
 reports through the Reporter, so every message lands on the right line and column.
+The rules follow upstream Plano's config generator, so a config rejected there is
+rejected here, with a clearer message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from proxy.config.hints import did_you_mean
 from proxy.config.model import Config, ListenerType, ModelProvider
+from proxy.config.normalize import model_name
 from proxy.config.problems import Path
 from proxy.config.redact import redact_url
 from proxy.config.report import Reporter
@@ -28,6 +31,18 @@ class Facts:
     env_paths: frozenset[Path] = frozenset()
     serving: bool = False  # `plano up` rather than `plano validate`
 
+    def raw(self, path: Path) -> dict:
+        """The raw mapping at `path`, or {} when there is none."""
+        node: object = self.data
+        for part in path:
+            if isinstance(node, dict):
+                node = node.get(part)
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                return {}
+        return node if isinstance(node, dict) else {}
+
 
 Rule = Callable[[Facts, Reporter], None]
 
@@ -37,31 +52,65 @@ def check_rules(facts: Facts, report: Reporter) -> None:
         rule(facts, report)
 
 
+# --- model providers ----------------------------------------------------------------
+
+
 def provider_model_names(facts: Facts, report: Reporter) -> None:
-    config, _data = facts.config, facts.data
-    for p in config.providers:
+    for p in facts.config.providers:
+        where = (*p.source, "model")
         if not p.provider:
             report.error(
                 "provider-model-format",
                 f"model '{p.model_id}' must name its provider: provider/model_id",
-                (*p.source, "model"),
+                where,
                 f"for example `model: openai/{p.model_id}`, or `model: openai/*` for every model.",
+            )
+        elif not p.model_id:
+            report.error(
+                "provider-model-format",
+                f"model '{p.provider}/' has no model id after the slash",
+                where,
+                f"for example `model: {p.provider}/<model_id>`, or `{p.provider}/*`.",
             )
         elif "*" in p.model_id and p.model_id != "*":
             report.error(
                 "provider-model-format",
                 f"model '{p.model}': a wildcard must be the whole model id (provider/*)",
-                (*p.source, "model"),
+                where,
                 f"write `model: {p.provider}/*`.",
             )
 
 
+def provider_interfaces(facts: Facts, report: Reporter) -> None:
+    for p in facts.config.providers:
+        raw = facts.raw(p.source)
+        interface = raw.get("provider_interface")
+        if interface is None:
+            continue
+        if raw.get("provider"):
+            report.error(
+                "provider-and-interface",
+                "'provider' and 'provider_interface' are both set",
+                (*p.source, "provider_interface"),
+                f"write `model: {model_name(raw)}` and drop both.",
+                at_key=True,
+            )
+        elif p.provider in PROVIDERS:
+            report.error(
+                "interface-on-known-provider",
+                f"provider_interface is only for providers Plano does not know; "
+                f"'{p.provider}' is known",
+                (*p.source, "provider_interface"),
+                "remove provider_interface: the provider prefix of the model sets the protocol.",
+                at_key=True,
+            )
+
+
 def provider_base_urls(facts: Facts, report: Reporter) -> None:
-    config, data = facts.config, facts.data
-    for p in config.providers:
+    for p in facts.config.providers:
         if not p.provider:
             continue
-        raw = _raw(data, p.source)
+        raw = facts.raw(p.source)
         known = PROVIDERS.get(p.provider)
         if known is None:
             missing = [k for k in ("base_url", "provider_interface") if not raw.get(k)]
@@ -98,13 +147,14 @@ _BASE_URL_EXAMPLES = {
     "ollama": "for example `base_url: http://localhost:11434`.",
     "qwen": "for example `base_url: https://dashscope-intl.aliyuncs.com/compatible-mode/v1`.",
     "amazon_bedrock": "for example `base_url: https://bedrock-runtime.us-east-1.amazonaws.com`.",
+    "plano": "the server of the router model, for example `base_url: http://localhost:11434`.",
+    "arch": "the server of the router model, for example `base_url: http://localhost:11434`.",
 }
 
 
 def provider_defaults(facts: Facts, report: Reporter) -> None:
-    config, _data = facts.config, facts.data
     first_default: ModelProvider | None = None
-    for p in config.providers:
+    for p in facts.config.providers:
         if not p.default:
             continue
         if p.is_wildcard:
@@ -128,22 +178,43 @@ def provider_defaults(facts: Facts, report: Reporter) -> None:
         )
 
 
+def wildcard_routes(facts: Facts, report: Reporter) -> None:
+    for p in facts.config.providers:
+        if p.is_wildcard and facts.raw(p.source).get("routing_preferences"):
+            report.error(
+                "wildcard-route",
+                f"a wildcard model ({p.model}) cannot have routing_preferences",
+                (*p.source, "routing_preferences"),
+                "a route needs a specific model: list one under the top-level routing_preferences.",
+                at_key=True,
+            )
+    for route in facts.config.routes:
+        if route.source[:1] != ("routing_preferences",):
+            continue  # inline routes on a wildcard are reported above
+        for i, model in enumerate(route.models):
+            if model.endswith("/*"):
+                report.error(
+                    "wildcard-route",
+                    f"route '{route.name}' lists a wildcard ({model})",
+                    (*route.source, "models", i),
+                    "list specific models, for example openai/gpt-4o.",
+                )
+
+
 def provider_keys(facts: Facts, report: Reporter) -> None:
-    config, data = facts.config, facts.data
-    for p in config.providers:
+    for p in facts.config.providers:
         if p.passthrough_auth or p.spec is None or not p.spec.needs_key:
             continue
-        raw_key = _raw(data, p.source).get("access_key")
-        if raw_key is None:
-            custom_url = _raw(data, p.source).get("base_url")
-            if not custom_url:
-                report.warning(
-                    "missing-access-key",
-                    f"{p.name} has no access_key; requests to it will be sent without credentials",
-                    (*p.source, "model"),
-                    "add `access_key: $YOUR_API_KEY`, or `passthrough_auth: true` to forward "
-                    "the client's key.",
-                )
+        raw = facts.raw(p.source)
+        raw_key = raw.get("access_key")
+        if raw_key is None and not raw.get("base_url"):
+            report.warning(
+                "missing-access-key",
+                f"{p.name} has no access_key; requests to it will be sent without credentials",
+                (*p.source, "model"),
+                "add `access_key: $YOUR_API_KEY`, or `passthrough_auth: true` to forward "
+                "the client's key.",
+            )
         elif isinstance(raw_key, str) and (*p.source, "access_key") not in facts.env_paths:
             report.warning(
                 "literal-secret",
@@ -154,63 +225,87 @@ def provider_keys(facts: Facts, report: Reporter) -> None:
             )
 
 
+# --- uniqueness ---------------------------------------------------------------------
+
+
 def duplicates(facts: Facts, report: Reporter) -> None:
-    config, data = facts.config, facts.data
+    config = facts.config
+    named = [p for p in config.providers if facts.raw(p.source).get("name")]
     _unique(
         report,
         "duplicate-name",
         "model provider name",
-        (
-            (
-                p.name,
-                (*p.source, "name") if _raw(data, p.source).get("name") else (*p.source, "model"),
-            )
-            for p in config.providers
-            if _raw(data, p.source).get("name")
-        ),
+        ((p.name, (*p.source, "name")) for p in named),
     )
+    concrete = [p for p in config.providers if p.provider and p.model_id and not p.is_wildcard]
+    _unique(report, "duplicate-model", "model", ((p.model, (*p.source, "model")) for p in concrete))
+    # Upstream resolves bare ids too, so `openai/a` and `groq/a` would be ambiguous.
     _unique(
         report,
         "duplicate-model",
-        "model",
-        ((p.model, (*p.source, "model")) for p in config.providers if p.provider),
+        "model id",
+        ((p.model_id, (*p.source, "model")) for p in _distinct_models(concrete)),
     )
     explicit = [lst for lst in config.listeners if not lst.implicit]
     _unique(
         report, "duplicate-listener", "listener name", ((lst.name, lst.source) for lst in explicit)
     )
-    _unique(report, "duplicate-id", "agent id", ((a.id, (*a.source, "id")) for a in config.agents))
-    _unique(
-        report, "duplicate-id", "filter id", ((f.id, (*f.source, "id")) for f in config.filters)
-    )
+    # Agents and filters share one id space: both become upstream clusters by id.
     _unique(
         report,
-        "duplicate-route",
-        "routing preference",
-        (
-            (r.name, (*r.source, "name"))
-            for r in config.routes
-            if r.source[:1] == ("routing_preferences",)
-        ),
+        "duplicate-id",
+        "agent or filter id",
+        ((item.id, (*item.source, "id")) for item in (*config.agents, *config.filters)),
     )
+    _unique(report, "duplicate-route", "routing preference", _route_names(facts))
     _unique(
         report,
         "duplicate-name",
         "prompt target",
         ((t.name, (*t.source, "name")) for t in config.prompt_targets),
     )
+    _ports(facts, report, explicit)
 
-    seen: dict[int, tuple[str, str]] = {}
-    for lst in explicit:
-        other = seen.get(lst.port)
-        if other and (other[1] == lst.address or "0.0.0.0" in (other[1], lst.address)):
-            report.error(
-                "duplicate-port",
-                f"listener '{lst.name}' uses port {lst.port}, already taken by '{other[0]}'",
-                (*lst.source, "port") if _raw(data, lst.source).get("port") else lst.source,
-                "give each listener its own port.",
+
+def _distinct_models(providers: list[ModelProvider]) -> Iterator[ModelProvider]:
+    seen: set[str] = set()
+    for p in providers:  # a repeated provider/id is reported once, above
+        if p.model not in seen:
+            seen.add(p.model)
+            yield p
+
+
+def _route_names(facts: Facts) -> Iterator[tuple[str, Path]]:
+    """Every route name as written: top level, then inline under providers."""
+    for key in ("routing_preferences",):
+        for i, item in enumerate(facts.data.get(key) or []):
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                yield item["name"], (key, i, "name")
+    for p in facts.config.providers:
+        inline = facts.raw(p.source).get("routing_preferences")
+        for i, item in enumerate(inline if isinstance(inline, list) else []):
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                yield item["name"], (*p.source, "routing_preferences", i, "name")
+
+
+_ANY_ADDRESS = {"0.0.0.0", "::", "[::]"}
+
+
+def _ports(facts: Facts, report: Reporter, listeners) -> None:
+    for i, lst in enumerate(listeners):
+        for other in listeners[:i]:
+            same_address = lst.address == other.address or bool(
+                {lst.address, other.address} & _ANY_ADDRESS
             )
-        seen.setdefault(lst.port, (lst.name, lst.address))
+            if lst.port == other.port and same_address:
+                where = (*lst.source, "port") if facts.raw(lst.source).get("port") else lst.source
+                report.error(
+                    "duplicate-port",
+                    f"listener '{lst.name}' uses port {lst.port}, already taken by '{other.name}'",
+                    where,
+                    "give each listener its own port.",
+                )
+                break
 
 
 def _unique(report: Reporter, code: str, what: str, items: Iterable[tuple[str, Path]]) -> None:
@@ -228,8 +323,11 @@ def _unique(report: Reporter, code: str, what: str, items: Iterable[tuple[str, P
             first[value] = path
 
 
+# --- listeners ----------------------------------------------------------------------
+
+
 def model_listeners(facts: Facts, report: Reporter) -> None:
-    config, _data = facts.config, facts.data
+    config = facts.config
     model_listeners = [lst for lst in config.listeners if lst.type is ListenerType.MODEL]
     for extra in model_listeners[1:]:
         report.error(
@@ -258,8 +356,11 @@ def model_listeners(facts: Facts, report: Reporter) -> None:
             )
 
 
+# --- references ---------------------------------------------------------------------
+
+
 def references(facts: Facts, report: Reporter) -> None:
-    config, _data = facts.config, facts.data
+    config = facts.config
     index = config.models
     for alias, target in config.aliases.items():
         if index.resolve(target, follow_aliases=False) is None:
@@ -274,7 +375,7 @@ def references(facts: Facts, report: Reporter) -> None:
         if route.source[:1] != ("routing_preferences",):
             continue
         for i, model in enumerate(route.models):
-            if index.resolve(model) is None:
+            if not model.endswith("/*") and index.resolve(model) is None:
                 _unknown_model(
                     report,
                     index,
@@ -353,6 +454,9 @@ def _known_id(
     )
 
 
+# --- versions, URLs -----------------------------------------------------------------
+
+
 def version_features(facts: Facts, report: Reporter) -> None:
     config, data = facts.config, facts.data
     if "routing_preferences" in data and version_tuple(config.version) < (0, 4):
@@ -374,7 +478,7 @@ def version_features(facts: Facts, report: Reporter) -> None:
 
 
 def urls(facts: Facts, report: Reporter) -> None:
-    config, _data = facts.config, facts.data
+    config = facts.config
     for item in (*config.agents, *config.filters):
         if item.url and not _is_http_url(item.url):
             report.error(
@@ -384,60 +488,69 @@ def urls(facts: Facts, report: Reporter) -> None:
                 "write it as http://host:port.",
             )
     endpoint = config.tracing.otlp_endpoint
-    path = ("tracing", "opentracing_grpc_endpoint")
     if endpoint and "$" not in endpoint:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https", "grpc") or not parts.hostname:
-            report.error(
-                "otlp-endpoint",
-                f"OTLP endpoint '{redact_url(endpoint)}' must be a URL with scheme and host",
-                path,
-                "for example http://localhost:4317 (gRPC) or http://localhost:4318 (HTTP).",
-            )
-        else:
-            try:
-                port = parts.port
-            except ValueError:
-                report.error(
-                    "otlp-endpoint",
-                    f"OTLP endpoint '{redact_url(endpoint)}' has an invalid port",
-                    path,
-                    "the port is a number from 1 to 65535.",
-                )
-                return
-            if port is None:
-                report.warning(
-                    "otlp-endpoint",
-                    f"OTLP endpoint '{redact_url(endpoint)}' has no port",
-                    path,
-                    "collectors listen on 4317 (gRPC) or 4318 (HTTP).",
-                )
+        _check_otlp(endpoint, report)
+
+
+def _check_otlp(endpoint: str, report: Reporter) -> None:
+    path = ("tracing", "opentracing_grpc_endpoint")
+    shown = redact_url(endpoint)
+    parts = _split(endpoint)
+    if parts is None or parts.scheme not in ("http", "https", "grpc") or not parts.hostname:
+        report.error(
+            "otlp-endpoint",
+            f"OTLP endpoint '{shown}' must be a URL with scheme and host",
+            path,
+            "for example http://localhost:4317 (gRPC) or http://localhost:4318 (HTTP).",
+        )
+        return
+    if parts.path not in ("", "/"):
+        report.error(
+            "otlp-endpoint",
+            f"OTLP endpoint '{shown}' must not have a path",
+            path,
+            "give the collector's address only, for example http://localhost:4317.",
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        report.error(
+            "otlp-endpoint",
+            f"OTLP endpoint '{shown}' has an invalid port",
+            path,
+            "the port is a number from 1 to 65535.",
+        )
+        return
+    if port is None:
+        report.warning(
+            "otlp-endpoint",
+            f"OTLP endpoint '{shown}' has no port",
+            path,
+            "collectors listen on 4317 (gRPC) or 4318 (HTTP).",
+        )
+
+
+def _split(url: str) -> SplitResult | None:
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return None
 
 
 def _is_http_url(value: str) -> bool:
     if "$" in value:  # an unset variable is reported on its own
         return True
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _raw(data: dict, path: Path) -> dict:
-    node: object = data
-    for part in path:
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
-            return {}
-    return node if isinstance(node, dict) else {}
+    parts = _split(value)
+    return parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 RULES: tuple[Rule, ...] = (
     version_features,
     provider_model_names,
+    provider_interfaces,
     provider_base_urls,
     provider_defaults,
+    wildcard_routes,
     provider_keys,
     duplicates,
     model_listeners,

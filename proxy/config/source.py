@@ -94,6 +94,8 @@ def parse_yaml(text: str, file: str | None, env: Mapping[str, str]) -> ParsedSou
         return ParsedSource(None, source_map, [], problems)
     builder = _Builder(loader, source_map, EnvExpander(env), problems)
     data = builder.build(root, ())
+    if any(p.code == "yaml-too-large" for p in problems):
+        data = None
     return ParsedSource(data, source_map, builder.expander.references, problems)
 
 
@@ -111,6 +113,16 @@ def _syntax_hint(exc: yaml.MarkedYAMLError, text: str) -> str | None:
     return None
 
 
+# Guards against hostile or broken files: an alias "billion laughs" expands exponentially,
+# and Python recursion ends near 1,000 levels. Real configs stay far below both.
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+
+
+class _TooLarge(Exception):
+    pass
+
+
 class _Builder:
     def __init__(self, loader, source_map: SourceMap, expander: EnvExpander, problems):
         self.loader = loader
@@ -118,9 +130,28 @@ class _Builder:
         self.expander = expander
         self.problems = problems
         self._active: set[int] = set()
+        self._built = 0
 
     def build(self, node: yaml.Node, path: Path) -> object:
-        self.map.values[path] = Position(node.start_mark.line + 1, node.start_mark.column + 1)
+        try:
+            return self._build(node, path)
+        except _TooLarge as exc:
+            self._error(
+                node,
+                (),
+                "yaml-too-large",
+                str(exc),
+                hint="check for aliases that expand each other, or deep nesting.",
+            )
+            return None
+
+    def _build(self, node: yaml.Node, path: Path) -> object:
+        self._built += 1
+        if self._built > MAX_NODES:
+            raise _TooLarge(f"the document expands to more than {MAX_NODES:,} nodes")
+        if len(path) > MAX_DEPTH:
+            raise _TooLarge(f"the document nests deeper than {MAX_DEPTH} levels")
+        self.map.values.setdefault(path, _start(node))
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)
         if id(node) in self._active:  # an alias that contains itself
@@ -129,63 +160,86 @@ class _Builder:
         self._active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
-                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+                return [self._build(item, (*path, i)) for i, item in enumerate(node.value)]
             return self._mapping(node, path)
         finally:
             self._active.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict:
-        self.loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        # Keys written here may override keys merged in with `<<: *anchor`; only keys
+        # written twice in this very mapping are duplicates.
+        written = {id(k) for k, _ in node.value if k.tag != _MERGE_TAG}
+        try:
+            self.loader.flatten_mapping(node)
+        except yaml.YAMLError as exc:
+            self._error(
+                node,
+                path,
+                "yaml-merge",
+                f"cannot merge: {_reason(exc)}",
+                hint="`<<:` takes an alias of a mapping, or a list of them.",
+            )
+            return {}
         out: dict = {}
         first_seen: dict[object, int] = {}
         for key_node, value_node in node.value:
-            key = self._key(key_node)
+            key = self._key(key_node, path)
             child = (*path, key)
             line = key_node.start_mark.line + 1
-            if key in first_seen and key_node.tag != _MERGE_TAG:
-                self._error(
-                    key_node,
-                    child,
-                    "duplicate-key",
-                    f"duplicate key '{key}' (first defined at line {first_seen[key]})",
-                    hint="YAML keeps only the last value; remove or rename one of them.",
-                )
-            first_seen.setdefault(key, line)
-            self.map.keys[child] = Position(line, key_node.start_mark.column + 1)
-            out[key] = self.build(value_node, child)
+            if id(key_node) in written:
+                if key in first_seen:
+                    self._error(
+                        key_node,
+                        child,
+                        "duplicate-key",
+                        f"duplicate key '{key}' (first defined at line {first_seen[key]})",
+                        hint="YAML keeps only the last value; remove or rename one of them.",
+                    )
+                first_seen.setdefault(key, line)
+            if id(key_node) in written or child not in self.map.keys:
+                self.map.keys[child] = _start(key_node)
+            out[key] = self._build(value_node, child)
         return out
 
-    def _key(self, node: yaml.Node) -> object:
+    def _key(self, node: yaml.Node, path: Path) -> object:
         if isinstance(node, yaml.ScalarNode):
-            value = self.loader.construct_object(node)
+            try:
+                value = self.loader.construct_object(node)
+            except Exception:  # see _scalar
+                self._error(node, path, "yaml-value", f"cannot read key {node.value!r}")
+                return node.value
             return (
                 value
                 if isinstance(value, str | int | float | bool) or value is None
                 else str(value)
             )
-        return self.loader.construct_object(node, deep=True).__repr__()
+        self._error(node, path, "yaml-key", "a key must be a plain value, not a list or mapping")
+        return f"<{type(node).__name__} at line {node.start_mark.line + 1}>"
 
     def _scalar(self, node: yaml.ScalarNode, path: Path) -> object:
-        if is_secret_path(path):
-            self.map.secret_spans.append(
-                (
-                    Position(node.start_mark.line + 1, node.start_mark.column + 1),
-                    Position(node.end_mark.line + 1, node.end_mark.column + 1),
-                )
-            )
+        secret = is_secret_path(path)
+        if secret:
+            self.map.secret_spans.append((_start(node), _end(node)))
         if "$" in node.value and node.tag == _STR_TAG:
             expanded = self.expander.expand(node.value, path)
             if expanded != node.value:
-                if node.style in (None, ""):  # libyaml says "", PyYAML None
-                    # Unquoted: `port: $PORT` should become an int, as if typed in.
-                    tag = self.loader.resolve(yaml.ScalarNode, expanded, (True, False))
-                else:
-                    tag = _STR_TAG
+                tag = _STR_TAG
+                if node.style in (None, "") and not secret:  # libyaml says "", PyYAML None
+                    # Unquoted `port: $PORT` becomes a number, as if typed in; never a
+                    # bool or null, which would surprise (NAME=off, KEY=null).
+                    resolved = self.loader.resolve(yaml.ScalarNode, expanded, (True, False))
+                    if resolved in (_INT_TAG, _FLOAT_TAG):
+                        tag = resolved
                 node = yaml.ScalarNode(tag, expanded, node.start_mark, node.end_mark, node.style)
         try:
             return self.loader.construct_object(node)
-        except yaml.constructor.ConstructorError as exc:
-            self._error(node, path, "yaml-value", f"cannot read value: {exc.problem}")
+        except Exception as exc:  # tagged values (!!bool maybe) raise KeyError, TypeError...
+            self._error(
+                node,
+                path,
+                "yaml-value",
+                f"cannot read value as {_tag_name(node.tag)}: {_reason(exc)}",
+            )
             return node.value
 
     def _error(self, node, path, code, message, hint=None):
@@ -201,3 +255,23 @@ class _Builder:
                 column=node.start_mark.column + 1,
             )
         )
+
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+def _start(node: yaml.Node) -> Position:
+    return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _end(node: yaml.Node) -> Position:
+    return Position(node.end_mark.line + 1, node.end_mark.column + 1)
+
+
+def _tag_name(tag: str) -> str:
+    return tag.rsplit(":", 1)[-1]
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "problem", None) or str(exc).splitlines()[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 UPSTREAM_VERSIONS = ("v0.1", "v0.1.0", "0.1-beta", "0.2.0", "v0.3.0", "v0.4.0")
-LATEST = "v0.4.0"
 
 _LOOSE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:-beta)?$")
 _CANONICAL = {(0, 1): "v0.1.0", (0, 2): "0.2.0", (0, 3): "v0.3.0", (0, 4): "v0.4.0"}

@@ -57,8 +57,8 @@ _SPECS = (
     ProviderSpec("amazon_bedrock", Wire.BEDROCK, Auth.BEARER, needs_base_url=True),
     ProviderSpec("ollama", Wire.OPENAI, Auth.NONE, needs_base_url=True, needs_key=False),
     # Plano's own router/orchestrator models, served locally (Ollama, vLLM).
-    ProviderSpec("plano", Wire.OPENAI, Auth.BEARER, needs_key=False),
-    ProviderSpec("arch", Wire.OPENAI, Auth.BEARER, needs_key=False),
+    ProviderSpec("plano", Wire.OPENAI, Auth.BEARER, needs_base_url=True, needs_key=False),
+    ProviderSpec("arch", Wire.OPENAI, Auth.BEARER, needs_base_url=True, needs_key=False),
 )
 
 PROVIDERS: dict[str, ProviderSpec] = {spec.name: spec for spec in _SPECS}
