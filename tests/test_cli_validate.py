@@ -45,6 +45,7 @@ def test_valid_file_exits_0_with_warnings_shown(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"{path}  (1 warning)" in result.output
     assert f"{path}:4:40: warning: environment variable OPENAI_API_KEY is not set" in result.output
+    assert "access_key: $OPENAI_API_KEY}" in result.output  # a reference is not a secret
 
 
 def test_invalid_file_exits_1_with_every_problem_and_hints(runner, tmp_path):

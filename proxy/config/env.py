@@ -20,6 +20,16 @@ _REFERENCE = re.compile(
 )
 
 
+_ONLY_REFERENCES = re.compile(
+    r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)+"
+)
+
+
+def is_reference_only(text: str) -> bool:
+    """True for `$KEY` or `${A}${B}`: text that names variables and holds no value."""
+    return _ONLY_REFERENCES.fullmatch(text.strip()) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class EnvReference:
     """One `$VAR` use: which variable, at which node, and whether it was resolved."""

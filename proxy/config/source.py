@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from proxy.config.env import EnvExpander, EnvReference
+from proxy.config.env import EnvExpander, EnvReference, is_reference_only
 from proxy.config.problems import Path, Problem, Severity
 from proxy.config.redact import is_secret_path
 
@@ -218,7 +218,7 @@ class _Builder:
 
     def _scalar(self, node: yaml.ScalarNode, path: Path) -> object:
         secret = is_secret_path(path)
-        if secret:
+        if secret and not is_reference_only(node.value):
             self.map.secret_spans.append((_start(node), _end(node)))
         if "$" in node.value and node.tag == _STR_TAG:
             expanded = self.expander.expand(node.value, path)
