@@ -94,24 +94,28 @@ def test_upstream_generator_rules():
             access_key: $K
             routing_preferences: [{name: code, description: other code}]
         """)
-    codes = sorted(p.code for p in result.errors)
-    assert codes == sorted(
-        [
+    assert [(p.code, p.message, p.line, p.column) for p in result.errors] == [
+        ("duplicate-id", "duplicate agent or filter id 'guard' (first at line 3)", 4, 16),
+        (
             "interface-on-known-provider",
-            "provider-and-interface",
-            "duplicate-model",
-            "wildcard-route",
-            "missing-base-url",
-            "duplicate-route",
-            "duplicate-id",
-        ]
-    )
-    assert found(result, "duplicate-model") == [
-        ("duplicate model id 'gpt-4o' (first at line 6)", 8, 13)
+            "provider_interface is only for providers Plano does not know; 'openai' is known",
+            6,
+            44,
+        ),
+        ("provider-and-interface", "'provider' and 'provider_interface' are both set", 7, 44),
+        ("duplicate-model", "duplicate model id 'gpt-4o' (first at line 6)", 8, 13),
+        ("wildcard-route", "a wildcard model (anthropic/*) cannot have routing_preferences", 11, 5),
+        ("missing-base-url", "provider 'arch' needs base_url", 12, 12),
+        ("duplicate-route", "duplicate routing preference 'code' (first at line 11)", 15, 34),
     ]
-    assert found(result, "duplicate-route")[0][0] == (
-        "duplicate routing preference 'code' (first at line 11)"
+
+
+def test_route_to_a_wildcard_is_rejected():
+    result = check(
+        HEAD + "model_providers: [{model: openai/*, access_key: $K}]\n"
+        "routing_preferences: [{name: r, description: d, models: [openai/*]}]\n"
     )
+    assert found(result, "wildcard-route") == [("route 'r' lists a wildcard (openai/*)", 4, 58)]
 
 
 def test_ports_clash_between_later_listeners_and_ipv6_any():
