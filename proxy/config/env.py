@@ -20,9 +20,7 @@ _REFERENCE = re.compile(
 )
 
 
-_ONLY_REFERENCES = re.compile(
-    r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)+"
-)
+_ONLY_REFERENCES = re.compile(r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|\$[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def is_reference_only(text: str) -> bool:

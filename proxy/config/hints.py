@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 from proxy.config.problems import Path
@@ -72,6 +71,8 @@ def unknown_key_hint(key: str, allowed: Iterable[str], parent: Path) -> tuple[st
 
 
 def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.72) -> str | None:
+    import difflib  # ~10 ms of start-up, paid only when there is a problem to explain
+
     options = [o for o in options if isinstance(o, str)]
     lowered = {o.lower(): o for o in options}
     if word.lower() in lowered and lowered[word.lower()] != word:
