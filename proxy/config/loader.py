@@ -93,22 +93,21 @@ def check_text(
 
     data = parsed.data
     report = Reporter(parsed.source_map)
-    if data is None:
-        report.error(
-            "empty-config",
-            "the file is empty",
-            (),
-            "a config needs at least `version:` and `listeners:`.",
-        )
-        result.problems.extend(report.problems)
-        return _finish(result, strict)
     if not isinstance(data, dict):
-        report.error(
-            "not-a-mapping",
-            "a config must be a YAML mapping of keys to values",
-            (),
-            "start with `version: v0.4.0` on the first line.",
-        )
+        if data is None:
+            report.error(
+                "empty-config",
+                "the file is empty",
+                (),
+                "a config needs at least `version:` and `listeners:`.",
+            )
+        else:
+            report.error(
+                "not-a-mapping",
+                "a config must be a YAML mapping of keys to values",
+                (),
+                "start with `version: v0.4.0` on the first line.",
+            )
         result.problems.extend(report.problems)
         return _finish(result, strict)
 
