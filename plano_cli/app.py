@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from plano_cli.commands import schema, validate
+from plano_cli.commands import schema, up, validate
 
 app = typer.Typer(
     name="plano",
@@ -51,6 +51,7 @@ def _root(
 
 app.command("validate")(validate.validate)
 app.command("schema")(schema.schema)
+app.command("up")(up.up)
 
 
 def main() -> None:

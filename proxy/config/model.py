@@ -224,6 +224,7 @@ class Config:
     listeners: tuple[Listener, ...]
     providers: tuple[ModelProvider, ...]
     aliases: Mapping[str, str] = _empty()
+    alias_fallbacks: Mapping[str, tuple[str, ...]] = _empty()
     routes: tuple[RoutingPreference, ...] = ()
     agents: tuple[Agent, ...] = ()
     filters: tuple[Filter, ...] = ()

@@ -61,6 +61,11 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         for alias, spec in _mapping(data.get("model_aliases")).items()
         if isinstance(spec, dict) and isinstance(spec.get("target"), str)
     }
+    fallbacks = {
+        str(alias): _strings(spec.get("fallbacks"))
+        for alias, spec in _mapping(data.get("model_aliases")).items()
+        if isinstance(spec, dict) and spec.get("fallbacks")
+    }
     listeners = _listeners(data, providers, report)
     return Config(
         version=version,
@@ -68,6 +73,7 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         listeners=listeners,
         providers=providers,
         aliases=MappingProxyType(aliases),
+        alias_fallbacks=MappingProxyType(fallbacks),
         routes=_routes(data, providers_key, version, report),
         agents=tuple(
             Agent(item["id"], str(item.get("url", "")), source=path)

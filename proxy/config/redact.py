@@ -85,3 +85,15 @@ def redact_url(url: str) -> str:
             [(k, MASK if _CREDENTIAL_KEY.search(k) else v) for k, v in pairs], safe="*"
         )
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+_KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|ak|key)[-_][A-Za-z0-9_*.-]{6,}|\b[A-Za-z0-9_-]{40,}\b")
+
+
+def redact_text(text: str, limit: int = 500) -> str:
+    """Free text from elsewhere (an upstream's error message), with key-like tokens masked.
+
+    Providers echo fragments of a rejected key ("Incorrect API key provided: sk-ab***yz").
+    """
+    text = _KEY_LIKE.sub(MASK, redact_line(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."

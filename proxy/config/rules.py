@@ -371,6 +371,16 @@ def references(facts: Facts, report: Reporter) -> None:
                 ("model_aliases", alias, "target"),
                 f"alias '{alias}' targets model '{target}', which is not configured",
             )
+    for alias, fallbacks in config.alias_fallbacks.items():
+        for i, model in enumerate(fallbacks):
+            if index.resolve(model, follow_aliases=False) is None:
+                _unknown_model(
+                    report,
+                    index,
+                    model,
+                    ("model_aliases", alias, "fallbacks", i),
+                    f"alias '{alias}' falls back to model '{model}', which is not configured",
+                )
     for route in config.routes:
         if route.source[:1] != ("routing_preferences",):
             continue

@@ -1,0 +1,57 @@
+"""`plano up`: validate the config, then serve it in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plano_cli.commands.validate import CONFIG_NAMES
+
+
+def up(
+    config_file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="The config file. Default: plano_config.yaml or config.yaml here.",
+            show_default=False,
+        ),
+    ] = None,
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(
+            "--shutdown-timeout", help="Seconds to let in-flight requests finish on shutdown."
+        ),
+    ] = 30.0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", metavar="", help="No per-request access log.")
+    ] = False,
+) -> None:
+    """Start the proxy: every listener in the config, with one access-log line per request."""
+    from plano_cli.problem_output import print_result
+    from plano_cli.serve import run_foreground
+    from proxy.config import Mode, check_file
+
+    path = config_file or next((Path(n) for n in CONFIG_NAMES if Path(n).is_file()), None)
+    if path is None:
+        typer.echo(
+            f"error: no config file given, and none of {', '.join(CONFIG_NAMES)} "
+            "is in this directory.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    try:
+        result = check_file(path, mode=Mode.SERVE)
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: {path}: {getattr(exc, 'strerror', None) or exc}", err=True)
+        raise typer.Exit(2) from None
+    if not result.ok or result.config is None:
+        print_result(result, err=True)
+        typer.echo("plano up: fix the errors above, then run it again.", err=True)
+        raise typer.Exit(1)
+    if result.warnings:
+        print_result(result, err=True)
+    raise typer.Exit(
+        run_foreground(result.config, shutdown_timeout=shutdown_timeout, access_log=not quiet)
+    )

@@ -1,0 +1,85 @@
+"""Running the proxy in this process: the start-up panel, access log lines, Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from proxy.config.model import Config
+from proxy.server.runner import ProxyServer
+from proxy.upstream.targets import TargetError, target_for
+
+
+def run_foreground(config: Config, *, shutdown_timeout: float, access_log: bool) -> int:
+    console = Console(stderr=True, highlight=False)
+    for provider in config.providers:
+        if provider.is_wildcard:
+            continue
+        try:
+            target_for(provider)
+        except TargetError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            return 1
+    _configure_logging(console, access_log)
+    server = ProxyServer(config, shutdown_timeout=shutdown_timeout)
+
+    async def main() -> None:
+        try:
+            await server.start()
+        except OSError as exc:
+            console.print(f"[red]error:[/red] cannot listen: {exc.strerror or exc}")
+            raise SystemExit(1) from None
+        console.print(_panel(config, server))
+        await server.serve_until_signalled()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    console.print("[dim]plano stopped[/dim]")
+    return 0
+
+
+def _panel(config: Config, server: ProxyServer) -> Panel:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for bound in server.bound:
+        table.add_row(
+            f"{bound.listener.type.value} listener",
+            f"{bound.url}  [dim]({bound.listener.name})[/dim]",
+        )
+    for listener in server.skipped:
+        table.add_row(
+            f"{listener.type.value} listener",
+            f"[yellow]not served yet[/yellow] [dim]({listener.name}, port {listener.port})[/dim]",
+        )
+    default = config.default_provider
+    for provider in config.providers:
+        mark = " [green](default)[/green]" if provider is default else ""
+        table.add_row("model", f"{provider.model}{mark}")
+    for alias, target in config.aliases.items():
+        table.add_row("alias", f"{alias} → {target}")
+    table.add_row("routes", ", ".join(r.name for r in config.routes) or "[dim]none[/dim]")
+    return Panel(table, title="plano up", subtitle="Ctrl-C to stop", expand=False)
+
+
+def _configure_logging(console: Console, access_log: bool) -> None:
+    class ConsoleHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(self.format(record), highlight=False, markup=False)
+
+    handler = ConsoleHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("plano")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    logging.getLogger("plano.access").disabled = not access_log
+    logging.getLogger("plano.gateway").setLevel(logging.WARNING)

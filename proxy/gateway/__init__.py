@@ -1,0 +1,1 @@
+"""The LLM request path: resolve the model, call upstream with retries and failover."""

@@ -1,0 +1,452 @@
+"""One LLM request, end to end: parse, resolve, call upstream (retry, fail over), reply.
+
+Same format on both sides (an OpenAI client and an OpenAI-wire upstream) takes the
+passthrough: the client's body is forwarded with only `model` rewritten, and the
+upstream's bytes flow back as they came, tapped on the side for usage and first-token
+time. Otherwise the request goes through the canonical model of proxy.canonical.
+
+Retries and failover happen only before anything has been sent to the client. For a
+stream that means: until the upstream's first event has arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from proxy.canonical import (
+    ChatRequest,
+    Finish,
+    StreamError,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    UsageReport,
+    WireError,
+)
+from proxy.config.model import Config, Listener
+from proxy.config.model_index import Resolution
+from proxy.config.redact import redact_text
+from proxy.gateway.client_api import CODECS, ClientAPI
+from proxy.gateway.exchange import Attempt, Exchange
+from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates
+from proxy.upstream.retry import FAILOVER_STATUS, RETRYABLE_STATUS, Backoff
+from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS, Target, target_for
+from proxy.wire.sse import SSEEvent, SSEParser, format_sse
+
+log = logging.getLogger("plano.gateway")
+
+_JSON = "application/json"
+_FORWARDED_REQUEST_HEADERS = ("x-request-id", "anthropic-beta", "traceparent", "tracestate")
+_MAX_ERROR_BODY = 64 * 1024
+
+
+class ClientError(Exception):
+    """Something the client must fix: rendered in its API's error shape."""
+
+    def __init__(self, status: int, message: str, param: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param = status, message, param
+
+
+@dataclass(slots=True)
+class Failure:
+    """An attempt that produced nothing for the client."""
+
+    status: int  # what the client would see if this were the last attempt
+    outcome: str  # for the record: "HTTP 503", "connect error", ...
+    message: str
+    retryable: bool
+    failover: bool
+    retry_after: str | None = None
+
+
+class _ClientGone(Exception):
+    """The client disconnected while we were writing to it."""
+
+
+class Gateway:
+    """The model listener's request handler; one per listener, shared by its requests."""
+
+    def __init__(
+        self,
+        config: Config,
+        listener: Listener,
+        session: aiohttp.ClientSession,
+        backoff: Backoff | None = None,
+    ):
+        self.config = config
+        self.listener = listener
+        self.session = session
+        self.backoff = backoff or Backoff()
+        self._targets: dict[tuple[str, str], Target] = {}
+        connect = config.overrides.upstream_connect_timeout_s
+        self._timeout_json = aiohttp.ClientTimeout(total=listener.timeout_s, sock_connect=connect)
+        # A stream may run long; what must not happen is a long silence.
+        self._timeout_stream = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect, sock_read=listener.timeout_s
+        )
+
+    # --- entry point ------------------------------------------------------------------
+
+    async def handle(
+        self, request: web.Request, api: ClientAPI, exchange: Exchange, body: dict
+    ) -> web.StreamResponse:
+        try:
+            chat = api.codec.parse_request(body)
+        except WireError as exc:
+            raise ClientError(400, exc.message, exc.param) from None
+        exchange.requested_model = chat.model
+        exchange.stream = chat.stream
+        hint = request.headers.get(PROVIDER_HINT_HEADER)
+        try:
+            chain = candidates(self.config, hint or chat.model)
+        except UnknownModel as exc:
+            raise ClientError(400, str(exc), "model") from None
+        return await self._run(request, api, exchange, body, chat, chain)
+
+    async def _run(
+        self,
+        request,
+        api: ClientAPI,
+        exchange: Exchange,
+        body: dict,
+        chat: ChatRequest,
+        chain: list[Resolution],
+    ) -> web.StreamResponse:
+        failures: list[tuple[Resolution, Failure]] = []
+        for resolution in chain:
+            target = self._target(resolution)
+            same_wire = target.wire is api.wire
+            payload = self._payload(api, body, chat, resolution, target, same_wire)
+            headers = self._headers(request, target)
+            for attempt in range(1, self.listener.max_retries + 2):
+                started = time.perf_counter()
+                result = await self._attempt(
+                    request,
+                    api,
+                    exchange,
+                    target,
+                    resolution,
+                    payload,
+                    headers,
+                    chat.stream,
+                    same_wire,
+                    body,
+                )
+                if not isinstance(result, Failure):
+                    exchange.attempts.append(
+                        Attempt(resolution.model, "ok", time.perf_counter() - started)
+                    )
+                    return result
+                exchange.attempts.append(
+                    Attempt(resolution.model, result.outcome, time.perf_counter() - started)
+                )
+                log.info(
+                    "upstream %s failed (%s), attempt %d", resolution.model, result.outcome, attempt
+                )
+                if not result.retryable or attempt > self.listener.max_retries:
+                    break
+                delay = self.backoff.delay(attempt, result.retry_after)
+                if delay is None:  # asked to wait longer than is worth it: next model
+                    break
+                await asyncio.sleep(delay)
+            failures.append((resolution, result))
+            if not result.failover:
+                break
+        raise _exhausted(failures)
+
+    # --- one attempt --------------------------------------------------------------------
+
+    async def _attempt(
+        self, request, api, exchange, target, resolution, payload, headers, stream, same_wire, body
+    ) -> web.StreamResponse | Failure:
+        try:
+            upstream = await self.session.post(
+                target.url,
+                data=payload,
+                headers=headers,
+                timeout=self._timeout_stream if stream else self._timeout_json,
+            )
+        except TimeoutError:
+            return Failure(504, "timeout", f"{resolution.model}: timed out", True, True)
+        except aiohttp.ClientError as exc:
+            return Failure(
+                502, "connect error", f"{resolution.model}: {_describe(exc)}", True, True
+            )
+        try:
+            if upstream.status >= 400:
+                return await _status_failure(upstream, resolution)
+            exchange.model, exchange.provider = resolution.model, resolution.provider.provider
+            exchange.passthrough = same_wire
+            if stream:
+                return await self._stream(
+                    request, api, exchange, target, resolution, upstream, same_wire, body
+                )
+            return await self._json(api, exchange, target, resolution, upstream, same_wire)
+        except TimeoutError:
+            return Failure(504, "timeout", f"{resolution.model}: timed out reading", True, True)
+        except aiohttp.ClientError as exc:
+            return Failure(502, "read error", f"{resolution.model}: {_describe(exc)}", True, True)
+        finally:
+            upstream.release()  # back to the pool when fully read, closed otherwise
+
+    async def _json(self, api, exchange, target, resolution, upstream, same_wire):
+        raw = await upstream.read()
+        try:
+            parsed = orjson.loads(raw)
+            response = CODECS[target.wire].parse_response(parsed)
+        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError, AttributeError):
+            return Failure(
+                502,
+                "malformed response",
+                f"{resolution.model}: the provider sent a malformed response",
+                True,
+                True,
+            )
+        exchange.mark_first_token()
+        exchange.usage = response.usage
+        exchange.status = 200
+        if not same_wire:
+            raw = orjson.dumps(api.codec.render_response(response, resolution.model_id))
+        return web.Response(
+            body=raw, status=200, content_type=_JSON, headers=self._reply_headers(exchange)
+        )
+
+    async def _stream(
+        self, request, api, exchange, target, resolution, upstream, same_wire, body
+    ) -> web.StreamResponse | Failure:
+        sse = SSEParser()
+        tap = CODECS[target.wire].StreamParser()  # canonical view, for usage and errors
+        renderer = None if same_wire else api.stream_renderer(resolution.model_id, body)
+        drop_usage_chunk = (
+            same_wire
+            and api.wire.value == "openai"
+            and not (CODECS[api.wire].wants_usage_in_stream(body))
+        )
+        chunks = upstream.content.iter_any()
+
+        first = await _first_events(chunks, sse)
+        if isinstance(first, str):
+            return Failure(502, "stream error", f"{resolution.model}: {first}", True, True)
+
+        response = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                **self._reply_headers(exchange),
+            },
+        )
+        await response.prepare(request)
+        exchange.status = 200
+        relay = _Relay(response, exchange, tap, renderer, drop_usage_chunk)
+        try:
+            await relay.events(first)
+            async for chunk in chunks:
+                await relay.events(sse.feed(chunk))
+            await relay.events(sse.flush())
+            if not relay.finished:
+                raise aiohttp.ClientPayloadError("the stream ended before the response did")
+            await relay.close()
+        except _ClientGone:
+            exchange.status, exchange.error = 499, "client disconnected"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The client already has a 200 and part of the answer: end its stream with an
+            # error event in its own format, so SDKs raise instead of hanging.
+            exchange.error = f"{resolution.model}: {_describe(exc)}"
+            await relay.fail(
+                api,
+                resolution.model_id,
+                f"upstream {resolution.model} failed mid-stream: {_describe(exc)}",
+            )
+        return response
+
+    # --- request shaping ----------------------------------------------------------------
+
+    def _target(self, resolution: Resolution) -> Target:
+        key = (resolution.provider.name, resolution.model_id)
+        target = self._targets.get(key)
+        if target is None:
+            target = self._targets[key] = target_for(resolution.provider, resolution.model_id)
+        return target
+
+    def _payload(self, api, body, chat, resolution, target, same_wire) -> bytes:
+        if same_wire:
+            forwarded = dict(body)
+            forwarded["model"] = resolution.model_id
+            if chat.stream and api.wire.value == "openai":
+                # Ask for usage so it can be recorded; the chunk is dropped again if the
+                # client did not ask for it itself.
+                forwarded["stream_options"] = {
+                    **(body.get("stream_options") or {}),
+                    "include_usage": True,
+                }
+            return orjson.dumps(forwarded)
+        return orjson.dumps(CODECS[target.wire].build_request(chat, resolution.model_id))
+
+    def _headers(self, request: web.Request, target: Target) -> dict[str, str]:
+        headers = {"Content-Type": _JSON, **target.headers}
+        for name in _FORWARDED_REQUEST_HEADERS:
+            value = request.headers.get(name)
+            if value is not None:
+                headers[name] = value
+        if target.passthrough_auth:
+            for name in PASSTHROUGH_AUTH_HEADERS:
+                value = request.headers.get(name)
+                if value is not None:
+                    headers[name] = value
+        return headers
+
+    def _reply_headers(self, exchange: Exchange) -> dict[str, str]:
+        return {"x-request-id": exchange.request_id, "x-plano-model": exchange.model or ""}
+
+
+class _Relay:
+    """Writes one stream to the client, keeping the exchange's record up to date."""
+
+    def __init__(
+        self,
+        response: web.StreamResponse,
+        exchange: Exchange,
+        tap,
+        renderer,
+        drop_usage_chunk: bool,
+    ):
+        self.response = response
+        self.exchange = exchange
+        self.tap = tap
+        self.renderer = renderer
+        self.drop_usage_chunk = drop_usage_chunk
+        self.finished = False
+        self.failed = False
+
+    async def events(self, events: list[SSEEvent]) -> None:
+        out = bytearray()
+        for event in events:
+            canonical = self.tap.feed(event)
+            self._record(canonical)
+            if self.renderer is None:
+                if not (self.drop_usage_chunk and _is_usage_only(canonical)):
+                    out += format_sse(event.data, event.event)
+            else:
+                for item in canonical:
+                    out += self.renderer.render(item)
+            if any(isinstance(item, StreamError) for item in canonical):
+                self.failed = self.finished = True
+                break
+        if out:
+            await self._write(bytes(out))
+
+    async def close(self) -> None:
+        if self.renderer is not None and not self.failed:
+            await self._write(self.renderer.finish())
+        await self._eof()
+
+    async def fail(self, api: ClientAPI, model: str, message: str) -> None:
+        renderer = self.renderer or api.stream_renderer(model, {})
+        try:
+            await self._write(renderer.render(StreamError(message, "upstream_error")))
+            await self._eof()
+        except _ClientGone:
+            pass
+
+    def _record(self, events: list[StreamEvent]) -> None:
+        for item in events:
+            if isinstance(item, TextDelta | ToolCallStart | ToolCallDelta):
+                self.exchange.mark_first_token()
+            elif isinstance(item, UsageReport):
+                self.exchange.usage = item.usage
+            elif isinstance(item, Finish):
+                self.finished = True
+            elif isinstance(item, StreamError):
+                self.exchange.error = item.message
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self.response.write(data)
+        except (ConnectionError, aiohttp.ClientConnectionError) as exc:
+            raise _ClientGone() from exc
+
+    async def _eof(self) -> None:
+        try:
+            await self.response.write_eof()
+        except (ConnectionError, aiohttp.ClientConnectionError) as exc:
+            raise _ClientGone() from exc
+
+
+async def _first_events(chunks: AsyncIterator[bytes], sse: SSEParser) -> list[SSEEvent] | str:
+    """The upstream's first events, or why there were none (then the attempt can retry)."""
+    try:
+        async for chunk in chunks:
+            events = sse.feed(chunk)
+            if events:
+                return events
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return _describe(exc)
+    return sse.flush() or "the stream ended before its first event"
+
+
+def _is_usage_only(events: list[StreamEvent]) -> bool:
+    return bool(events) and all(isinstance(e, UsageReport) for e in events)
+
+
+async def _status_failure(upstream: aiohttp.ClientResponse, resolution: Resolution) -> Failure:
+    raw = await upstream.content.read(_MAX_ERROR_BODY)
+    message = _upstream_message(raw) or upstream.reason or "error"
+    return Failure(
+        upstream.status,
+        f"HTTP {upstream.status}",
+        f"{resolution.model}: HTTP {upstream.status}: {redact_text(message)}",
+        upstream.status in RETRYABLE_STATUS,
+        upstream.status in FAILOVER_STATUS,
+        upstream.headers.get("Retry-After"),
+    )
+
+
+def _upstream_message(raw: bytes) -> str | None:
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:300].decode("utf-8", errors="replace").strip() or None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    return None
+
+
+def _exhausted(failures: list[tuple[Resolution, Failure]]) -> ClientError:
+    last = failures[-1][1]
+    statuses = {f.status for _, f in failures}
+    if not last.failover:
+        status = last.status  # the provider refused the request itself (400, 413, 422)
+    elif statuses in ({429}, {504}):
+        status = last.status  # rate limited or timed out everywhere: say so
+    else:
+        status = 502
+    if len(failures) == 1:
+        return ClientError(status, last.message)
+    tried = "; ".join(f.message for _, f in failures)
+    return ClientError(status, f"all {len(failures)} candidate models failed: {tried}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the response was cut off"
+    return redact_text(str(exc) or type(exc).__name__)

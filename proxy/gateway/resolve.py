@@ -1,0 +1,35 @@
+"""From what a client asked for to the ordered list of models to try."""
+
+from __future__ import annotations
+
+from proxy.config.model import Config
+from proxy.config.model_index import Resolution
+
+# Upstream Plano's header for choosing a provider regardless of the body's model.
+PROVIDER_HINT_HEADER = "x-arch-llm-provider-hint"
+
+
+class UnknownModel(Exception):
+    def __init__(self, model: str):
+        # Upstream's exact wording, which clients may match on.
+        super().__init__(f"Model '{model}' not found in configured providers")
+        self.model = model
+
+
+def candidates(config: Config, requested: str | None) -> list[Resolution]:
+    """The primary model, then its alias fallbacks; the default model when none is named."""
+    index = config.models
+    if not requested:
+        default = config.default_provider
+        if default is None:
+            raise UnknownModel("")
+        return [Resolution(default, default.model_id)]
+    primary = index.resolve(requested)
+    if primary is None or primary.model_id == "*":
+        raise UnknownModel(requested)
+    chain = [primary]
+    for fallback in config.alias_fallbacks.get(requested, ()):
+        resolved = index.resolve(fallback, follow_aliases=False)
+        if resolved is not None and resolved.model not in {c.model for c in chain}:
+            chain.append(resolved)
+    return chain

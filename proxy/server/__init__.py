@@ -1,0 +1,1 @@
+"""The proxy's HTTP side: one aiohttp application per listener, and their lifecycle."""

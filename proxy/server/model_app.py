@@ -1,0 +1,171 @@
+"""The model listener: OpenAI Chat, Anthropic Messages, /v1/models and /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from proxy.config.model import Config, Listener
+from proxy.gateway.client_api import ANTHROPIC_MESSAGES, OPENAI_CHAT, ClientAPI
+from proxy.gateway.exchange import Exchange
+from proxy.gateway.pipeline import ClientError, Gateway
+from proxy.upstream.retry import Backoff
+from proxy.wire import openai_chat
+
+log = logging.getLogger("plano.server")
+access_log = logging.getLogger("plano.access")
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # room for a few base64 images
+GATEWAY = web.AppKey("gateway", Gateway)
+SESSION = web.AppKey("session", aiohttp.ClientSession)
+Observer = Callable[[Exchange], None]
+OBSERVERS = web.AppKey("observers", list)
+
+
+def build_model_app(
+    config: Config,
+    listener: Listener,
+    observers: list[Observer] | None = None,
+    backoff: Backoff | None = None,
+) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
+    app[OBSERVERS] = list(observers or [])
+    started = int(time.time())
+
+    async def open_session(app: web.Application) -> None:
+        # One pooled session for the listener's lifetime: no per-request setup.
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=256, ttl_dns_cache=300, keepalive_timeout=60
+        )
+        app[SESSION] = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+        )
+        app[GATEWAY] = Gateway(config, listener, app[SESSION], backoff)
+
+    async def close_session(app: web.Application) -> None:
+        await app[SESSION].close()
+
+    app.on_startup.append(open_session)
+    app.on_cleanup.append(close_session)
+
+    async def models(request: web.Request) -> web.Response:
+        entries = [p.model for p in config.providers if not p.is_wildcard]
+        entries += [alias for alias in config.aliases if alias not in entries]
+        data = [
+            {
+                "id": name,
+                "object": "model",
+                "created": started,
+                "owned_by": name.split("/", 1)[0] if "/" in name else "plano",
+            }
+            for name in entries
+        ]
+        return _json({"object": "list", "data": data})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return _json({"status": "ok", "listener": listener.name})
+
+    app.router.add_post("/v1/chat/completions", _chat_handler(OPENAI_CHAT))
+    app.router.add_post("/v1/messages", _chat_handler(ANTHROPIC_MESSAGES))
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def _chat_handler(api: ClientAPI):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        exchange = Exchange(
+            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            api=api.name,
+            path=request.path,
+        )
+        try:
+            body = await _read_json(request)
+            response = await request.app[GATEWAY].handle(request, api, exchange, body)
+        except ClientError as exc:
+            exchange.status, exchange.error = exc.status, exc.message
+            response = _json(
+                api.codec.render_error(exc.status, exc.message),
+                exc.status,
+                {"x-request-id": exchange.request_id},
+            )
+        except asyncio.CancelledError:
+            exchange.status, exchange.error = 499, "client disconnected"
+            raise
+        except Exception:
+            log.exception("unhandled error for request %s", exchange.request_id)
+            exchange.status, exchange.error = 500, "internal error"
+            response = _json(
+                api.codec.render_error(500, "internal error in the Plano gateway"),
+                500,
+                {"x-request-id": exchange.request_id},
+            )
+        finally:
+            exchange.finished_at = time.perf_counter()
+            _observe(request.app, exchange)
+        return response
+
+    return handler
+
+
+async def _read_json(request: web.Request) -> dict:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ClientError(413, f"request body is larger than {MAX_BODY_BYTES} bytes") from None
+    if not raw.strip():
+        raise ClientError(400, "request body is empty; send a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ClientError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ClientError(400, "request body must be a JSON object")
+    return body
+
+
+def _observe(app: web.Application, exchange: Exchange) -> None:
+    usage = exchange.usage
+    access_log.info(
+        "%s %s %d model=%s attempts=%d%s latency=%.3fs%s",
+        exchange.api,
+        exchange.path,
+        exchange.status,
+        exchange.model or exchange.requested_model,
+        len(exchange.attempts),
+        f" ttft={exchange.ttft_s:.3f}s" if exchange.stream and exchange.ttft_s else "",
+        exchange.latency_s,
+        f" tokens={usage.input_tokens}/{usage.output_tokens}" if usage else "",
+        extra={"exchange": exchange},
+    )
+    for observer in app[OBSERVERS]:
+        try:
+            observer(exchange)
+        except Exception:  # telemetry must never break the request path
+            log.exception("observer failed")
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
+    """aiohttp's own 404/405 pages, in the API's JSON error shape instead of HTML."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        codec = ANTHROPIC_MESSAGES.codec if request.path.startswith("/v1/messages") else openai_chat
+        message = f"{request.method} {request.path}: {exc.reason}"
+        return _json(codec.render_error(exc.status, message), exc.status)
+
+
+def _json(payload: dict, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(payload), status=status, content_type="application/json", headers=headers
+    )

@@ -1,0 +1,1 @@
+"""Calling providers: where each one lives, how to authenticate, when to retry."""

@@ -1,0 +1,61 @@
+"""Run the real proxy on an ephemeral loopback port, in a thread with its own loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import textwrap
+import threading
+
+from proxy.config import Mode, check_text
+from proxy.config.model import Config
+from proxy.server.runner import ProxyServer
+from proxy.upstream.retry import Backoff
+
+
+def config_from_yaml(text: str, env: dict | None = None) -> Config:
+    result = check_text(textwrap.dedent(text), env=env or {}, mode=Mode.SERVE)
+    assert result.ok, [p.message for p in result.errors]
+    listeners = tuple(
+        dataclasses.replace(lst, port=0, address="127.0.0.1") for lst in result.config.listeners
+    )
+    return dataclasses.replace(result.config, listeners=listeners)
+
+
+class ProxyThread:
+    def __init__(
+        self,
+        config: Config,
+        shutdown_timeout: float = 5.0,
+        observers=None,
+        backoff: Backoff | None = None,
+    ):
+        # Fast backoff keeps retry tests quick; a Retry-After header is still honoured.
+        self.server = ProxyServer(
+            config,
+            shutdown_timeout=shutdown_timeout,
+            observers=observers,
+            backoff=backoff or Backoff(base_s=0.01, cap_s=0.05),
+        )
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ProxyThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.bound[0].url
+
+    def stop(self, timeout: float = 30) -> None:
+        if not self._thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
