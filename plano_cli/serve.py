@@ -10,27 +10,25 @@ from rich.panel import Panel
 from rich.table import Table
 
 from proxy.config.model import Config
+from proxy.embedded.local_model import LocalModelError
 from proxy.server.runner import ProxyServer
-from proxy.upstream.targets import TargetError, target_for
+from proxy.upstream.targets import TargetError
 
 
 def run_foreground(config: Config, *, shutdown_timeout: float, access_log: bool) -> int:
     console = Console(stderr=True, highlight=False)
-    for provider in config.providers:
-        if provider.is_wildcard:
-            continue
-        try:
-            target_for(provider)
-        except TargetError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            return 1
     _configure_logging(console, access_log)
     server = ProxyServer(config, shutdown_timeout=shutdown_timeout)
 
     async def main() -> None:
         try:
             await server.start()
+        except (LocalModelError, TargetError) as exc:
+            await server.stop()
+            console.print(f"[red]error:[/red] {exc}")
+            raise SystemExit(1) from None
         except OSError as exc:
+            await server.stop()
             console.print(f"[red]error:[/red] cannot listen: {exc.strerror or exc}")
             raise SystemExit(1) from None
         console.print(_panel(config, server))
@@ -73,7 +71,7 @@ def _panel(config: Config, server: ProxyServer) -> Panel:
 def _configure_logging(console: Console, access_log: bool) -> None:
     class ConsoleHandler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            console.print(self.format(record), highlight=False, markup=False)
+            console.print(self.format(record), highlight=False, markup=False, soft_wrap=True)
 
     handler = ConsoleHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))

@@ -56,6 +56,9 @@ _SPECS = (
     ProviderSpec("qwen", Wire.OPENAI, Auth.BEARER, needs_base_url=True),
     ProviderSpec("amazon_bedrock", Wire.BEDROCK, Auth.BEARER, needs_base_url=True),
     ProviderSpec("ollama", Wire.OPENAI, Auth.NONE, needs_base_url=True, needs_key=False),
+    # Models `plano up` serves itself through llama.cpp (proxy.embedded); a base_url
+    # points at a llama.cpp server of your own instead.
+    ProviderSpec("local", Wire.OPENAI, Auth.NONE, needs_key=False),
     # Plano's own router/orchestrator models, served locally (Ollama, vLLM).
     ProviderSpec("plano", Wire.OPENAI, Auth.BEARER, needs_base_url=True, needs_key=False),
     ProviderSpec("arch", Wire.OPENAI, Auth.BEARER, needs_base_url=True, needs_key=False),

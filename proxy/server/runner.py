@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from dataclasses import dataclass
@@ -10,8 +11,11 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.config.model import Config, Listener, ListenerType
+from proxy.config.model_index import ModelIndex
+from proxy.embedded.local_model import LOCAL_PROVIDER, LocalModelServer
 from proxy.server.model_app import Observer, build_model_app
 from proxy.upstream.retry import Backoff
+from proxy.upstream.targets import target_for
 
 log = logging.getLogger("plano.server")
 
@@ -44,10 +48,19 @@ class ProxyServer:
         self.shutdown_timeout = shutdown_timeout
         self.observers = observers or []
         self.bound: list[Bound] = []
+        self._local_models: list[LocalModelServer] = []
         self.skipped: list[Listener] = []
         self._runners: list[web.AppRunner] = []
 
     async def start(self) -> None:
+        """Start local models, check every provider can be called, then bind listeners.
+
+        Raises LocalModelError, TargetError or OSError (a port in use) before serving.
+        """
+        self.config = await self._start_local_models(self.config)
+        for provider in self.config.providers:
+            if not provider.is_wildcard:
+                target_for(provider)
         for listener in self.config.listeners:
             if listener.type is not ListenerType.MODEL:
                 self.skipped.append(listener)  # prompt and agent listeners: not served yet
@@ -74,6 +87,36 @@ class ProxyServer:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        # Models last: in-flight requests may still be using them while listeners drain.
+        for model in self._local_models:
+            await model.stop()
+        self._local_models.clear()
+
+    async def _start_local_models(self, config: Config) -> Config:
+        wanted = sorted(
+            {
+                p.model_id
+                for p in config.providers
+                if p.provider == LOCAL_PROVIDER and not p.base_url and not p.is_wildcard
+            }
+        )
+        urls = {}
+        for model_id in wanted:
+            log.info("starting local model local/%s (llama.cpp)", model_id)
+            server = LocalModelServer(model_id)
+            self._local_models.append(server)
+            urls[model_id] = await server.start()
+        if not urls:
+            return config
+        providers = tuple(
+            dataclasses.replace(p, base_url=urls[p.model_id])
+            if p.provider == LOCAL_PROVIDER and p.model_id in urls
+            else p
+            for p in config.providers
+        )
+        return dataclasses.replace(
+            config, providers=providers, models=ModelIndex(providers, config.aliases)
+        )
 
     async def serve_until_signalled(self) -> None:
         """Run until SIGINT or SIGTERM, then shut down gracefully."""

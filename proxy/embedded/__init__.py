@@ -1,0 +1,1 @@
+"""Models Plano serves itself, offline: the `local` provider."""

