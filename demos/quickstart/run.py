@@ -26,8 +26,9 @@ def main() -> int:
 
     listener = load_config(CONFIG).model_listener
     base = f"http://127.0.0.1:{listener.port}"
-    gateway = subprocess.Popen([sys.executable, "-m", "plano_cli", "up", "--quiet", str(CONFIG)],
-                               stdin=subprocess.DEVNULL)
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "plano_cli", "up", "--quiet", str(CONFIG)], stdin=subprocess.DEVNULL
+    )
     try:
         wait_for(f"{base}/healthz", gateway, timeout_s=180)
         talk(base)
@@ -60,27 +61,41 @@ def talk(base: str) -> None:
     question = "Name one primary color."
 
     reply = oa.chat.completions.create(
-        model="fast", temperature=0, max_tokens=40,
-        messages=[{"role": "user", "content": question}])
-    show("OpenAI SDK, chat.completions", question, reply.choices[0].message.content,
-         f"{reply.usage.prompt_tokens} in / {reply.usage.completion_tokens} out")
+        model="fast", temperature=0, max_tokens=40, messages=[{"role": "user", "content": question}]
+    )
+    show(
+        "OpenAI SDK, chat.completions",
+        question,
+        reply.choices[0].message.content,
+        f"{reply.usage.prompt_tokens} in / {reply.usage.completion_tokens} out",
+    )
 
-    print(f"\n== OpenAI SDK, streaming ==\n> Count from one to five.\n", end="")
+    print("\n== OpenAI SDK, streaming ==\n> Count from one to five.\n", end="")
     stream = oa.chat.completions.create(
-        model="local/smollm2-135m", temperature=0, max_tokens=40, stream=True,
-        messages=[{"role": "user", "content": "Count from one to five."}])
+        model="local/smollm2-135m",
+        temperature=0,
+        max_tokens=40,
+        stream=True,
+        messages=[{"role": "user", "content": "Count from one to five."}],
+    )
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             print(chunk.choices[0].delta.content, end="", flush=True)
     print()
 
     message = an.messages.create(
-        model="fast", max_tokens=40, system="You answer in one short sentence.",
-        messages=[{"role": "user", "content": "What is the capital of France?"}])
-    show("Anthropic SDK, messages (translated to the OpenAI wire)",
-         "What is the capital of France?", message.content[0].text,
-         f"{message.usage.input_tokens} in / {message.usage.output_tokens} out, "
-         f"stop_reason={message.stop_reason}")
+        model="fast",
+        max_tokens=40,
+        system="You answer in one short sentence.",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+    )
+    show(
+        "Anthropic SDK, messages (translated to the OpenAI wire)",
+        "What is the capital of France?",
+        message.content[0].text,
+        f"{message.usage.input_tokens} in / {message.usage.output_tokens} out, "
+        f"stop_reason={message.stop_reason}",
+    )
 
 
 def show(title: str, question: str, answer: str | None, usage: str) -> None:
