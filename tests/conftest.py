@@ -35,3 +35,15 @@ def check(
 def found(result: LoadResult, code: str) -> list[tuple[str, int | None, int | None]]:
     """(message, line, column) of each problem with this code."""
     return [(p.message, p.line, p.column) for p in result.problems if p.code == code]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_plano_home(tmp_path_factory):
+    """Keep state.db, run files and logs of every test out of the real ~/.plano."""
+    previous = os.environ.get("PLANO_HOME")
+    os.environ["PLANO_HOME"] = str(tmp_path_factory.mktemp("plano_home"))
+    yield
+    if previous is None:
+        os.environ.pop("PLANO_HOME", None)
+    else:
+        os.environ["PLANO_HOME"] = previous

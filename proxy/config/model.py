@@ -197,8 +197,9 @@ class Routing:
 
 @dataclass(frozen=True, slots=True)
 class StateStorage:
-    type: str = "memory"
+    type: str = "sqlite"
     connection_string: Secret | None = None
+    path: str | None = None  # sqlite file; None means $PLANO_HOME/state.db
 
 
 @dataclass(frozen=True, slots=True)

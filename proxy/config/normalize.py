@@ -362,8 +362,9 @@ def _routing(raw: dict, overrides: dict) -> Routing:
 def _state_storage(raw: dict) -> StateStorage:
     conn = raw.get("connection_string")
     return StateStorage(
-        type=_str(raw.get("type")) or "memory",
+        type=_str(raw.get("type")) or "sqlite",
         connection_string=Secret(conn) if isinstance(conn, str) else None,
+        path=_str(raw.get("path")),
     )
 
 

@@ -2,25 +2,60 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import ModuleType
 
+from proxy.canonical import ChatRequest, ChatResponse
 from proxy.providers.catalog import Wire
-from proxy.wire import anthropic_messages, openai_chat
+from proxy.wire import anthropic_messages, openai_chat, openai_responses
 
 CODECS: dict[Wire, ModuleType] = {Wire.OPENAI: openai_chat, Wire.ANTHROPIC: anthropic_messages}
 
 
-@dataclass(frozen=True, slots=True)
 class ClientAPI:
-    name: str
-    wire: Wire  # an upstream of this wire takes the passthrough fast path
-    codec: ModuleType
+    """One client-facing API: how to read its requests and write its responses.
+
+    `wire` is the upstream wire format that speaks the same API, for the passthrough;
+    None when no upstream does (the Responses API is always translated).
+    """
+
+    def __init__(self, name: str, wire: Wire | None, codec: ModuleType):
+        self.name, self.wire, self.codec = name, wire, codec
+
+    def parse_request(self, body: dict) -> ChatRequest:
+        return self.codec.parse_request(body)
+
+    def render_response(self, resp: ChatResponse, model: str, body: dict) -> dict:
+        return self.codec.render_response(resp, model)
 
     def stream_renderer(self, model: str, body: dict):
         if self.codec is openai_chat:
             return openai_chat.StreamRenderer(model, openai_chat.wants_usage_in_stream(body))
         return self.codec.StreamRenderer(model)
+
+    def render_error(self, status: int, message: str) -> dict:
+        return self.codec.render_error(status, message)
+
+
+class ResponsesAPI(ClientAPI):
+    """The OpenAI Responses API, for one request: it knows its response id up front, and
+    keeps its stream renderer so the finished response can be stored."""
+
+    def __init__(self, response_id: str, previous_id: str | None):
+        super().__init__("openai_responses", None, openai_responses)
+        self.response_id = response_id
+        self.previous_id = previous_id
+        self.renderer: openai_responses.StreamRenderer | None = None
+
+    def render_response(self, resp: ChatResponse, model: str, body: dict) -> dict:
+        return openai_responses.render_response(
+            resp, model, self.response_id, body, self.previous_id
+        )
+
+    def stream_renderer(self, model: str, body: dict):
+        self.renderer = openai_responses.StreamRenderer(
+            model, self.response_id, body, self.previous_id
+        )
+        return self.renderer
 
 
 OPENAI_CHAT = ClientAPI("openai_chat", Wire.OPENAI, openai_chat)

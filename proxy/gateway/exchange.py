@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from proxy.canonical import Usage
+from proxy.canonical import ChatResponse, Usage
 
 
 @dataclass(slots=True)
@@ -28,6 +28,7 @@ class Exchange:
     status: int = 0
     attempts: list[Attempt] = field(default_factory=list)
     usage: Usage | None = None
+    result: ChatResponse | None = None  # the parsed answer, when not passed through
     error: str | None = None
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None

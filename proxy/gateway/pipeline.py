@@ -38,6 +38,7 @@ from proxy.config.redact import redact_text
 from proxy.gateway.client_api import CODECS, ClientAPI
 from proxy.gateway.exchange import Attempt, Exchange
 from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates
+from proxy.providers.catalog import Wire
 from proxy.upstream.retry import FAILOVER_STATUS, RETRYABLE_STATUS, Backoff
 from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS, Target, target_for
 from proxy.wire.sse import SSEEvent, SSEParser, format_sse
@@ -101,9 +102,20 @@ class Gateway:
         self, request: web.Request, api: ClientAPI, exchange: Exchange, body: dict
     ) -> web.StreamResponse:
         try:
-            chat = api.codec.parse_request(body)
+            chat = api.parse_request(body)
         except WireError as exc:
             raise ClientError(400, exc.message, exc.param) from None
+        return await self.run_chat(request, api, exchange, body, chat)
+
+    async def run_chat(
+        self,
+        request: web.Request,
+        api: ClientAPI,
+        exchange: Exchange,
+        body: dict,
+        chat: ChatRequest,
+    ) -> web.StreamResponse:
+        """Resolve the model and serve an already parsed request."""
         exchange.requested_model = chat.model
         exchange.stream = chat.stream
         hint = request.headers.get(PROVIDER_HINT_HEADER)
@@ -191,7 +203,7 @@ class Gateway:
                 return await self._stream(
                     request, api, exchange, target, resolution, upstream, same_wire, body
                 )
-            return await self._json(api, exchange, target, resolution, upstream, same_wire)
+            return await self._json(api, exchange, target, resolution, upstream, same_wire, body)
         except TimeoutError:
             return Failure(504, "timeout", f"{resolution.model}: timed out reading", True, True)
         except aiohttp.ClientError as exc:
@@ -199,7 +211,7 @@ class Gateway:
         finally:
             upstream.release()  # back to the pool when fully read, closed otherwise
 
-    async def _json(self, api, exchange, target, resolution, upstream, same_wire):
+    async def _json(self, api, exchange, target, resolution, upstream, same_wire, body):
         raw = await upstream.read()
         try:
             parsed = orjson.loads(raw)
@@ -214,9 +226,10 @@ class Gateway:
             )
         exchange.mark_first_token()
         exchange.usage = response.usage
+        exchange.result = response
         exchange.status = 200
         if not same_wire:
-            raw = orjson.dumps(api.codec.render_response(response, resolution.model_id))
+            raw = orjson.dumps(api.render_response(response, resolution.model_id, body))
         return web.Response(
             body=raw, status=200, content_type=_JSON, headers=self._reply_headers(exchange)
         )
@@ -229,7 +242,7 @@ class Gateway:
         renderer = None if same_wire else api.stream_renderer(resolution.model_id, body)
         drop_usage_chunk = (
             same_wire
-            and api.wire.value == "openai"
+            and api.wire is Wire.OPENAI
             and not (CODECS[api.wire].wants_usage_in_stream(body))
         )
         chunks = upstream.content.iter_any()
@@ -283,7 +296,7 @@ class Gateway:
         if same_wire:
             forwarded = dict(body)
             forwarded["model"] = resolution.model_id
-            if chat.stream and api.wire.value == "openai":
+            if chat.stream and api.wire is Wire.OPENAI:
                 # Ask for usage so it can be recorded; the chunk is dropped again if the
                 # client did not ask for it itself.
                 forwarded["stream_options"] = {

@@ -12,18 +12,21 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from proxy.canonical import WireError
 from proxy.config.model import Config, Listener
-from proxy.gateway.client_api import ANTHROPIC_MESSAGES, OPENAI_CHAT, ClientAPI
+from proxy.gateway.client_api import ANTHROPIC_MESSAGES, OPENAI_CHAT, ClientAPI, ResponsesAPI
 from proxy.gateway.exchange import Exchange
 from proxy.gateway.pipeline import ClientError, Gateway
+from proxy.state.conversations import open_store
 from proxy.upstream.retry import Backoff
-from proxy.wire import openai_chat
+from proxy.wire import openai_chat, openai_responses
 
 log = logging.getLogger("plano.server")
 access_log = logging.getLogger("plano.access")
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # room for a few base64 images
 GATEWAY = web.AppKey("gateway", Gateway)
+STORE = web.AppKey("store", object)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 Observer = Callable[[Exchange], None]
 OBSERVERS = web.AppKey("observers", list)
@@ -48,9 +51,11 @@ def build_model_app(
             connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
         app[GATEWAY] = Gateway(config, listener, app[SESSION], backoff)
+        app[STORE] = await open_store(config.state_storage)
 
     async def close_session(app: web.Application) -> None:
         await app[SESSION].close()
+        await app[STORE].close()
 
     app.on_startup.append(open_session)
     app.on_cleanup.append(close_session)
@@ -72,14 +77,17 @@ def build_model_app(
     async def healthz(request: web.Request) -> web.Response:
         return _json({"status": "ok", "listener": listener.name})
 
-    app.router.add_post("/v1/chat/completions", _chat_handler(OPENAI_CHAT))
-    app.router.add_post("/v1/messages", _chat_handler(ANTHROPIC_MESSAGES))
+    app.router.add_post("/v1/chat/completions", _chat_endpoint(OPENAI_CHAT))
+    app.router.add_post("/v1/messages", _chat_endpoint(ANTHROPIC_MESSAGES))
+    app.router.add_post("/v1/responses", _endpoint(ResponsesAPI("", None), _serve_responses))
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     return app
 
 
-def _chat_handler(api: ClientAPI):
+def _endpoint(api: ClientAPI, serve):
+    """A handler: read the JSON body, serve it, and answer errors in the API's own shape."""
+
     async def handler(request: web.Request) -> web.StreamResponse:
         exchange = Exchange(
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
@@ -88,11 +96,11 @@ def _chat_handler(api: ClientAPI):
         )
         try:
             body = await _read_json(request)
-            response = await request.app[GATEWAY].handle(request, api, exchange, body)
+            response = await serve(request, exchange, body)
         except ClientError as exc:
             exchange.status, exchange.error = exc.status, exc.message
             response = _json(
-                api.codec.render_error(exc.status, exc.message),
+                api.render_error(exc.status, exc.message),
                 exc.status,
                 {"x-request-id": exchange.request_id},
             )
@@ -103,7 +111,7 @@ def _chat_handler(api: ClientAPI):
             log.exception("unhandled error for request %s", exchange.request_id)
             exchange.status, exchange.error = 500, "internal error"
             response = _json(
-                api.codec.render_error(500, "internal error in the Plano gateway"),
+                api.render_error(500, "internal error in the Plano gateway"),
                 500,
                 {"x-request-id": exchange.request_id},
             )
@@ -113,6 +121,46 @@ def _chat_handler(api: ClientAPI):
         return response
 
     return handler
+
+
+def _chat_endpoint(api: ClientAPI):
+    async def serve(request: web.Request, exchange: Exchange, body: dict):
+        return await request.app[GATEWAY].handle(request, api, exchange, body)
+
+    return _endpoint(api, serve)
+
+
+async def _serve_responses(request: web.Request, exchange: Exchange, body: dict):
+    """POST /v1/responses: the conversation so far comes from the store, not the client."""
+    try:
+        previous = openai_responses.previous_response_id(body)
+        chat = openai_responses.parse_request(body)
+    except WireError as exc:
+        raise ClientError(400, exc.message, exc.param) from None
+    store = request.app[STORE]
+    api = ResponsesAPI(openai_responses.new_response_id(), previous)
+    new_turn = [m for m in chat.messages if m.role != "system"]
+    if previous is not None:
+        history = await store.load(previous)
+        if history is None:
+            raise ClientError(400, f"Previous response with id '{previous}' not found.")
+        # This request's instructions lead; earlier instructions are not carried over.
+        chat.messages = [m for m in chat.messages if m.role == "system"] + history + new_turn
+    response = await request.app[GATEWAY].run_chat(request, api, exchange, body, chat)
+    result = exchange.result or (api.renderer.result if api.renderer else None)
+    if (
+        exchange.status == 200
+        and not exchange.error
+        and result is not None
+        and openai_responses.wants_store(body)
+    ):
+        await store.save(
+            api.response_id,
+            previous,
+            exchange.model or "",
+            new_turn + openai_responses.response_messages(result),
+        )
+    return response
 
 
 async def _read_json(request: web.Request) -> dict:

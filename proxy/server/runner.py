@@ -15,7 +15,7 @@ from proxy.config.model_index import ModelIndex
 from proxy.embedded.local_model import LOCAL_PROVIDER, LocalModelServer
 from proxy.server.model_app import Observer, build_model_app
 from proxy.upstream.retry import Backoff
-from proxy.upstream.targets import target_for
+from proxy.upstream.targets import TargetError, target_for
 
 log = logging.getLogger("plano.server")
 
@@ -57,6 +57,11 @@ class ProxyServer:
 
         Raises LocalModelError, TargetError or OSError (a port in use) before serving.
         """
+        if self.config.state_storage.type == "postgres":
+            raise TargetError(
+                "state_storage type postgres is not supported by this gateway "
+                "yet: use sqlite (the default) or memory"
+            )
         self.config = await self._start_local_models(self.config)
         for provider in self.config.providers:
             if not provider.is_wildcard:

@@ -1,0 +1,1 @@
+"""Server-side state: Responses API conversations (previous_response_id)."""
