@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from plano_cli.commands import schema, up, validate
+from plano_cli.commands import down, logs, schema, status, up, validate
 
 app = typer.Typer(
     name="plano",
@@ -52,6 +52,9 @@ def _root(
 app.command("validate")(validate.validate)
 app.command("schema")(schema.schema)
 app.command("up")(up.up)
+app.command("down")(down.down)
+app.command("status")(status.status)
+app.command("logs")(logs.logs)
 
 
 def main() -> None:

@@ -1,4 +1,7 @@
-"""`plano up`: validate the config, then serve it in the foreground until Ctrl-C."""
+"""`plano up`: validate the config, then serve it in the foreground until Ctrl-C.
+
+With --detach it serves in the background instead (see plano_cli.daemon); `plano down` stops it.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +30,20 @@ def up(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", metavar="", help="No per-request access log.")
     ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            "-d",
+            metavar="",
+            help="Run in the background, logging to the run directory; stop with `plano down`.",
+        ),
+    ] = False,
+    # The background process that --detach spawns; its command line marks it as ours.
+    detached_child: Annotated[bool, typer.Option("--detached-child", hidden=True)] = False,
 ) -> None:
     """Start the proxy: every listener in the config, with one access-log line per request."""
     from plano_cli.problem_output import print_result
-    from plano_cli.serve import run_foreground
     from proxy.config import Mode, check_file
 
     path = config_file or next((Path(n) for n in CONFIG_NAMES if Path(n).is_file()), None)
@@ -52,6 +65,21 @@ def up(
         raise typer.Exit(1)
     if result.warnings:
         print_result(result, err=True)
-    raise typer.Exit(
-        run_foreground(result.config, shutdown_timeout=shutdown_timeout, access_log=not quiet)
-    )
+    if detach and not detached_child:
+        from plano_cli.daemon import start_detached
+
+        raise typer.Exit(
+            start_detached(path, result.config, shutdown_timeout=shutdown_timeout, quiet=quiet)
+        )
+    from plano_cli.serve import run_foreground  # aiohttp and rich: only where it serves
+
+    try:
+        code = run_foreground(
+            result.config, shutdown_timeout=shutdown_timeout, access_log=not quiet
+        )
+    finally:
+        if detached_child:
+            from plano_cli.daemon import release_own_files
+
+            release_own_files()
+    raise typer.Exit(code)

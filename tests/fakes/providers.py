@@ -920,6 +920,10 @@ def openai_app(state: FakeProvider) -> web.Application:
     dialect = _OpenAI()
     app = _base_app()
     app.router.add_post("/v1/chat/completions", _completion_handler(state, dialect))
+    # Azure OpenAI serves the same body under a deployment path, keyed by api-version.
+    app.router.add_post(
+        "/openai/deployments/{deployment}/chat/completions", _completion_handler(state, dialect)
+    )
     app.router.add_get(
         "/v1/models", _simple_handler(state, dialect, lambda _r: dialect.models(state))
     )
