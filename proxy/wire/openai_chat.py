@@ -5,7 +5,6 @@ llama.cpp...)."""
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -32,6 +31,10 @@ from proxy.canonical import (
     UsageReport,
     WireError,
 )
+from proxy.wire.fields import is_int as _is_int
+from proxy.wire.fields import new_id as _new_id
+from proxy.wire.fields import number_field as _number
+from proxy.wire.fields import optional_field as _optional
 from proxy.wire.sse import SSEEvent
 
 _FINISH_TO_STOP = {
@@ -539,31 +542,5 @@ def _data(payload: dict) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def _new_id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex[:24]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _int(value: object) -> int:
     return value if _is_int(value) else 0
-
-
-def _number(body: dict, key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise WireError(f"'{key}' must be a number", key)
-    return float(value)
-
-
-def _optional(body: dict, key: str, kind: type):
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise WireError(f"'{key}' must be a {kind.__name__}", key)
-    return value

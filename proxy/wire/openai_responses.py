@@ -32,7 +32,6 @@ Decisions the two models force:
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -60,6 +59,10 @@ from proxy.canonical import (
     WireError,
 )
 from proxy.wire import openai_chat
+from proxy.wire.fields import is_int as _is_int
+from proxy.wire.fields import new_id as _new_id
+from proxy.wire.fields import number_field as _number
+from proxy.wire.fields import optional_field as _optional
 from proxy.wire.sse import format_sse
 
 __all__ = [
@@ -776,14 +779,6 @@ class StreamRenderer:
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _new_id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _int_or_none(value: object) -> int | None:
     return value if _is_int(value) else None
 
@@ -792,29 +787,6 @@ def _float_or_none(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
-
-
-def _number(body: dict, key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise WireError(f"'{key}' must be a number", key)
-    return float(value)
-
-
-_KIND_NAMES = {str: "a string", bool: "a boolean", dict: "an object"}
-
-
-def _optional(body: dict, key: str, kind: type, where: str | None = None) -> Any:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        name = f"{where}.{key}" if where else f"'{key}'"
-        param = f"{where}.{key}" if where else key
-        raise WireError(f"{name} must be {_KIND_NAMES.get(kind, kind.__name__)}", param)
-    return value
 
 
 def _string_field(obj: dict, key: str, where: str) -> str:
