@@ -174,3 +174,15 @@ def test_unsupported_builtin_tool_is_a_clear_400(proxy):
     with pytest.raises(openai.BadRequestError) as info:
         client(proxy).responses.create(model="gpt-4o", input="x", tools=[{"type": "web_search"}])
     assert "web_search" in info.value.body["message"]
+
+
+async def test_async_client_stream_and_continue(proxy):
+    client = openai.AsyncOpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    async with client.responses.stream(model="claude-sonnet-4-6", input="one two") as events:
+        first = await events.get_final_response()
+    follow = await client.responses.create(
+        model="gpt-4o", input="three", previous_response_id=first.id
+    )
+    assert first.output_text == "echo: one two"
+    assert follow.output_text == "echo: three"
+    await client.close()
