@@ -180,19 +180,20 @@ async def _read_json(request: web.Request) -> dict:
 
 
 def _observe(app: web.Application, exchange: Exchange) -> None:
-    usage = exchange.usage
-    access_log.info(
-        "%s %s %d model=%s attempts=%d%s latency=%.3fs%s",
-        exchange.api,
-        exchange.path,
-        exchange.status,
-        exchange.model or exchange.requested_model,
-        len(exchange.attempts),
-        f" ttft={exchange.ttft_s:.3f}s" if exchange.stream and exchange.ttft_s else "",
-        exchange.latency_s,
-        f" tokens={usage.input_tokens}/{usage.output_tokens}" if usage else "",
-        extra={"exchange": exchange},
-    )
+    if access_log.isEnabledFor(logging.INFO):  # build the line only when it is written
+        usage = exchange.usage
+        ttft = exchange.ttft_s if exchange.stream else None
+        access_log.info(
+            "%s %s %d model=%s attempts=%d%s latency=%.3fs%s",
+            exchange.api,
+            exchange.path,
+            exchange.status,
+            exchange.model or exchange.requested_model,
+            len(exchange.attempts),
+            f" ttft={ttft:.3f}s" if ttft else "",
+            exchange.latency_s,
+            f" tokens={usage.input_tokens}/{usage.output_tokens}" if usage else "",
+        )
     for observer in app[OBSERVERS]:
         try:
             observer(exchange)
