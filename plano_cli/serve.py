@@ -13,6 +13,7 @@ from rich.table import Table
 from proxy.config.model import Config
 from proxy.embedded.local_model import LocalModelError
 from proxy.server.runner import ProxyServer
+from proxy.state.conversations import StateStoreError
 from proxy.telemetry.batch_log import BatchingHandler
 from proxy.upstream.targets import TargetError
 
@@ -25,12 +26,10 @@ def run_foreground(config: Config, *, shutdown_timeout: float, access_log: bool)
     async def main() -> None:
         try:
             await server.start()
-        except (LocalModelError, TargetError) as exc:
-            await server.stop()
+        except (LocalModelError, TargetError, StateStoreError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise SystemExit(1) from None
         except OSError as exc:
-            await server.stop()
             console.print(f"[red]error:[/red] cannot listen: {exc.strerror or exc}")
             raise SystemExit(1) from None
         console.print(_panel(config, server))

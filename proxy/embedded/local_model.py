@@ -135,6 +135,7 @@ class LocalModelServer:
     async def stop(self) -> None:
         process, self._process = self._process, None
         if process is None or process.returncode is not None:
+            self._log.close()
             return
         process.terminate()
         try:
@@ -142,6 +143,7 @@ class LocalModelServer:
         except TimeoutError:
             process.kill()
             await process.wait()
+        self._log.close()
 
     def _log_tail(self, limit: int = 800) -> str:
         self._log.seek(0)

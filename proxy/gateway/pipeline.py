@@ -34,7 +34,7 @@ from proxy.canonical import (
 )
 from proxy.config.model import Config, Listener
 from proxy.config.model_index import Resolution
-from proxy.config.redact import redact_text
+from proxy.config.redact import MASK, redact_text
 from proxy.gateway.client_api import CODECS, ClientAPI
 from proxy.gateway.exchange import Attempt, Exchange
 from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates
@@ -53,9 +53,12 @@ _MAX_ERROR_BODY = 64 * 1024
 class ClientError(Exception):
     """Something the client must fix: rendered in its API's error shape."""
 
-    def __init__(self, status: int, message: str, param: str | None = None):
+    def __init__(
+        self, status: int, message: str, param: str | None = None, retry_after: str | None = None
+    ):
         super().__init__(message)
         self.status, self.message, self.param = status, message, param
+        self.retry_after = retry_after  # passed on, so SDKs back off instead of hammering
 
 
 @dataclass(slots=True)
@@ -89,6 +92,12 @@ class Gateway:
         self.session = session
         self.backoff = backoff or Backoff()
         self._targets: dict[tuple[str, str], Target] = {}
+        # Exact credential values, masked in any text from a provider before it is shown.
+        self._secrets = [
+            p.access_key.reveal()
+            for p in config.providers
+            if p.access_key and len(p.access_key.reveal()) >= 6
+        ]
         connect = config.overrides.upstream_connect_timeout_s
         self._timeout_json = aiohttp.ClientTimeout(total=listener.timeout_s, sock_connect=connect)
         # A stream may run long; what must not happen is a long silence.
@@ -188,15 +197,27 @@ class Gateway:
                 headers=headers,
                 timeout=self._timeout_stream if stream else self._timeout_json,
             )
+        except aiohttp.ConnectionTimeoutError:
+            return Failure(
+                504, "connect timeout", f"{resolution.model}: timed out connecting", True, True
+            )
         except TimeoutError:
-            return Failure(504, "timeout", f"{resolution.model}: timed out", True, True)
+            # The provider took the request and did not answer in time: trying it again
+            # could bill the generation twice, so only another model is tried.
+            return Failure(504, "timeout", f"{resolution.model}: timed out", False, True)
         except aiohttp.ClientError as exc:
             return Failure(
-                502, "connect error", f"{resolution.model}: {_describe(exc)}", True, True
+                502,
+                "connect error",
+                self._mask(f"{resolution.model}: {_describe(exc)}"),
+                True,
+                True,
             )
         try:
             if upstream.status >= 400:
-                return await _status_failure(upstream, resolution)
+                failure = await _status_failure(upstream, resolution)
+                failure.message = self._mask(failure.message)
+                return failure
             exchange.model, exchange.provider = resolution.model, resolution.provider.provider
             exchange.passthrough = same_wire
             if stream:
@@ -205,7 +226,7 @@ class Gateway:
                 )
             return await self._json(api, exchange, target, resolution, upstream, same_wire, body)
         except TimeoutError:
-            return Failure(504, "timeout", f"{resolution.model}: timed out reading", True, True)
+            return Failure(504, "timeout", f"{resolution.model}: timed out reading", False, True)
         except aiohttp.ClientError as exc:
             return Failure(502, "read error", f"{resolution.model}: {_describe(exc)}", True, True)
         finally:
@@ -250,6 +271,20 @@ class Gateway:
         first = await _first_events(chunks, sse)
         if isinstance(first, str):
             return Failure(502, "stream error", f"{resolution.model}: {first}", True, True)
+        early = [item for event in first for item in CODECS[target.wire].StreamParser().feed(event)]
+        if any(isinstance(e, StreamError) for e in early) and not any(
+            isinstance(e, TextDelta | ToolCallStart) for e in early
+        ):
+            # An error before any content (Anthropic's overloaded_error comes with a 200):
+            # nothing has reached the client yet, so it is retried like a status error.
+            error = next(e for e in early if isinstance(e, StreamError))
+            return Failure(
+                502,
+                "stream error",
+                self._mask(f"{resolution.model}: {redact_text(error.message)}"),
+                True,
+                True,
+            )
 
         response = web.StreamResponse(
             status=200,
@@ -282,6 +317,11 @@ class Gateway:
                 f"upstream {resolution.model} failed mid-stream: {_describe(exc)}",
             )
         return response
+
+    def _mask(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        return text
 
     # --- request shaping ----------------------------------------------------------------
 
@@ -345,6 +385,8 @@ class _Relay:
     async def events(self, events: list[SSEEvent]) -> None:
         out = bytearray()
         for event in events:
+            if event.data == "[DONE]":
+                self.finished = True  # OpenAI's end of stream, finish_reason or not
             canonical = self.tap.feed(event)
             self._record(canonical)
             if self.renderer is None:
@@ -447,10 +489,13 @@ def _exhausted(failures: list[tuple[Resolution, Failure]]) -> ClientError:
         status = last.status  # rate limited or timed out everywhere: say so
     else:
         status = 502
+    retry_after = last.retry_after if status in (429, 503) else None
     if len(failures) == 1:
-        return ClientError(status, last.message)
+        return ClientError(status, last.message, retry_after=retry_after)
     tried = "; ".join(f.message for _, f in failures)
-    return ClientError(status, f"all {len(failures)} candidate models failed: {tried}")
+    return ClientError(
+        status, f"all {len(failures)} candidate models failed: {tried}", retry_after=retry_after
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -43,6 +43,7 @@ def build_model_app(
     started = int(time.time())
 
     async def open_session(app: web.Application) -> None:
+        app[STORE] = await open_store(config.state_storage)  # first: it is what may fail
         # One pooled session for the listener's lifetime: no per-request setup.
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=256, ttl_dns_cache=300, keepalive_timeout=60
@@ -51,7 +52,6 @@ def build_model_app(
             connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
         app[GATEWAY] = Gateway(config, listener, app[SESSION], backoff)
-        app[STORE] = await open_store(config.state_storage)
 
     async def close_session(app: web.Application) -> None:
         await app[SESSION].close()
@@ -99,11 +99,10 @@ def _endpoint(api: ClientAPI, serve):
             response = await serve(request, exchange, body)
         except ClientError as exc:
             exchange.status, exchange.error = exc.status, exc.message
-            response = _json(
-                api.render_error(exc.status, exc.message),
-                exc.status,
-                {"x-request-id": exchange.request_id},
-            )
+            headers = {"x-request-id": exchange.request_id}
+            if exc.retry_after:
+                headers["Retry-After"] = exc.retry_after
+            response = _json(api.render_error(exc.status, exc.message), exc.status, headers)
         except asyncio.CancelledError:
             exchange.status, exchange.error = 499, "client disconnected"
             raise
@@ -154,12 +153,15 @@ async def _serve_responses(request: web.Request, exchange: Exchange, body: dict)
         and result is not None
         and openai_responses.wants_store(body)
     ):
-        await store.save(
-            api.response_id,
-            previous,
-            exchange.model or "",
-            new_turn + openai_responses.response_messages(result),
-        )
+        try:
+            await store.save(
+                api.response_id,
+                previous,
+                exchange.model or "",
+                new_turn + openai_responses.response_messages(result),
+            )
+        except Exception:  # the answer is served (and billed): a store failure must not undo it
+            log.exception("could not store response %s", api.response_id)
     return response
 
 

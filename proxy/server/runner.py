@@ -57,6 +57,13 @@ class ProxyServer:
 
         Raises LocalModelError, TargetError or OSError (a port in use) before serving.
         """
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # whatever was started (a local model, a listener) stops again
+            raise
+
+    async def _start(self) -> None:
         if self.config.state_storage.type == "postgres":
             raise TargetError(
                 "state_storage type postgres is not supported by this gateway "

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS responses (
 MAX_CHAIN = 10_000
 
 
+class StateStoreError(Exception):
+    """The configured store cannot be used; `plano up` reports it before serving."""
+
+
 class ConversationStore(Protocol):
     async def load(self, response_id: str) -> list[Message] | None: ...
 
@@ -50,7 +54,13 @@ class SQLiteConversationStore:
         self._db: sqlite3.Connection | None = None
 
     async def open(self) -> SQLiteConversationStore:
-        await self._call(self._open)
+        try:
+            await self._call(self._open)
+        except (sqlite3.Error, OSError) as exc:
+            self._executor.shutdown(wait=False)
+            raise StateStoreError(
+                f"cannot open the conversation store {self.path}: {exc}"
+            ) from None
         return self
 
     def _open(self) -> None:
@@ -99,7 +109,7 @@ class SQLiteConversationStore:
         if self._db is not None:
             await self._call(self._db.close)
             self._db = None
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=False)  # the close above already ran on it
 
     async def _call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

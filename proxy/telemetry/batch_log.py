@@ -8,6 +8,7 @@ pending in one write.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import TextIO
@@ -37,7 +38,13 @@ class BatchingHandler(logging.Handler):
         pending, self._pending = self._pending, []
         if not pending:
             return
-        text = "".join(self.format(record) + "\n" for record in pending)
+        lines = []
+        for record in pending:
+            try:
+                lines.append(self.format(record) + "\n")
+            except Exception:  # one malformed record must not stop the writer
+                self.handleError(record)
+        text = "".join(lines)
         try:
             self.stream.write(text)
             self.stream.flush()
@@ -47,7 +54,8 @@ class BatchingHandler(logging.Handler):
     def _run(self) -> None:
         while not self._closed:
             self._wake.wait(self.interval_s)
-            self.flush()
+            with contextlib.suppress(Exception):  # keep writing whatever one batch does
+                self.flush()
 
     def close(self) -> None:
         self._closed = True

@@ -8,7 +8,7 @@ from email.utils import parsedate_to_datetime
 from time import time
 
 # Worth retrying on the same provider: rate limits, overload, transient server errors.
-RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504, 529})
 # Not worth retrying there, but another provider may well answer: its key, its model.
 FAILOVER_STATUS = RETRYABLE_STATUS | {401, 403, 404}
 

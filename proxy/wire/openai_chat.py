@@ -75,6 +75,7 @@ def parse_request(body: dict) -> ChatRequest:
         isinstance(stop, list) and all(isinstance(s, str) for s in stop)
     ):
         raise WireError("'stop' must be a string or an array of strings", "stop")
+    _optional(body, "stream_options", dict)
     return ChatRequest(
         model=model,
         messages=[_parse_message(m, i) for i, m in enumerate(raw_messages)],
