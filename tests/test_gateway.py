@@ -23,8 +23,8 @@ from fakes.providers import (
 from fakes.server_thread import ServerThread
 from proxy_harness import ProxyThread, config_from_yaml
 
-OPENAI_KEY = "sk-test-openai-0123456789abcdef"
-ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"
+OPENAI_KEY = "test-openai-key-0123456789abcdef"
+ANTHROPIC_KEY = "test-anthropic-key-0123456789abcdef"
 WEATHER_TOOL_OPENAI = {
     "type": "function",
     "function": {
