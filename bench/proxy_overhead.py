@@ -253,7 +253,10 @@ def proxy_main(
         profiler = cProfile.Profile()
         profiler.enable()
     try:
-        asyncio.run(_proxy(conn, upstream_port, access_log, relay))
+        # The same event loop `plano up` runs on.
+        from proxy.server.event_loop import run
+
+        run(_proxy(conn, upstream_port, access_log, relay))
     finally:
         if profiler is not None:
             profiler.disable()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from proxy.config.model import Config
 from proxy.embedded.local_model import LocalModelError
+from proxy.server.event_loop import run as run_event_loop
 from proxy.server.runner import ProxyServer
 from proxy.state.conversations import StateStoreError
 from proxy.telemetry.batch_log import BatchingHandler
@@ -36,7 +36,7 @@ def run_foreground(config: Config, *, shutdown_timeout: float, access_log: bool)
         await server.serve_until_signalled()
 
     try:
-        asyncio.run(main())
+        run_event_loop(main())
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 130
     except SystemExit as exc:
