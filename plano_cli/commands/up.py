@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from plano_cli.commands.validate import CONFIG_NAMES
+from plano_cli.commands.validate import CONFIG_NAMES, default_config
 
 
 def up(
@@ -46,7 +46,7 @@ def up(
     from plano_cli.problem_output import print_result
     from proxy.config import Mode, check_file
 
-    path = config_file or next((Path(n) for n in CONFIG_NAMES if Path(n).is_file()), None)
+    path = config_file or default_config()
     if path is None:
         typer.echo(
             f"error: no config file given, and none of {', '.join(CONFIG_NAMES)} "

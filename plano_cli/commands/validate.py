@@ -93,6 +93,11 @@ def validate(
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 
+def default_config() -> Path | None:
+    """The config in the current directory, when no file is named."""
+    return next((Path(name) for name in CONFIG_NAMES if Path(name).is_file()), None)
+
+
 def _error(message: str) -> None:
     typer.echo(typer.style("error:", fg="red", bold=True) + " " + message, err=True)
 
@@ -100,7 +105,7 @@ def _error(message: str) -> None:
 def _expand(files: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
     """(config files, missing paths, directories without any YAML)."""
     if not files:
-        found = next((Path(name) for name in CONFIG_NAMES if Path(name).is_file()), None)
+        found = default_config()
         return ([found] if found else []), [], []
     paths, missing, empty_dirs = [], [], []
     for entry in files:

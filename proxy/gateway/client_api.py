@@ -59,4 +59,6 @@ class ResponsesAPI(ClientAPI):
 
 
 OPENAI_CHAT = ClientAPI("openai_chat", Wire.OPENAI, openai_chat)
+# Errors of /v1/responses before a request has its own ResponsesAPI (bad JSON, say).
+OPENAI_RESPONSES = ClientAPI("openai_responses", None, openai_responses)
 ANTHROPIC_MESSAGES = ClientAPI("anthropic_messages", Wire.ANTHROPIC, anthropic_messages)

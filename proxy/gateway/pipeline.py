@@ -271,7 +271,9 @@ class Gateway:
         first = await _first_events(chunks, sse)
         if isinstance(first, str):
             return Failure(502, "stream error", f"{resolution.model}: {first}", True, True)
-        early = [item for event in first for item in CODECS[target.wire].StreamParser().feed(event)]
+        # Parsed once, by the tap: the relay reuses these instead of parsing them again.
+        first_parsed = [(event, tap.feed(event)) for event in first]
+        early = [item for _, items in first_parsed for item in items]
         if any(isinstance(e, StreamError) for e in early) and not any(
             isinstance(e, TextDelta | ToolCallStart) for e in early
         ):
@@ -298,7 +300,7 @@ class Gateway:
         exchange.status = 200
         relay = _Relay(response, exchange, tap, renderer, drop_usage_chunk)
         try:
-            await relay.events(first)
+            await relay.emit(first_parsed)
             async for chunk in chunks:
                 await relay.events(sse.feed(chunk))
             await relay.events(sse.flush())
@@ -383,11 +385,14 @@ class _Relay:
         self.failed = False
 
     async def events(self, events: list[SSEEvent]) -> None:
+        await self.emit([(event, self.tap.feed(event)) for event in events])
+
+    async def emit(self, parsed: list[tuple[SSEEvent, list[StreamEvent]]]) -> None:
+        """Write events already parsed by the tap: as they came, or rendered anew."""
         out = bytearray()
-        for event in events:
+        for event, canonical in parsed:
             if event.data == "[DONE]":
                 self.finished = True  # OpenAI's end of stream, finish_reason or not
-            canonical = self.tap.feed(event)
             self._record(canonical)
             if self.renderer is None:
                 if not (self.drop_usage_chunk and _is_usage_only(canonical)):

@@ -14,7 +14,13 @@ from aiohttp import web
 
 from proxy.canonical import WireError
 from proxy.config.model import Config, Listener
-from proxy.gateway.client_api import ANTHROPIC_MESSAGES, OPENAI_CHAT, ClientAPI, ResponsesAPI
+from proxy.gateway.client_api import (
+    ANTHROPIC_MESSAGES,
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    ClientAPI,
+    ResponsesAPI,
+)
 from proxy.gateway.exchange import Exchange
 from proxy.gateway.pipeline import ClientError, Gateway
 from proxy.state.conversations import open_store
@@ -79,7 +85,7 @@ def build_model_app(
 
     app.router.add_post("/v1/chat/completions", _chat_endpoint(OPENAI_CHAT))
     app.router.add_post("/v1/messages", _chat_endpoint(ANTHROPIC_MESSAGES))
-    app.router.add_post("/v1/responses", _endpoint(ResponsesAPI("", None), _serve_responses))
+    app.router.add_post("/v1/responses", _endpoint(OPENAI_RESPONSES, _serve_responses))
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     return app
