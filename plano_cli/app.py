@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from plano_cli.commands import down, logs, schema, status, up, validate
+from plano_cli.commands import down, logs, route, schema, status, up, validate
 
 app = typer.Typer(
     name="plano",
@@ -55,6 +55,7 @@ app.command("up")(up.up)
 app.command("down")(down.down)
 app.command("status")(status.status)
 app.command("logs")(logs.logs)
+app.command("route")(route.route)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from plano_cli.pull_progress import PullBar
 from proxy.config.model import Config
 from proxy.embedded.local_model import LocalModelError
 from proxy.server.event_loop import run as run_event_loop
@@ -21,11 +22,15 @@ from proxy.upstream.targets import TargetError
 def run_foreground(config: Config, *, shutdown_timeout: float, access_log: bool) -> int:
     console = Console(stderr=True, highlight=False)
     log_writer = _configure_logging(access_log)
-    server = ProxyServer(config, shutdown_timeout=shutdown_timeout)
+    pull_bar = PullBar(console, config.routing.router.model or "router model")
+    server = ProxyServer(config, shutdown_timeout=shutdown_timeout, router_progress=pull_bar)
 
     async def main() -> None:
         try:
-            await server.start()
+            try:
+                await server.start()
+            finally:
+                pull_bar.close()  # the bar must not outlive the pull, success or not
         except (LocalModelError, TargetError, StateStoreError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise SystemExit(1) from None
@@ -68,6 +73,11 @@ def _panel(config: Config, server: ProxyServer) -> Panel:
     for alias, target in config.aliases.items():
         table.add_row("alias", f"{alias} → {target}")
     table.add_row("routes", ", ".join(r.name for r in config.routes) or "[dim]none[/dim]")
+    if server.router is not None:
+        *notes, router = server.router.notes or ["router: -"]
+        table.add_row("router", router.removeprefix("router: "))
+        for note in notes:
+            table.add_row("", f"[yellow]{note}[/yellow]")
     return Panel(table, title="plano up", subtitle="Ctrl-C to stop", expand=False)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import textwrap
 import threading
@@ -59,3 +60,14 @@ class ProxyThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()
+
+
+@contextlib.contextmanager
+def openai_and_anthropic_upstreams(openai_key: str, anthropic_key: str):
+    """One stand-in OpenAI and one Anthropic provider: {name: (state, base_url)}."""
+    from fakes.providers import FakeProvider, anthropic_app, openai_app
+    from fakes.server_thread import ServerThread
+
+    oa, an = FakeProvider(expected_key=openai_key), FakeProvider(expected_key=anthropic_key)
+    with ServerThread(openai_app(oa)) as oa_server, ServerThread(anthropic_app(an)) as an_server:
+        yield {"openai": (oa, oa_server.base_url), "anthropic": (an, an_server.base_url)}

@@ -11,17 +11,13 @@ import anthropic
 import openai
 import pytest
 from fakes.providers import (
-    FakeProvider,
-    anthropic_app,
     hang,
     malformed_json,
-    openai_app,
     reset_mid_stream,
     slow,
     status,
 )
-from fakes.server_thread import ServerThread
-from proxy_harness import ProxyThread, config_from_yaml
+from proxy_harness import ProxyThread, config_from_yaml, openai_and_anthropic_upstreams
 
 OPENAI_KEY = "test-openai-key-0123456789abcdef"
 ANTHROPIC_KEY = "test-anthropic-key-0123456789abcdef"
@@ -46,9 +42,8 @@ WEATHER_TOOL_ANTHROPIC = {
 
 @pytest.fixture(scope="module")
 def upstreams():
-    oa, an = FakeProvider(expected_key=OPENAI_KEY), FakeProvider(expected_key=ANTHROPIC_KEY)
-    with ServerThread(openai_app(oa)) as oa_server, ServerThread(anthropic_app(an)) as an_server:
-        yield {"openai": (oa, oa_server.base_url), "anthropic": (an, an_server.base_url)}
+    with openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
     pip install '.[local,demo]' && python demos/quickstart/run.py
 
 It starts `plano up demos/quickstart/config.yaml`, sends a few prompts through the
-OpenAI and Anthropic SDKs (one of them streamed), prints the answers, and stops the
-gateway. No API keys, no GPU, no network.
+OpenAI and Anthropic SDKs (one of them streamed), prints the answers, shows where the
+router would send three prompts, and stops the gateway. No API keys, no GPU, no network.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> int:
     try:
         wait_for(f"{base}/healthz", gateway, timeout_s=180)
         talk(base)
+        routing(base)
         return 0
     finally:
         gateway.send_signal(signal.SIGTERM)  # a graceful stop: in-flight requests finish
@@ -96,6 +97,31 @@ def talk(base: str) -> None:
         f"{message.usage.input_tokens} in / {message.usage.output_tokens} out, "
         f"stop_reason={message.stop_reason}",
     )
+
+
+def routing(base: str) -> None:
+    """Where prompts would go, from the decision-only endpoint: no model is called."""
+    import json
+    import urllib.request
+
+    print("\n== Routing decisions (POST /routing/v1/chat/completions) ==")
+    for prompt in (
+        "What is 15% of 80?",
+        "Write a two-line poem about the sea.",
+        "Hi! How is your day going?",
+    ):
+        request = urllib.request.Request(
+            f"{base}/routing/v1/chat/completions",
+            data=json.dumps({"messages": [{"role": "user", "content": prompt}]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            decision = json.load(response)
+        print(
+            f"> {prompt}\n  route={decision['route'] or '(none: the default model)'} "
+            f"model={decision['model']} backend={decision['backend']} "
+            f"{decision['latency_ms']:.1f} ms"
+        )
 
 
 def show(title: str, question: str, answer: str | None, usage: str) -> None:

@@ -187,12 +187,30 @@ class SessionCache:
 
 
 @dataclass(frozen=True, slots=True)
+class RouterSettings:
+    """routing.router: which backend decides routes (see docs/routing.md)."""
+
+    backend: str = "auto"  # auto | embedded | ollama | openai-compatible | hybrid
+    model: str | None = None  # router LLM; None means the backend's default
+    base_url: str | None = None
+    access_key: Secret | None = None
+    timeout_s: float = 3.0
+    pull: bool = True
+    keep_alive: str | int = -1
+    escalate_below_margin: float = 0.5
+    threshold: float | None = None
+    model_path: str | None = None
+    cache_size: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
 class Routing:
     session_ttl_seconds: int = 600
     session_max_entries: int = 10000
     route_on_user_only: bool = False
     session_cache: SessionCache = SessionCache()
     router_model: str | None = None  # overrides.llm_routing_model or legacy routing.model
+    router: RouterSettings = RouterSettings()
 
 
 @dataclass(frozen=True, slots=True)

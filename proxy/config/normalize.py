@@ -26,6 +26,7 @@ from proxy.config.model import (
     Overrides,
     PromptTarget,
     RateLimit,
+    RouterSettings,
     Routing,
     RoutingPreference,
     Secret,
@@ -356,7 +357,40 @@ def _routing(raw: dict, overrides: dict) -> Routing:
             tenant_header=_str(cache.get("tenant_header")),
         ),
         router_model=_str(overrides.get("llm_routing_model")) or _str(raw.get("model")),
+        router=_router(_mapping(raw.get("router"))),
     )
+
+
+def _router(raw: dict) -> RouterSettings:
+    defaults = RouterSettings()
+    key = raw.get("access_key")
+    margin, threshold, cache = (
+        raw.get("escalate_below_margin"),
+        raw.get("threshold"),
+        raw.get("cache_size"),
+    )
+    keep_alive = raw.get("keep_alive")
+    return RouterSettings(
+        backend=_str(raw.get("backend")) or defaults.backend,
+        model=_str(raw.get("model")),
+        base_url=_str(raw.get("base_url")),
+        access_key=Secret(key) if isinstance(key, str) and key else None,
+        timeout_s=parse_duration(raw.get("timeout"), defaults.timeout_s),
+        pull=raw.get("pull") is not False,
+        keep_alive=keep_alive
+        if isinstance(keep_alive, str | int) and not isinstance(keep_alive, bool)
+        else defaults.keep_alive,
+        escalate_below_margin=float(margin)
+        if _is_number(margin) and margin >= 0
+        else defaults.escalate_below_margin,
+        threshold=float(threshold) if _is_number(threshold) else None,
+        model_path=_str(raw.get("model_path")),
+        cache_size=cache if _is_int(cache) and cache >= 0 else defaults.cache_size,
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _state_storage(raw: dict) -> StateStorage:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from proxy.canonical import ChatResponse, Usage
+
+if TYPE_CHECKING:
+    from proxy.routing.service import RoutingDecision
 
 
 @dataclass(slots=True)
@@ -30,6 +34,7 @@ class Exchange:
     usage: Usage | None = None
     result: ChatResponse | None = None  # the parsed answer, when not passed through
     error: str | None = None
+    routing: RoutingDecision | None = None  # set when the router chose (or fell back)
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     finished_at: float | None = None

@@ -37,8 +37,12 @@ from proxy.config.model_index import Resolution
 from proxy.config.redact import MASK, redact_text
 from proxy.gateway.client_api import CODECS, ClientAPI
 from proxy.gateway.exchange import Attempt, Exchange
-from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates
+from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates, is_unpinned
 from proxy.providers.catalog import Wire
+from proxy.routing.affinity import AFFINITY_HEADER
+from proxy.routing.conversation import turns_from_messages
+from proxy.routing.routes import RouteSpecError, routes_from_body, strip_routing_keys
+from proxy.routing.service import RoutingDecision, RoutingService
 from proxy.upstream.retry import FAILOVER_STATUS, RETRYABLE_STATUS, Backoff
 from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS, Target, target_for
 from proxy.wire.sse import SSEEvent, SSEParser, format_sse
@@ -86,11 +90,13 @@ class Gateway:
         listener: Listener,
         session: aiohttp.ClientSession,
         backoff: Backoff | None = None,
+        router: RoutingService | None = None,
     ):
         self.config = config
         self.listener = listener
         self.session = session
         self.backoff = backoff or Backoff()
+        self.router = router
         self._targets: dict[tuple[str, str], Target] = {}
         # Exact credential values, masked in any text from a provider before it is shown.
         self._secrets = [
@@ -127,12 +133,52 @@ class Gateway:
         """Resolve the model and serve an already parsed request."""
         exchange.requested_model = chat.model
         exchange.stream = chat.stream
-        hint = request.headers.get(PROVIDER_HINT_HEADER)
         try:
-            chain = candidates(self.config, hint or chat.model)
+            body_routes = routes_from_body(body)
+        except RouteSpecError as exc:
+            raise ClientError(400, exc.message, exc.param) from None
+        body = strip_routing_keys(body)
+        hint = request.headers.get(PROVIDER_HINT_HEADER)
+        unpinned = is_unpinned(self.config, chat.model)
+        decision = None
+        if (
+            self.router is not None
+            and not hint
+            and (body_routes or (unpinned and self.router.routes))
+        ):
+            decision = await self.route(request, chat, body_routes)
+            exchange.routing = decision
+        try:
+            if decision is not None and decision.models:
+                chain = self._route_chain(decision.models)
+            else:
+                chain = candidates(self.config, hint or (None if unpinned else chat.model))
         except UnknownModel as exc:
             raise ClientError(400, str(exc), "model") from None
         return await self._run(request, api, exchange, body, chat, chain)
+
+    async def route(
+        self, request: web.Request, chat: ChatRequest, body_routes=None
+    ) -> RoutingDecision:
+        """Ask the router; it falls back itself, so this never fails the request."""
+        turns = turns_from_messages(
+            chat.messages, user_only_tail=self.config.routing.route_on_user_only
+        )
+        return await self.router.decide(
+            turns, body_routes, session=request.headers.get(AFFINITY_HEADER)
+        )
+
+    def _route_chain(self, models: tuple[str, ...]) -> list[Resolution]:
+        """A route's models in policy order: the first serves, the rest are its failover."""
+        chain: list[Resolution] = []
+        for name in models:
+            resolved = self.config.models.resolve(name)
+            if resolved is None or resolved.model_id == "*":
+                log.warning("route model %s is not a configured provider; skipped", name)
+                continue
+            if resolved.model not in {c.model for c in chain}:
+                chain.append(resolved)
+        return chain or candidates(self.config, None)
 
     async def _run(
         self,
@@ -362,7 +408,10 @@ class Gateway:
         return headers
 
     def _reply_headers(self, exchange: Exchange) -> dict[str, str]:
-        return {"x-request-id": exchange.request_id, "x-plano-model": exchange.model or ""}
+        headers = {"x-request-id": exchange.request_id, "x-plano-model": exchange.model or ""}
+        if exchange.routing is not None:
+            headers["x-plano-route"] = exchange.routing.route or ""
+        return headers
 
 
 class _Relay:

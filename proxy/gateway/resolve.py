@@ -16,6 +16,20 @@ class UnknownModel(Exception):
         self.model = model
 
 
+# Model names that ask Plano to choose: the router when routes apply, else the default.
+AUTO_MODELS = frozenset({"", "none", "auto", "plano/auto"})
+
+
+def is_unpinned(config: Config, requested: str | None) -> bool:
+    """Whether the router may choose: no model named, `none`/`auto`, or the default model."""
+    if not requested or requested.lower() in AUTO_MODELS:
+        return True
+    default = config.default_provider
+    if default is None:
+        return False
+    return requested in (default.model, default.name, default.model_id)
+
+
 def candidates(config: Config, requested: str | None) -> list[Resolution]:
     """The primary model, then its alias fallbacks; the default model when none is named."""
     index = config.models

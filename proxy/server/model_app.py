@@ -23,6 +23,8 @@ from proxy.gateway.client_api import (
 )
 from proxy.gateway.exchange import Exchange
 from proxy.gateway.pipeline import ClientError, Gateway
+from proxy.routing.routes import RouteSpecError, routes_from_body
+from proxy.routing.service import RoutingService
 from proxy.state.conversations import open_store
 from proxy.upstream.retry import Backoff
 from proxy.wire import openai_chat, openai_responses
@@ -43,6 +45,7 @@ def build_model_app(
     listener: Listener,
     observers: list[Observer] | None = None,
     backoff: Backoff | None = None,
+    router: RoutingService | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
     app[OBSERVERS] = list(observers or [])
@@ -57,7 +60,7 @@ def build_model_app(
         app[SESSION] = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
-        app[GATEWAY] = Gateway(config, listener, app[SESSION], backoff)
+        app[GATEWAY] = Gateway(config, listener, app[SESSION], backoff, router)
 
     async def close_session(app: web.Application) -> None:
         await app[SESSION].close()
@@ -86,6 +89,9 @@ def build_model_app(
     app.router.add_post("/v1/chat/completions", _chat_endpoint(OPENAI_CHAT))
     app.router.add_post("/v1/messages", _chat_endpoint(ANTHROPIC_MESSAGES))
     app.router.add_post("/v1/responses", _endpoint(OPENAI_RESPONSES, _serve_responses))
+    app.router.add_post("/routing/v1/chat/completions", _routing_endpoint(OPENAI_CHAT))
+    app.router.add_post("/routing/v1/messages", _routing_endpoint(ANTHROPIC_MESSAGES))
+    app.router.add_post("/routing/v1/responses", _routing_endpoint(OPENAI_RESPONSES))
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     return app
@@ -133,6 +139,63 @@ def _chat_endpoint(api: ClientAPI):
         return await request.app[GATEWAY].handle(request, api, exchange, body)
 
     return _endpoint(api, serve)
+
+
+def _routing_endpoint(api: ClientAPI):
+    """POST /routing/v1/*: the routing decision for a request, without calling any model."""
+    parse = openai_responses.parse_request if api is OPENAI_RESPONSES else api.parse_request
+
+    async def handler(request: web.Request) -> web.Response:
+        try:
+            body = await _read_json(request)
+            try:
+                routes = routes_from_body(body)
+                # The model is optional here: the router is what is being asked.
+                chat = parse({"model": "none", **body} if not body.get("model") else body)
+            except RouteSpecError as exc:
+                raise ClientError(400, exc.message, exc.param) from None
+            except WireError as exc:
+                raise ClientError(400, exc.message, exc.param) from None
+        except ClientError as exc:
+            return _json(api.render_error(exc.status, exc.message), exc.status)
+        gateway = request.app[GATEWAY]
+        decision = None
+        if gateway.router is not None and (routes or gateway.router.routes):
+            decision = await gateway.route(request, chat, routes)
+        return _json(routing_response(config_default(gateway), decision, request))
+
+    return handler
+
+
+def config_default(gateway: Gateway) -> str | None:
+    default = gateway.config.default_provider
+    return default.model if default is not None else None
+
+
+def routing_response(default_model: str | None, decision, request: web.Request) -> dict:
+    """Upstream's shape ({models, route, trace_id}) plus `model` and how it was decided."""
+    if decision is not None and decision.models:
+        models, model = list(decision.models), decision.models[0]
+    else:
+        models, model = ["none"], default_model or "none"  # "none": upstream's no-match
+    payload = {
+        "models": models,
+        "route": decision.route if decision is not None else None,
+        "model": model,
+        "trace_id": _trace_id(request),
+    }
+    if decision is not None:
+        details = decision.as_json()
+        del details["route"], details["models"]
+        payload.update(details)
+    return payload
+
+
+def _trace_id(request: web.Request) -> str:
+    parts = request.headers.get("traceparent", "").split("-")
+    if len(parts) == 4 and len(parts[1]) == 32:
+        return parts[1]
+    return uuid.uuid4().hex
 
 
 async def _serve_responses(request: web.Request, exchange: Exchange, body: dict):
@@ -191,12 +254,17 @@ def _observe(app: web.Application, exchange: Exchange) -> None:
     if access_log.isEnabledFor(logging.INFO):  # build the line only when it is written
         usage = exchange.usage
         ttft = exchange.ttft_s if exchange.stream else None
+        routing = exchange.routing
         access_log.info(
-            "%s %s %d model=%s attempts=%d%s latency=%.3fs%s",
+            "%s %s %d model=%s%s attempts=%d%s latency=%.3fs%s",
             exchange.api,
             exchange.path,
             exchange.status,
             exchange.model or exchange.requested_model,
+            ""
+            if routing is None
+            else f" route={routing.route or '-'}"
+            + (" router=fallback" if routing.fallback else ""),
             len(exchange.attempts),
             f" ttft={ttft:.3f}s" if ttft else "",
             exchange.latency_s,

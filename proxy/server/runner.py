@@ -13,6 +13,9 @@ from aiohttp import web
 from proxy.config.model import Config, Listener, ListenerType
 from proxy.config.model_index import ModelIndex
 from proxy.embedded.local_model import LOCAL_PROVIDER, LocalModelServer
+from proxy.routing.backends.ollama_router import ProgressCallback
+from proxy.routing.service import RoutingService
+from proxy.routing.setup import RouterSetupError, build_routing
 from proxy.server.model_app import Observer, build_model_app
 from proxy.upstream.retry import Backoff
 from proxy.upstream.targets import TargetError, target_for
@@ -42,8 +45,13 @@ class ProxyServer:
         shutdown_timeout: float = 30.0,
         observers: list[Observer] | None = None,
         backoff: Backoff | None = None,
+        router_progress: ProgressCallback | None = None,
+        probe_ollama: bool = True,
     ):
         self.config = config
+        self.router_progress = router_progress
+        self.probe_ollama = probe_ollama
+        self.router: RoutingService | None = None
         self.backoff = backoff
         self.shutdown_timeout = shutdown_timeout
         self.observers = observers or []
@@ -73,11 +81,18 @@ class ProxyServer:
         for provider in self.config.providers:
             if not provider.is_wildcard:
                 target_for(provider)
+        if self.config.model_listener is not None:
+            try:
+                self.router = await build_routing(
+                    self.config, progress=self.router_progress, probe_ollama=self.probe_ollama
+                )
+            except RouterSetupError as exc:
+                raise TargetError(f"routing: {exc}") from None
         for listener in self.config.listeners:
             if listener.type is not ListenerType.MODEL:
                 self.skipped.append(listener)  # prompt and agent listeners: not served yet
                 continue
-            app = build_model_app(self.config, listener, self.observers, self.backoff)
+            app = build_model_app(self.config, listener, self.observers, self.backoff, self.router)
             runner = web.AppRunner(
                 app,
                 handle_signals=False,
@@ -99,6 +114,9 @@ class ProxyServer:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.router is not None:
+            await self.router.close()
+            self.router = None
         # Models last: in-flight requests may still be using them while listeners drain.
         for model in self._local_models:
             await model.stop()

@@ -1,0 +1,1 @@
+"""Choosing a model for a request from the routes a config describes."""

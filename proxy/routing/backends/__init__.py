@@ -1,0 +1,1 @@
+"""Router backends: who decides which route a conversation takes."""

@@ -1,0 +1,39 @@
+"""What every router backend promises, and what it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from proxy.routing.conversation import Turn
+from proxy.routing.routes import Route
+
+
+@dataclass(frozen=True, slots=True)
+class RouterAnswer:
+    route: str | None  # None: no route fits, the request keeps its default model
+    backend: str  # which backend decided: embedded, ollama, openai-compatible
+    scores: Mapping[str, float] = field(default_factory=dict)
+    margin: float | None = None  # embedded: best minus runner-up
+    named: tuple[str, ...] = ()  # every route an LLM router named, best first
+    escalated: bool = False  # hybrid: the embedded router was unsure and asked the LLM
+    detail: str | None = None  # why, in words, for --explain and traces
+
+
+class RouterUnavailable(Exception):
+    """The backend could not decide: down, timed out, or answered nonsense."""
+
+
+class RouterBackend(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Load or connect; raise RouterUnavailable when this backend cannot serve."""
+
+    async def decide(self, turns: Sequence[Turn], routes: Sequence[Route]) -> RouterAnswer: ...
+
+    async def close(self) -> None: ...
+
+    def describe(self) -> str:
+        """One line for the startup banner and `plano route`."""

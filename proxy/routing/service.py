@@ -1,0 +1,158 @@
+"""The routing decision for one request: affinity, cache, backend, fallback, ranking.
+
+A router that fails never fails the request: the request gets its default model and the
+decision records why (`fallback`), where traces, metrics and the response headers see it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from proxy.routing.affinity import AffinityStore, DecisionCache
+from proxy.routing.backends.base import RouterAnswer, RouterBackend, RouterUnavailable
+from proxy.routing.conversation import Turn, cache_key
+from proxy.routing.latency import LatencyTracker
+from proxy.routing.routes import Route, route_key
+from proxy.routing.selection import rank_models
+
+log = logging.getLogger("plano.routing")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingDecision:
+    route: str | None
+    models: tuple[str, ...]  # ranked by the route's selection policy; empty: no route
+    backend: str
+    scores: Mapping[str, float] = field(default_factory=dict)
+    latency_ms: float = 0.0
+    fallback: str | None = None  # set when the router failed and the default model serves
+    cached: bool = False
+    pinned: bool = False  # decided earlier for this X-Model-Affinity session
+    escalated: bool = False
+    detail: str | None = None
+
+    def as_json(self) -> dict:
+        return {
+            "route": self.route,
+            "models": list(self.models),
+            "backend": self.backend,
+            "scores": {name: round(score, 4) for name, score in self.scores.items()},
+            "latency_ms": round(self.latency_ms, 3),
+            "fallback": self.fallback,
+            "cached": self.cached,
+            "pinned": self.pinned,
+            "escalated": self.escalated,
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class RoutingStats:
+    decisions: Counter = field(default_factory=Counter)  # (route or "none", backend)
+    fallbacks: Counter = field(default_factory=Counter)  # backend
+    cache_hits: int = 0
+    pinned: int = 0
+
+
+class RoutingService:
+    def __init__(
+        self,
+        backend: RouterBackend,
+        routes: Sequence[Route] = (),
+        *,
+        cache_size: int = 4096,
+        session_ttl_s: float = 600,
+        session_max_entries: int = 10000,
+        latencies: LatencyTracker | None = None,
+    ):
+        self.backend = backend
+        self.routes = tuple(routes)
+        self.cache: DecisionCache[RoutingDecision] = DecisionCache(cache_size)
+        self.sessions: AffinityStore[RoutingDecision] = AffinityStore(
+            session_ttl_s, session_max_entries
+        )
+        self.latencies = latencies or LatencyTracker()
+        self.stats = RoutingStats()
+        self.notes: list[str] = []  # what start-up decided, for the banner
+
+    async def start(self) -> None:
+        if not self.routes:
+            # Only requests that bring their own routes can need the router: load it then,
+            # rather than make every start of a config without routes pay for it.
+            return
+        await self.backend.start()
+        prepare = getattr(self.backend, "prepare", None) or getattr(
+            getattr(self.backend, "embedded", None), "prepare", None
+        )
+        if prepare is not None:
+            prepare(self.routes)
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    async def decide(
+        self,
+        turns: Sequence[Turn],
+        routes: Sequence[Route] | None = None,
+        *,
+        session: str | None = None,
+    ) -> RoutingDecision:
+        routes = self.routes if routes is None else tuple(routes)
+        started = time.perf_counter()
+        if session:
+            pinned = self.sessions.get(session)
+            if pinned is not None:
+                self.stats.pinned += 1
+                return replace(pinned, pinned=True, cached=False, latency_ms=_ms(started))
+        if not routes or not turns:
+            return RoutingDecision(None, (), self.backend.name, detail="nothing to route")
+        key = (cache_key(turns), route_key(routes))
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            decision = replace(cached, cached=True, latency_ms=_ms(started))
+        else:
+            decision = await self._ask(turns, routes, started)
+            if decision.fallback is None:
+                self.cache.put(key, decision)
+        if session and decision.route is not None and decision.fallback is None:
+            self.sessions.pin(session, decision)
+        return decision
+
+    async def _ask(
+        self, turns: Sequence[Turn], routes: Sequence[Route], started: float
+    ) -> RoutingDecision:
+        try:
+            answer: RouterAnswer = await self.backend.decide(turns, routes)
+        except RouterUnavailable as exc:
+            return self._fallback(str(exc), started)
+        except Exception as exc:  # a router bug must not become a 500
+            log.exception("router backend %s failed", self.backend.name)
+            return self._fallback(f"{type(exc).__name__}: {exc}", started)
+        route = next((r for r in routes if r.name == answer.route), None)
+        models = tuple(rank_models(route.models, route.prefer, self.latencies)) if route else ()
+        self.stats.decisions[(answer.route or "none", answer.backend)] += 1
+        return RoutingDecision(
+            route=answer.route,
+            models=models,
+            backend=answer.backend,
+            scores=answer.scores,
+            latency_ms=_ms(started),
+            escalated=answer.escalated,
+            detail=answer.detail,
+        )
+
+    def _fallback(self, reason: str, started: float) -> RoutingDecision:
+        self.stats.fallbacks[self.backend.name] += 1
+        log.warning("router failed, serving the default model: %s", reason)
+        return RoutingDecision(
+            None, (), self.backend.name, latency_ms=_ms(started), fallback=reason
+        )
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
