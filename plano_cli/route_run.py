@@ -72,7 +72,9 @@ def _run(path, prompt, eval_file, lint, as_json, explain, min_accuracy, backend,
         return run_lint(config, path, out, as_json)
     try:
         return asyncio.run(
-            _run_router(config, prompt, eval_file, out, err, as_json, explain, min_accuracy)
+            _run_router(
+                config, prompt, eval_file, out, err, as_json, explain, min_accuracy, backend
+            )
         )
     except RouterSetupError as exc:
         err.print(f"[red]error:[/red] {exc}")
@@ -96,11 +98,14 @@ def _load(path: Path, err: Console) -> Config | None:
     return result.config
 
 
-async def _run_router(config, prompt, eval_file, out, err, as_json, explain, min_accuracy) -> int:
+async def _run_router(
+    config, prompt, eval_file, out, err, as_json, explain, min_accuracy, backend_asked
+) -> int:
     examples = read_examples(eval_file) if eval_file is not None else None  # fail fast
     service = await build_routing(config)
     try:
-        if explain:
+        # Notes matter when they explain a surprise: a backend asked for but not used.
+        if explain or (backend_asked and service.backend.name != backend_asked):
             for note in service.notes[:-1]:
                 err.print(f"[yellow]note:[/yellow] {note}")
         if examples is not None:

@@ -132,3 +132,10 @@ def test_a_config_without_routes_says_so(runner, tmp_path):
     result = runner.invoke(app, ["route", "hello", "-f", str(config)])
     assert result.exit_code == 1
     assert "no routing_preferences" in result.output
+
+
+def test_eval_of_a_missing_file_is_a_clear_error(runner, tmp_path):
+    result = runner.invoke(app, ["route", "--eval", str(tmp_path / "nope.jsonl"), "-f", str(DEMO)])
+    assert result.exit_code == 2
+    assert "nope.jsonl: No such file or directory" in result.output
+    assert "Traceback" not in result.output

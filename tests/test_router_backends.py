@@ -573,3 +573,40 @@ async def test_build_routing_refuses_a_router_model_on_another_wire():
     )
     with pytest.raises(RouterSetupError, match="must be served over the OpenAI chat API"):
         await build_routing(config)
+
+
+async def test_service_fastest_follows_observed_latency_even_on_cache_hits():
+    fast_first = Route("chat", "chit-chat", ("openai/gpt-4o", "openai/gpt-4o-mini"), "fastest")
+    service = RoutingService(_answering("chat"), (fast_first,))  # type: ignore[arg-type]
+    service.latencies.observe("openai/gpt-4o", 2.0)
+    service.latencies.observe("openai/gpt-4o-mini", 0.5)
+    first = await service.decide([("user", "hello")])
+    assert first.models == ("openai/gpt-4o-mini", "openai/gpt-4o")
+    for _ in range(20):  # gpt-4o-mini slows down, request after request
+        service.latencies.observe("openai/gpt-4o-mini", 5.0)
+    again = await service.decide([("user", "hello")])
+    assert again.cached is True
+    assert again.models == ("openai/gpt-4o", "openai/gpt-4o-mini")
+
+
+async def test_service_neither_caches_nor_pins_a_degraded_answer():
+    backend = ScriptedBackend(
+        lambda turns, routes: RouterAnswer("bug_fixing", "embedded", degraded=True)
+    )
+    service = RoutingService(backend, ROUTES)  # type: ignore[arg-type]
+    first = await service.decide(TURNS, session="s1")
+    second = await service.decide(TURNS, session="s1")
+    assert first.route == second.route == "bug_fixing"
+    assert second.cached is False
+    assert second.pinned is False
+    assert backend.calls == 2
+
+
+async def test_service_cache_key_includes_the_route_models():
+    service = RoutingService(_answering("bug_fixing"), ROUTES)  # type: ignore[arg-type]
+    other = (ROUTES[0], Route("bug_fixing", ROUTES[1].description, ("openai/o3",)))
+    first = await service.decide(TURNS)
+    second = await service.decide(TURNS, other)
+    assert first.models[0] != "openai/o3"
+    assert second.models == ("openai/o3",)
+    assert second.cached is False

@@ -350,3 +350,64 @@ def test_v03_inline_routes_are_served(upstreams, fakes):
         headers, _ = ask(proxy, CODE)
         assert headers["x-plano-route"] == "code generation"
         assert fakes["anthropic"].last.body["model"] == "claude-sonnet-4-6"
+
+
+# --- review findings: decisions follow the route set they were made for -------------------
+
+
+def decide(proxy, prompt: str, routes: list | None = None, headers: dict | None = None) -> dict:
+    body: dict = {"messages": [{"role": "user", "content": prompt}]}
+    if routes is not None:
+        body["routing_preferences"] = routes
+    return post(f"{proxy.url}/routing/v1/chat/completions", body, headers)[1]
+
+
+def poetry(models: list[str]) -> list[dict]:
+    return [{"name": "poetry", "description": "writing poems and song lyrics", "models": models}]
+
+
+def test_a_cached_decision_uses_the_models_of_the_current_routes(proxy):
+    prompt = "Write a short poem about a lighthouse."
+    first = decide(proxy, prompt, poetry(["openai/o3"]))
+    second = decide(proxy, prompt, poetry(["anthropic/claude-sonnet-4-6"]))
+    assert first["models"] == ["openai/o3"]
+    assert second["models"] == ["anthropic/claude-sonnet-4-6"]
+
+
+def test_a_pin_holds_only_for_its_route_set(proxy):
+    session = {"X-Model-Affinity": "review-session"}
+    pinned = decide(proxy, CODE, headers=session)
+    assert pinned["route"] == "code_generation"
+    other = decide(proxy, "Write a haiku about rain.", poetry(["openai/o3"]), session)
+    assert other["route"] == "poetry"
+    assert other["pinned"] is False
+    again = decide(proxy, REASONING, headers=session)
+    assert again["route"] == "code_generation"
+    assert again["pinned"] is True
+
+
+def test_a_route_name_with_control_characters_is_a_400(proxy, fakes):
+    routes = [{"name": "poetry\nx", "description": "writing poems", "models": ["openai/o3"]}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        ask(proxy, "Write a haiku", extra_body={"routing_preferences": routes})
+    assert "printable" in caught.value.message
+    assert not fakes["openai"].requests
+
+
+def test_a_non_ascii_route_name_travels_percent_encoded(proxy, fakes):
+    routes = [
+        {"name": "poésie", "description": "writing poems and song lyrics", "models": ["openai/o3"]}
+    ]
+    headers, _ = ask(
+        proxy, "Write a poem about the sea.", extra_body={"routing_preferences": routes}
+    )
+    assert headers["x-plano-route"] == "po%C3%A9sie"
+
+
+def test_a_huge_prompt_is_routed_on_its_trimmed_text(proxy, fakes):
+    huge = CODE + " " + "lorem ipsum " * 70_000  # ~840 kB: the router reads 32 kB of it
+    headers, reply = ask(proxy, huge)
+    assert headers["x-plano-route"] == "code_generation"
+    assert reply.choices[0].message.content.startswith("echo: Write a Python function")
+    sent = fakes["anthropic"].last.body["messages"][0]["content"]
+    assert sent[0]["text"] == huge  # the provider gets all of it

@@ -1,7 +1,8 @@
 """`plano route`: ask the router what it would do, evaluate it, or lint the routes.
 
-A dry run: no model is called and no key is needed. The router is the one `plano up`
-would use for the config, except that nothing is pulled.
+A dry run: no provider model is called and no key is needed. The router is the one
+`plano up` would use for the config (a router LLM, if configured, is asked), except that
+nothing is pulled.
 """
 
 from __future__ import annotations

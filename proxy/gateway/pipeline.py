@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -210,9 +211,10 @@ class Gateway:
                     body,
                 )
                 if not isinstance(result, Failure):
-                    exchange.attempts.append(
-                        Attempt(resolution.model, "ok", time.perf_counter() - started)
-                    )
+                    elapsed = time.perf_counter() - started
+                    exchange.attempts.append(Attempt(resolution.model, "ok", elapsed))
+                    if self.router is not None:  # what `prefer: fastest` ranks by
+                        self.router.latencies.observe(resolution.model, elapsed)
                     return result
                 exchange.attempts.append(
                     Attempt(resolution.model, result.outcome, time.perf_counter() - started)
@@ -410,7 +412,8 @@ class Gateway:
     def _reply_headers(self, exchange: Exchange) -> dict[str, str]:
         headers = {"x-request-id": exchange.request_id, "x-plano-model": exchange.model or ""}
         if exchange.routing is not None:
-            headers["x-plano-route"] = exchange.routing.route or ""
+            # Route names are printable but may be non-ASCII: headers carry them %-encoded.
+            headers["x-plano-route"] = quote(exchange.routing.route or "", safe=" _-.:/+")
         return headers
 
 

@@ -8,6 +8,7 @@ because users frame a task at the start and ask at the end of a long paste.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from proxy.canonical import Message
@@ -18,12 +19,19 @@ MAX_ROUTING_TURNS = 16
 TOKEN_DIVISOR = 4
 DEFAULT_TOKEN_BUDGET = 8192
 TRIM_MARKER = "…"
+MAX_TURN_BYTES = DEFAULT_TOKEN_BUDGET * TOKEN_DIVISOR
 _ROUTED_ROLES = ("user", "assistant")
 
 
 def turns_from_messages(messages: Sequence[Message], *, user_only_tail: bool = False) -> list[Turn]:
     turns = [(m.role, m.text) for m in messages if m.role in _ROUTED_ROLES]
-    turns = [(role, text) for role, text in turns if text.strip()]
+    # No router reads more than its token budget of one turn: a 30 MB paste is cut here,
+    # once, instead of being lowercased, hashed and tokenized whole downstream.
+    turns = [
+        (role, trim_middle(text, MAX_TURN_BYTES) if len(text) > MAX_TURN_BYTES // 4 else text)
+        for role, text in turns
+        if text.strip()
+    ]
     if user_only_tail:
         # route_on_user_only: assistant steps after the last user turn do not change the
         # decision, so the tail (and the cache key) is the same as at that user turn.
@@ -72,6 +80,13 @@ def trim_middle(text: str, max_bytes: int) -> str:
     )
 
 
-def cache_key(turns: Sequence[Turn], tail: int = 4) -> tuple[Turn, ...]:
-    """The normalized conversation tail a decision depends on, for the decision cache."""
-    return tuple((role, " ".join(text.lower().split())) for role, text in turns[-tail:])
+def cache_key(turns: Sequence[Turn], tail: int = 4) -> bytes:
+    """A digest of the normalized conversation tail a decision depends on: cache keys stay
+    small however long the turns are."""
+    digest = hashlib.blake2b(digest_size=16)
+    for role, text in turns[-tail:]:
+        digest.update(role.encode())
+        digest.update(b"\x00")
+        digest.update(" ".join(text.lower().split()).encode())
+        digest.update(b"\x01")
+    return digest.digest()

@@ -29,23 +29,26 @@ class EvalDataError(ValueError):
 
 
 def read_examples(path: Path) -> list[Example]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalDataError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
     examples = []
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
-            try:
-                item = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise EvalDataError(f"{path}:{number}: not JSON: {exc.msg}") from None
-            text = item.get("text") if isinstance(item, dict) else None
-            label = item.get("route") if isinstance(item, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                raise EvalDataError(f'{path}:{number}: needs a non-empty "text"')
-            if label is not None and not isinstance(label, str):
-                raise EvalDataError(f'{path}:{number}: "route" must be a string or null')
-            route = None if label is None or label.strip().lower() in NO_ROUTE_LABELS else label
-            examples.append(Example(text, route, number))
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise EvalDataError(f"{path}:{number}: not JSON: {exc.msg}") from None
+        text = item.get("text") if isinstance(item, dict) else None
+        label = item.get("route") if isinstance(item, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            raise EvalDataError(f'{path}:{number}: needs a non-empty "text"')
+        if label is not None and not isinstance(label, str):
+            raise EvalDataError(f'{path}:{number}: "route" must be a string or null')
+        route = None if label is None or label.strip().lower() in NO_ROUTE_LABELS else label
+        examples.append(Example(text, route, number))
     if not examples:
         raise EvalDataError(f"{path}: no examples")
     return examples

@@ -12,6 +12,7 @@ from proxy.config.model import Config
 ROUTING_BODY_KEYS = ("routing_preferences", "routing_policy")
 PREFER_VALUES = ("none", "cheapest", "fastest")
 MAX_BODY_ROUTES = 64
+MAX_NAME_CHARS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,14 @@ def _text(item: dict, key: str, where: str) -> str:
     value = item.get(key)
     if not isinstance(value, str) or not value.strip():
         raise RouteSpecError(f"'{where}.{key}' must be a non-empty string", where)
-    return value.strip()
+    value = value.strip()
+    if key == "name" and (len(value) > MAX_NAME_CHARS or not value.isprintable()):
+        # A route name goes into a response header and the access log.
+        raise RouteSpecError(
+            f"'{where}.name' must be printable text of at most {MAX_NAME_CHARS} characters",
+            where,
+        )
+    return value
 
 
 def _examples(item: dict, where: str) -> tuple[str, ...]:
@@ -131,4 +139,4 @@ def _examples(item: dict, where: str) -> tuple[str, ...]:
 
 def route_key(routes: Sequence[Route]) -> tuple:
     """What identifies a route set for caching decisions."""
-    return tuple((r.name, r.description, r.examples) for r in routes)
+    return tuple((r.name, r.description, r.examples, r.models, r.prefer) for r in routes)

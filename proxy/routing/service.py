@@ -33,6 +33,8 @@ class RoutingDecision:
     cached: bool = False
     pinned: bool = False  # decided earlier for this X-Model-Affinity session
     escalated: bool = False
+    # Decided, but not by the router meant to (a hybrid's LLM failed): served, not remembered.
+    degraded: bool = False
     detail: str | None = None
 
     def as_json(self) -> dict:
@@ -103,25 +105,45 @@ class RoutingService:
     ) -> RoutingDecision:
         routes = self.routes if routes is None else tuple(routes)
         started = time.perf_counter()
-        if session:
-            pinned = self.sessions.get(session)
-            if pinned is not None:
-                self.stats.pinned += 1
-                return replace(pinned, pinned=True, cached=False, latency_ms=_ms(started))
         if not routes or not turns:
             return RoutingDecision(None, (), self.backend.name, detail="nothing to route")
-        key = (cache_key(turns), route_key(routes))
+        routes_id = route_key(routes)
+        # A pin holds for the route set it was made under: a request that brings other
+        # routes is decided afresh, not given a route it did not offer.
+        pin_key = (session, routes_id) if session else None
+        if pin_key is not None:
+            pinned = self.sessions.get(pin_key)
+            if pinned is not None:
+                self.stats.pinned += 1
+                return self._ranked(
+                    replace(pinned, pinned=True, cached=False, latency_ms=_ms(started)), routes
+                )
+        key = (cache_key(turns), routes_id)
         cached = self.cache.get(key)
         if cached is not None:
             self.stats.cache_hits += 1
             decision = replace(cached, cached=True, latency_ms=_ms(started))
         else:
             decision = await self._ask(turns, routes, started)
-            if decision.fallback is None:
+            if decision.fallback is None and not decision.degraded:
                 self.cache.put(key, decision)
-        if session and decision.route is not None and decision.fallback is None:
-            self.sessions.pin(session, decision)
-        return decision
+        if (
+            pin_key is not None
+            and decision.route is not None
+            and decision.fallback is None
+            and not decision.degraded
+        ):
+            self.sessions.pin(pin_key, decision)
+        return self._ranked(decision, routes)
+
+    def _ranked(self, decision: RoutingDecision, routes: Sequence[Route]) -> RoutingDecision:
+        """The route's models in policy order now: `fastest` follows latencies as they move."""
+        route = next((r for r in routes if r.name == decision.route), None)
+        if route is None:
+            return decision
+        return replace(
+            decision, models=tuple(rank_models(route.models, route.prefer, self.latencies))
+        )
 
     async def _ask(
         self, turns: Sequence[Turn], routes: Sequence[Route], started: float
@@ -134,7 +156,7 @@ class RoutingService:
             log.exception("router backend %s failed", self.backend.name)
             return self._fallback(f"{type(exc).__name__}: {exc}", started)
         route = next((r for r in routes if r.name == answer.route), None)
-        models = tuple(rank_models(route.models, route.prefer, self.latencies)) if route else ()
+        models = route.models if route else ()  # ranked by _ranked on the way out
         self.stats.decisions[(answer.route or "none", answer.backend)] += 1
         return RoutingDecision(
             route=answer.route,
@@ -143,6 +165,7 @@ class RoutingService:
             scores=answer.scores,
             latency_ms=_ms(started),
             escalated=answer.escalated,
+            degraded=answer.degraded,
             detail=answer.detail,
         )
 

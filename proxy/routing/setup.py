@@ -46,10 +46,17 @@ async def build_routing(
         await service.start()
     except RouterUnavailable as exc:
         if backend is embedded:
+            await embedded.close()
             raise RouterSetupError(str(exc)) from None
         notes.append(f"{backend.describe()} could not start ({exc}); using the embedded router")
+        # The failed backend goes; the embedded router it may contain stays.
+        await (backend.llm if isinstance(backend, HybridBackend) else backend).close()
         service.backend = embedded
-        await service.start()
+        try:
+            await service.start()
+        except RouterUnavailable as again:
+            await embedded.close()
+            raise RouterSetupError(str(again)) from None
     service.notes = [*notes, f"router: {service.backend.describe()}"]
     for note in notes:
         log.warning("%s", note)
@@ -84,6 +91,7 @@ async def _choose(config, settings: RouterSettings, embedded, notes, progress, p
             if llm is not None:
                 return HybridBackend(embedded, llm, settings.escalate_below_margin)
         else:
+            await ollama.close()
             notes.append(
                 f"no router LLM: Ollama is not running at {ollama.host}. Routing uses the "
                 "embedded CPU router. For Arch-Router, install Ollama from "

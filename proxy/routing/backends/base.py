@@ -18,6 +18,7 @@ class RouterAnswer:
     margin: float | None = None  # embedded: best minus runner-up
     named: tuple[str, ...] = ()  # every route an LLM router named, best first
     escalated: bool = False  # hybrid: the embedded router was unsure and asked the LLM
+    degraded: bool = False  # hybrid: the LLM failed, so the unsure embedded answer stands
     detail: str | None = None  # why, in words, for --explain and traces
 
 

@@ -11,6 +11,7 @@ from proxy.routing.conversation import Turn
 from proxy.routing.routes import Route
 
 NAME = "embedded"
+MAX_TEXT_CHARS = 4096
 # Route sets seen recently: the config's, and per-request ones.
 ROUTE_TEXT_CACHE_SIZE = 32
 
@@ -66,9 +67,9 @@ class EmbeddedBackend:
     def decide_sync(self, turns: Sequence[Turn], routes: Sequence[Route]) -> RouterAnswer:
         if self._router is None:
             self._load()
-        result = self._router.score(
-            list(turns), self._route_texts(routes), threshold=self.threshold
-        )
+        # The encoder reads 256 tokens of a turn; the rest need not be tokenized at all.
+        clipped = [(role, text[:MAX_TEXT_CHARS]) for role, text in turns]
+        result = self._router.score(clipped, self._route_texts(routes), threshold=self.threshold)
         best = result.scores.get(result.best, 0.0)
         # How far the decision is from flipping: to the runner-up route, or across the
         # threshold to no route. The hybrid backend escalates when this is small.

@@ -39,7 +39,9 @@ class HybridBackend:
         except Exception as exc:  # RouterUnavailable, or a bug in the LLM backend
             # The embedded answer is a real answer: better than none.
             return dataclasses.replace(
-                first, detail=f"{first.detail}; LLM router failed ({exc}), kept embedded answer"
+                first,
+                degraded=True,
+                detail=f"{first.detail}; LLM router failed ({exc}), kept embedded answer",
             )
         return dataclasses.replace(
             second,

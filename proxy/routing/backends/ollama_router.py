@@ -7,12 +7,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from proxy.config.redact import redact_url
 from proxy.routing.backends.base import RouterAnswer, RouterUnavailable
 from proxy.routing.backends.llm_prompting import RouterPrompting
 from proxy.routing.conversation import Turn
 from proxy.routing.routes import Route
 
 NAME = "ollama"
+LOAD_TIMEOUT_S = 300
 DEFAULT_MODEL = "hf.co/katanemo/Arch-Router-1.5B.gguf:Q4_K_M"
 DEFAULT_HOST = "http://localhost:11434"
 INSTALL_HINT = "install Ollama from https://ollama.com/download and start it with `ollama serve`"
@@ -116,7 +118,11 @@ class OllamaBackend:
         import ollama
 
         try:
-            await self._ollama().generate(self.model, prompt="", keep_alive=self.keep_alive)
+            # Loading a gigabyte from disk on a CPU box can take a while, but not forever.
+            await asyncio.wait_for(
+                self._ollama().generate(self.model, prompt="", keep_alive=self.keep_alive),
+                LOAD_TIMEOUT_S,
+            )
         except ollama.ResponseError as exc:
             raise RouterUnavailable(f"ollama could not load {self.model}: {exc.error}") from None
         except Exception as exc:
@@ -149,4 +155,5 @@ class OllamaBackend:
             await self._client.close()
 
     def describe(self) -> str:
-        return f"ollama {self.model} at {self.host} ({self.prompting.style.value} prompt)"
+        host = redact_url(self.host)
+        return f"ollama {self.model} at {host} ({self.prompting.style.value} prompt)"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import aiohttp
 import orjson
 
+from proxy.config.redact import redact_url
 from proxy.routing.backends.base import RouterAnswer, RouterUnavailable
 from proxy.routing.backends.llm_prompting import RouterPrompting
 from proxy.routing.conversation import Turn
@@ -71,4 +72,4 @@ class OpenAICompatibleBackend:
             await self._session.close()
 
     def describe(self) -> str:
-        return f"{self.model} at {self.url} ({self.prompting.style.value} prompt)"
+        return f"{self.model} at {redact_url(self.url)} ({self.prompting.style.value} prompt)"
