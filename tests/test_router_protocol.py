@@ -231,8 +231,10 @@ def test_cache_key_normalizes_case_and_whitespace_of_the_tail():
         ("user", "z"),
         ("user", "fix the bug"),
     ]
-    assert cache_key(a) == cache_key(b)
-    assert cache_key(a)[-1] == ("user", "fix the bug")
+    assert cache_key(a) == cache_key(b)  # only the last four turns count, normalized
+    assert cache_key(a) != cache_key([*b[:-1], ("user", "fix the bugs")])
+    assert cache_key(a) != cache_key([*b[:-1], ("assistant", "fix the bug")])
+    assert len(cache_key([("user", "x" * 1_000_000)])) == 16  # a digest, however long
     assert cache_key([("user", "fix the bug")]) != cache_key([("assistant", "fix the bug")])
 
 
@@ -432,12 +434,14 @@ def test_routes_from_body_errors(body, message, param):
         assert caught.value.param.startswith(next(iter(body)))
 
 
-def test_route_key_ignores_models_but_not_descriptions():
+def test_route_key_covers_descriptions_models_and_policy():
+    # A cached decision carries its route's models: a set with other models or another
+    # policy is another key, or a request would get models its routes never named.
     a = (Route("code", "writing code", ("m1",)),)
-    b = (Route("code", "writing code", ("m2",), "cheapest"),)
-    c = (Route("code", "reviewing code", ("m1",)),)
-    assert route_key(a) == route_key(b)
-    assert route_key(a) != route_key(c)
+    assert route_key(a) == route_key((Route("code", "writing code", ("m1",)),))
+    assert route_key(a) != route_key((Route("code", "writing code", ("m2",)),))
+    assert route_key(a) != route_key((Route("code", "writing code", ("m1",), "cheapest"),))
+    assert route_key(a) != route_key((Route("code", "reviewing code", ("m1",)),))
 
 
 # --------------------------------------------------------------------------- selection
