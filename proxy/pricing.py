@@ -74,3 +74,31 @@ def price_for(model: str, overrides: dict[str, Price] | None = None) -> Price | 
         if model.startswith(prefix):
             return PRICES[prefix]
     return None
+
+
+def cost_usd(
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int = 0,
+    overrides: dict[str, Price] | None = None,
+) -> float | None:
+    """What a request cost at list price, or None when the model has no price.
+
+    Cached input tokens are part of `input_tokens` (as providers report them) and are
+    charged at the cached rate when the table has one.
+    """
+    price = price_for(model, overrides)
+    if price is None:
+        return None
+    cached = min(max(cached_input_tokens, 0), max(input_tokens, 0))
+    cached_rate = price.cached_input_per_mtok
+    if cached_rate is None:
+        cached_rate = price.input_per_mtok
+    fresh = max(input_tokens, 0) - cached
+    total = (
+        fresh * price.input_per_mtok
+        + cached * cached_rate
+        + max(output_tokens, 0) * price.output_per_mtok
+    )
+    return total / 1_000_000
