@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from proxy.percentiles import percentile
 from proxy.routing.backends.embedded import EmbeddedBackend
-from proxy.routing.evaluate import percentile
 from proxy.routing.routes import Route
 from proxy.routing.service import RoutingService
 

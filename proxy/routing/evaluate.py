@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from proxy.percentiles import percentile
 
 NO_ROUTE_LABELS = frozenset({"other", "none", ""})
 NONE = "(none)"
@@ -147,13 +149,3 @@ class EvalReport:
             ],
             "unknown_labels": dict(self.unknown_labels),
         }
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

@@ -1,0 +1,649 @@
+"""The local trace store: schema and migrations, scrubbing, retention, queries, concurrency.
+
+Every test runs on a real SQLite file under tmp_path.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from proxy.config.redact import redact_text
+from proxy.telemetry import store_schema
+from proxy.telemetry.store import (
+    RequestRow,
+    SignalRow,
+    SpanEventRow,
+    SpanRow,
+    StoreBatch,
+    TraceStore,
+    TraceStoreError,
+)
+from proxy.telemetry.store_scrub import is_secret_key, scrub_text
+
+NOW = 1_750_000_000.0
+DAY = 86_400
+FAKE_KEY = "sk-test-0123456789abcdefghijklmnop"
+
+
+def tid(i: int) -> str:
+    return f"{i:032x}"
+
+
+def sid(i: int, n: int = 0) -> str:
+    return f"{i:012x}{n:04x}"
+
+
+def req(i: int, started_at: float | None = None, **fields) -> RequestRow:
+    return RequestRow(
+        trace_id=tid(i), started_at=NOW + i if started_at is None else started_at, **fields
+    )
+
+
+def trace(i: int, started_at: float | None = None, **fields) -> StoreBatch:
+    """A request with two spans, an event and a signal, all under one trace id."""
+    row = req(i, started_at, **fields)
+    start_ns = int(row.started_at * 1e9)
+    return StoreBatch(
+        requests=[row],
+        spans=[
+            SpanRow(sid(i, 0), tid(i), "plano.request", start_ns, start_ns + 10),
+            SpanRow(sid(i, 1), tid(i), "plano.upstream", start_ns + 1, start_ns + 9, sid(i, 0)),
+        ],
+        events=[SpanEventRow(sid(i, 1), tid(i), "first_token", start_ns + 5)],
+        signals=[SignalRow(tid(i), "frustration", "interaction", 1, 0.8, "this is wrong")],
+    )
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def table_counts(db: Path) -> dict[str, int]:
+    tables = ("requests", "spans", "span_events", "signals")
+    return {t: rows(db, f"SELECT count(*) FROM {t}")[0][0] for t in tables}
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "traces.db"
+
+
+@pytest.fixture
+def store(db_path: Path):
+    with TraceStore.open(db_path) as opened:
+        yield opened
+
+
+# -- schema, migrations, pragmas ---------------------------------------------------------
+
+
+def test_new_file_gets_the_current_schema(store: TraceStore, db_path: Path) -> None:
+    assert store_schema.SCHEMA_VERSION == 1
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    tables = {
+        name for (name,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    assert {"meta", "requests", "spans", "span_events", "signals"} <= tables
+    indexes = {
+        name for (name,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type='index'")
+    }
+    assert {
+        "idx_requests_started_at_trace_id",
+        "idx_requests_model_started_at_trace_id",
+        "idx_requests_route_started_at_trace_id",
+        "idx_requests_status_started_at_trace_id",
+        "idx_spans_trace_id",
+        "idx_span_events_trace_id",
+        "idx_signals_trace_id",
+        "idx_spans_start_ns",
+    } <= indexes
+
+
+def test_wal_normal_sync_and_busy_timeout(store: TraceStore, db_path: Path) -> None:
+    assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]
+    assert store._db.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+
+
+def test_default_path_is_under_plano_home(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PLANO_HOME", str(tmp_path / "home" / "nested"))
+    with TraceStore.open() as opened:
+        assert opened.path == tmp_path / "home" / "nested" / "traces.db"
+    assert opened.path.is_file()
+
+
+def test_file_without_meta_is_migrated(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE unrelated (x)")
+    with TraceStore.open(db_path) as opened:
+        opened.write(trace(1))
+        assert opened.count() == 1
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+
+
+def test_version_zero_meta_is_migrated(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
+    with TraceStore.open(db_path) as opened:
+        assert opened.count() == 0
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+
+
+def test_newer_schema_is_refused(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    with pytest.raises(TraceStoreError, match=r"newer Plano \(schema 99.*--db elsewhere"):
+        TraceStore.open(db_path)
+
+
+def test_only_missing_migrations_run_in_order(db_path: Path, monkeypatch) -> None:
+    TraceStore.open(db_path).close()  # at v1
+    ran: list[int] = []
+
+    def v2(db) -> None:
+        ran.append(2)
+        db["requests"].add_column("region", str)
+
+    def v3(db) -> None:
+        ran.append(3)
+        db["requests"].create_index(["region"])
+
+    monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, v2, v3])
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 3)
+    TraceStore.open(db_path).close()
+    TraceStore.open(db_path).close()  # already current: nothing runs again
+    assert ran == [2, 3]
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert "region" in {r[1] for r in rows(db_path, "PRAGMA table_info(requests)")}
+
+
+def test_a_failing_migration_changes_nothing(db_path: Path, monkeypatch) -> None:
+    TraceStore.open(db_path).close()
+
+    def broken(db) -> None:
+        db["half_done"].create({"x": int})
+        raise sqlite3.OperationalError("disk on fire")
+
+    monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, broken])
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 2)
+    with pytest.raises(TraceStoreError, match="disk on fire"):
+        TraceStore.open(db_path)
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert rows(db_path, "SELECT name FROM sqlite_master WHERE name = 'half_done'") == []
+
+
+def test_unusable_path_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(TraceStoreError, match="cannot open the trace store"):
+        TraceStore.open(tmp_path / "file" / "traces.db")
+
+
+# -- writes --------------------------------------------------------------------------------
+
+
+def test_writing_twice_does_not_duplicate(store: TraceStore, db_path: Path) -> None:
+    store.write(trace(1, status=200))
+    store.write(trace(1, status=200))
+    assert table_counts(db_path) == {"requests": 1, "spans": 2, "span_events": 1, "signals": 1}
+    store.write(trace(1, status=502, error="upstream timed out"))  # the later summary wins
+    assert table_counts(db_path) == {"requests": 1, "spans": 2, "span_events": 1, "signals": 1}
+    detail = store.get_trace(tid(1))
+    assert detail is not None
+    assert detail.request is not None
+    assert (detail.request.status, detail.request.error) == (502, "upstream timed out")
+
+
+def test_round_trip_keeps_types(store: TraceStore) -> None:
+    messages = [{"role": "user", "content": 'say "hi"\nthen stop'}]
+    store.write(
+        StoreBatch(
+            requests=[
+                req(1, stream=True, request_messages=messages, cost_usd=0.25, input_tokens=7)
+            ],
+            spans=[SpanRow(sid(1), tid(1), "s", 1, 2, attributes={"n": 3, "ok": True})],
+        )
+    )
+    detail = store.get_trace(tid(1))
+    assert detail is not None
+    assert detail.request == req(
+        1, stream=True, request_messages=messages, cost_usd=0.25, input_tokens=7
+    )
+    assert detail.spans[0].attributes == {"n": 3, "ok": True}
+
+
+def test_secrets_never_reach_the_file(db_path: Path) -> None:
+    cookie = "session=opaque-cookie-value-42"
+    plain_header = "plain-header-secret-99"
+    batch = StoreBatch(
+        requests=[
+            req(
+                1,
+                path=f"/v1/chat/completions?api_key={FAKE_KEY}",
+                error=f"401 Incorrect API key provided: {FAKE_KEY}",
+                request_messages=[{"role": "user", "content": f"my key is {FAKE_KEY}, use it"}],
+                response_messages=[{"role": "assistant", "content": f"Bearer {FAKE_KEY}"}],
+            )
+        ],
+        spans=[
+            SpanRow(
+                sid(1),
+                tid(1),
+                "plano.upstream",
+                1,
+                2,
+                attributes={
+                    "http.request.header.authorization": ["Bearer opaque"],
+                    "Authorization": "Bearer opaque",
+                    "upstream": {"headers": {"X-Api-Key": plain_header, "Cookie": cookie}},
+                    "proxy_authorization": "Basic abc",
+                    "gen_ai.prompt": f"key={FAKE_KEY}",
+                },
+            )
+        ],
+        events=[SpanEventRow(sid(1), tid(1), "log", 5, {"set-cookie": cookie, "m": FAKE_KEY})],
+        signals=[SignalRow(tid(1), "leak", snippet=f"pasted {FAKE_KEY}")],
+    )
+    store = TraceStore.open(db_path)
+    store.write(batch)
+
+    def file_bytes() -> bytes:
+        wal = db_path.with_name(db_path.name + "-wal")
+        return db_path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+    secrets = [FAKE_KEY, "0123456789abcdefghijklmnop", "opaque", plain_header, cookie, "Basic abc"]
+    data = file_bytes()  # before the checkpoint the batch lives in the WAL
+    assert [s for s in secrets if s.encode() in data] == []
+    store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = file_bytes()
+    assert b"plano.upstream" in data  # the rows did reach the main file
+    assert [s for s in secrets if s.encode() in data] == []
+    # What is left around the masks stays readable.
+    store = TraceStore.open(db_path)
+    detail = store.get_trace(tid(1))
+    store.close()
+    assert detail is not None
+    assert detail.request is not None
+    assert detail.request.request_messages[0]["content"] == "my key is ********, use it"
+    assert set(detail.spans[0].attributes) == {"upstream", "gen_ai.prompt"}
+    assert detail.spans[0].attributes["upstream"] == {"headers": {}}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "Authorization",
+        "authorization",
+        "Proxy-Authorization",
+        "x-api-key",
+        "X_API_KEY",
+        "api-key",
+        "Cookie",
+        "set-cookie",
+        "http.request.header.authorization",
+        "http.response.header.set-cookie",
+    ],
+)
+def test_secret_header_keys(key: str) -> None:
+    assert is_secret_key(key)
+
+
+def test_the_cheap_check_skips_only_what_redact_text_would_keep() -> None:
+    # scrub_text skips redact_text when a quick search finds nothing it could mask; on
+    # strings built from the patterns' own pieces both must always agree.
+    pieces = ["key", "Token", "PASSWORD", "auth", "cookie", "dsn", ": ", "=", "?", "&", "@",
+              "https://", "Bearer ", "basic ", "sk-", "AK_", "ſecret", " ", ",", "\n", "x",
+              "abc123", "0123456789" * 4, "-", "_", "é", "}"]  # fmt: skip
+    rng = random.Random(3)
+    samples = ["".join(rng.choices(pieces, k=rng.randint(1, 8))) for _ in range(5000)]
+    samples += ["ab", "plain words only", "A" * 39, "A" * 40, "sk-abcdef", "desk-top"]
+    for text in samples:
+        assert scrub_text(text) == redact_text(text, limit=sys.maxsize), text
+
+
+@pytest.mark.parametrize("key", ["model", "http.request.header.content-type", "keyword"])
+def test_ordinary_keys_are_kept(key: str) -> None:
+    assert not is_secret_key(key)
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+def test_prune_by_age_takes_child_rows(db_path: Path) -> None:
+    with TraceStore.open(db_path, retention_days=7) as opened:
+        opened.write(trace(1, started_at=NOW - 8 * DAY))
+        opened.write(trace(2, started_at=NOW - 6 * DAY))
+        assert opened.prune(now=NOW) == 1
+        assert [r.trace_id for r in opened.list_requests()] == [tid(2)]
+        assert opened.get_trace(tid(1)) is None
+    assert table_counts(db_path) == {"requests": 1, "spans": 2, "span_events": 1, "signals": 1}
+
+
+def test_prune_by_count_keeps_the_newest(db_path: Path) -> None:
+    with TraceStore.open(db_path, max_requests=3) as opened:
+        for i in range(5):
+            opened.write(trace(i, started_at=NOW - 100 + i))
+        assert opened.prune(now=NOW) == 2
+        assert [r.trace_id for r in opened.list_requests()] == [tid(4), tid(3), tid(2)]
+    assert table_counts(db_path) == {"requests": 3, "spans": 6, "span_events": 3, "signals": 3}
+    assert {t for (t,) in rows(db_path, "SELECT DISTINCT trace_id FROM spans")} == {
+        tid(2),
+        tid(3),
+        tid(4),
+    }
+
+
+def test_prune_sweeps_old_spans_whose_summary_never_came(db_path: Path) -> None:
+    old_ns = int((NOW - 8 * DAY) * 1e9)
+    new_ns = int((NOW - 1) * 1e9)
+    with TraceStore.open(db_path) as opened:
+        opened.write(
+            StoreBatch(
+                spans=[SpanRow(sid(1), tid(1), "x", old_ns), SpanRow(sid(2), tid(2), "x", new_ns)],
+                events=[SpanEventRow(sid(1), tid(1), "e", old_ns)],
+            )
+        )
+        assert opened.prune(now=NOW) == 0
+        assert opened.get_trace(tid(1)) is None
+        in_flight = opened.get_trace(tid(2))
+    assert in_flight is not None
+    assert in_flight.request is None
+    assert table_counts(db_path)["span_events"] == 0
+
+
+def test_prune_runs_by_itself_every_n_requests(db_path: Path) -> None:
+    recent = time.time() - 60  # the automatic prune uses the clock: stay inside retention
+    with TraceStore.open(db_path, max_requests=1, prune_every=2) as opened:
+        opened.write(trace(1, recent))
+        assert opened.count() == 1
+        opened.write(trace(2, recent + 1))  # the second request written triggers a prune
+        assert [r.trace_id for r in opened.list_requests()] == [tid(2)]
+        opened.write(trace(3, recent + 2))
+        assert opened.count() == 2
+
+
+# -- list_requests -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def varied(store: TraceStore) -> TraceStore:
+    specs = [
+        {
+            "model": "gpt",
+            "route": "code",
+            "status": 200,
+            "provider": "openai",
+            "listener": "main",
+            "api": "openai_chat",
+            "session": "s1",
+            "latency_ms": 100.0,
+        },
+        {
+            "model": "claude",
+            "route": "chat",
+            "status": 500,
+            "provider": "anthropic",
+            "listener": "main",
+            "api": "anthropic_messages",
+            "session": "s2",
+            "latency_ms": 900.0,
+            "error": "upstream 500",
+        },
+        {
+            "model": "gpt",
+            "route": "chat",
+            "status": 429,
+            "provider": "openai",
+            "listener": "edge",
+            "api": "openai_responses",
+            "session": "s1",
+            "latency_ms": 300.0,
+            "signal_count": 2,
+        },
+        {
+            "model": "llama",
+            "route": None,
+            "status": 200,
+            "provider": "ollama",
+            "listener": "edge",
+            "api": "openai_chat",
+            "session": None,
+            "latency_ms": 50.0,
+            "request_messages": [{"role": "user", "content": "100% of the_files"}],
+            "response_messages": [{"role": "assistant", "content": 'He said "refactor it"'}],
+        },
+    ]
+    store.write(StoreBatch(requests=[req(i, **spec) for i, spec in enumerate(specs)]))
+    store.write(StoreBatch(signals=[SignalRow(tid(1), "escalation")]))  # no signal_count set
+    return store
+
+
+def ids(found: list[RequestRow]) -> list[int]:
+    return [int(r.trace_id, 16) for r in found]
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ({}, [3, 2, 1, 0]),
+        ({"model": "gpt"}, [2, 0]),
+        ({"route": "chat"}, [2, 1]),
+        ({"status": "200"}, [3, 0]),
+        ({"provider": "anthropic"}, [1]),
+        ({"listener": "edge"}, [3, 2]),
+        ({"api": "openai_chat"}, [3, 0]),
+        ({"session": "s1"}, [2, 0]),
+        ({"model": "gpt", "route": "chat", "status": "429"}, [2]),
+        ({"model": "nope"}, []),
+    ],
+)
+def test_list_filters_by_equality(varied: TraceStore, where: dict, expected: list[int]) -> None:
+    assert ids(varied.list_requests(where=where)) == expected
+
+
+def test_list_filters_by_time_latency_and_signals(varied: TraceStore) -> None:
+    assert ids(varied.list_requests(since=NOW + 1)) == [3, 2, 1]
+    assert ids(varied.list_requests(until=NOW + 2)) == [1, 0]
+    assert ids(varied.list_requests(since=NOW + 1, until=NOW + 3)) == [2, 1]
+    assert ids(varied.list_requests(min_latency_ms=300)) == [2, 1]
+    assert ids(varied.list_requests(has_signals=True)) == [2, 1]  # a count, or signal rows
+    assert ids(varied.list_requests(has_signals=False)) == [3, 0]
+    assert ids(varied.list_requests(limit=2)) == [3, 2]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("UPSTREAM 500", [1]),  # the error, case-insensitively
+        ("100%", [3]),  # LIKE wildcards are taken literally
+        ("the_files", [3]),
+        ("the%files", []),
+        ("of_the", []),  # "_" would match the space
+        ('said "refactor', [3]),  # quotes as written, though stored JSON-escaped
+        ("nowhere", []),
+    ],
+)
+def test_list_text_search(varied: TraceStore, text: str, expected: list[int]) -> None:
+    assert ids(varied.list_requests(text=text)) == expected
+
+
+def test_list_leaves_messages_out_unless_asked(varied: TraceStore) -> None:
+    (row,) = varied.list_requests(where={"model": "llama"})
+    assert row.request_messages is None
+    (row,) = varied.list_requests(where={"model": "llama"}, with_messages=True)
+    assert row.request_messages == [{"role": "user", "content": "100% of the_files"}]
+
+
+def test_unknown_filter_key_names_the_allowed_ones(varied: TraceStore) -> None:
+    with pytest.raises(ValueError, match=r"'model; DROP TABLE requests'.*api, listener, model"):
+        varied.list_requests(where={"model; DROP TABLE requests": "x"})
+    with pytest.raises(ValueError, match="status must be a number"):
+        varied.list_requests(where={"status": "5xx"})
+    with pytest.raises(ValueError, match="allowed: model, route"):
+        varied.stats(group_by="provider")  # type: ignore[arg-type]
+
+
+def test_keyset_pages_have_no_gaps_or_duplicates(store: TraceStore) -> None:
+    # 23 requests over only 5 distinct start times: the trace id breaks the ties.
+    store.write(
+        StoreBatch(
+            requests=[req(i, NOW + i % 5, model="gpt" if i % 3 else "claude") for i in range(23)]
+        )
+    )
+    for where, size in (({}, 4), ({"model": "gpt"}, 3)):
+        expected = store.list_requests(where=where, limit=1000)
+        pages: list[RequestRow] = []
+        cursor = None
+        while page := store.list_requests(where=where, limit=size, before=cursor):
+            pages += page
+            cursor = (page[-1].started_at, page[-1].trace_id)
+        assert [r.trace_id for r in pages] == [r.trace_id for r in expected]
+        assert len({r.trace_id for r in pages}) == len(expected)
+        keys = [(r.started_at, r.trace_id) for r in pages]
+        assert keys == sorted(keys, reverse=True)
+    assert len(store.list_requests(limit=1000)) == 23
+
+
+def test_newest_after_tails_oldest_first(store: TraceStore) -> None:
+    store.write(StoreBatch(requests=[req(i, NOW + i // 2) for i in range(6)]))
+    first = store.newest_after(NOW, tid(0), limit=3)
+    assert ids(first) == [1, 2, 3]  # tid(1) shares tid(0)'s start time
+    rest = store.newest_after(first[-1].started_at, first[-1].trace_id, limit=10)
+    assert ids(rest) == [4, 5]
+    assert store.newest_after(rest[-1].started_at, rest[-1].trace_id) == []
+
+
+# -- get_trace -----------------------------------------------------------------------------
+
+
+def test_get_trace_orders_spans_by_start(store: TraceStore) -> None:
+    batch = trace(7)
+    batch.spans.reverse()
+    store.write(batch)
+    detail = store.get_trace(tid(7))
+    assert detail is not None
+    assert [s.name for s in detail.spans] == ["plano.request", "plano.upstream"]
+    assert detail.spans[1].parent_id == detail.spans[0].span_id
+    assert [e.name for e in detail.events] == ["first_token"]
+    assert [(s.type, s.group, s.message_index) for s in detail.signals] == [
+        ("frustration", "interaction", 1)
+    ]
+    assert store.get_trace(tid(8)) is None
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def measured(store: TraceStore) -> TraceStore:
+    specs = [  # (model, route, status, latency, ttft, in, out, cost)
+        ("a", "code", 200, 100.0, 10.0, 10, 1, 0.01),
+        ("a", "code", 200, 200.0, 20.0, 20, 2, 0.02),
+        ("a", "chat", 500, 300.0, 30.0, 30, 3, 0.03),
+        ("a", "chat", 429, 400.0, 40.0, 40, 4, 0.04),
+        ("a", "chat", 200, 1000.0, None, 50, 5, None),
+        ("b", "chat", 404, 50.0, 5.0, 7, None, 0.5),
+    ]
+    store.write(
+        StoreBatch(
+            requests=[
+                req(
+                    i,
+                    model=m,
+                    route=r,
+                    status=s,
+                    latency_ms=lat,
+                    ttft_ms=t,
+                    input_tokens=n,
+                    output_tokens=o,
+                    cost_usd=c,
+                )
+                for i, (m, r, s, lat, t, n, o, c) in enumerate(specs)
+            ]
+        )
+    )
+    return store
+
+
+def test_stats_by_model_hand_computed(measured: TraceStore) -> None:
+    # Percentiles interpolate between ranks: rank = (n - 1) * q / 100.
+    # a's latencies 100 200 300 400 1000: p50 rank 2 -> 300; p95 rank 3.8 -> 400 + .8 * 600.
+    # a's TTFTs 10 20 30 40 (one missing): p50 rank 1.5 -> 25; p95 rank 2.85 -> 38.5.
+    a, b = measured.stats(group_by="model")
+    assert (a.key, a.count, a.errors, a.error_rate) == ("a", 5, 2, 0.4)
+    assert a.p50_latency_ms == pytest.approx(300.0)
+    assert a.p95_latency_ms == pytest.approx(880.0)
+    assert a.p50_ttft_ms == pytest.approx(25.0)
+    assert a.p95_ttft_ms == pytest.approx(38.5)
+    assert (a.input_tokens, a.output_tokens) == (150, 15)
+    assert a.cost_usd == pytest.approx(0.10)
+    assert (b.key, b.count, b.errors, b.error_rate) == ("b", 1, 1, 1.0)
+    assert (b.p50_latency_ms, b.p95_latency_ms, b.p50_ttft_ms) == (50.0, 50.0, 5.0)
+    assert (b.input_tokens, b.output_tokens, b.cost_usd) == (7, 0, 0.5)
+
+
+def test_stats_by_route_with_filters(measured: TraceStore) -> None:
+    chat, code = measured.stats(group_by="route")
+    assert (chat.key, chat.count, chat.errors) == ("chat", 4, 3)
+    # chat's latencies 50 300 400 1000: p50 rank 1.5 -> 350; p95 rank 2.85 -> 400 + .85 * 600.
+    assert chat.p50_latency_ms == pytest.approx(350.0)
+    assert chat.p95_latency_ms == pytest.approx(910.0)
+    assert (code.key, code.count, code.errors, code.error_rate) == ("code", 2, 0, 0.0)
+    (only,) = measured.stats(group_by="route", where={"model": "a"}, since=NOW + 3)
+    assert (only.key, only.count, only.input_tokens) == ("chat", 2, 90)
+    assert measured.stats(since=NOW + 100) == []
+
+
+# -- concurrency ---------------------------------------------------------------------------
+
+
+def test_reader_is_not_blocked_by_an_open_write(db_path: Path) -> None:
+    writer = TraceStore.open(db_path)
+    reader = TraceStore.open(db_path)
+    writer.write(trace(1))
+    writer._db.execute("BEGIN IMMEDIATE")
+    writer._db["requests"].insert({"trace_id": tid(2), "started_at": NOW})
+    assert reader.count() == 1  # the uncommitted row is invisible, and reading did not wait
+    assert ids(reader.list_requests()) == [1]
+    writer._db.execute("COMMIT")
+    assert reader.count() == 2
+    writer.close()
+    reader.close()
+
+
+def test_writer_thread_and_reader_at_once(db_path: Path) -> None:
+    writer = TraceStore.open(db_path)
+    errors: list[BaseException] = []
+
+    def write_all() -> None:
+        try:
+            for i in range(200):
+                writer.write(trace(i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    with TraceStore.open(db_path) as reader:
+        thread = threading.Thread(target=write_all)
+        thread.start()
+        seen = []
+        while thread.is_alive() or not seen or seen[-1] < 200:
+            seen.append(reader.count())
+            for row in reader.list_requests(limit=5):
+                detail = reader.get_trace(row.trace_id)
+                assert detail is not None
+                assert len(detail.spans) == 2  # a batch is seen whole or not at all
+        thread.join()
+    writer.close()
+    assert errors == []
+    assert seen == sorted(seen)
+    assert seen[-1] == 200
