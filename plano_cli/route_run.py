@@ -16,7 +16,7 @@ from proxy.config import Mode, check_file
 from proxy.config.model import Config
 from proxy.routing.evaluate import NONE, EvalDataError, EvalReport, read_examples
 from proxy.routing.routes import routes_from_config
-from proxy.routing.service import RoutingDecision, RoutingService
+from proxy.routing.service import RoutingDecision, RoutingService, decision_payload
 from proxy.routing.setup import RouterSetupError, build_routing
 
 _BAR = 24
@@ -121,9 +121,7 @@ def _show_decision(config, service, decision: RoutingDecision, prompt, out, as_j
     default = config.default_provider.model if config.default_provider else None
     model = decision.models[0] if decision.models else default
     if as_json:
-        payload = {**decision.as_json(), "model": model}
-        payload["models"] = list(decision.models) or ["none"]  # upstream's no-match shape
-        print_json_line(payload)
+        print_json_line(decision_payload(decision, default))
         return
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")

@@ -385,6 +385,9 @@ class ScriptedBackend:
     async def start(self) -> None:
         self.started = True
 
+    def prepare(self, routes: Sequence[Route]) -> None:
+        pass
+
     async def decide(self, turns: Sequence[Turn], routes: Sequence[Route]) -> RouterAnswer:
         self.calls += 1
         return self._decide(turns, routes)

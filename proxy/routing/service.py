@@ -52,6 +52,25 @@ class RoutingDecision:
         }
 
 
+def decision_payload(decision: RoutingDecision | None, default_model: str | None) -> dict:
+    """Upstream's shape ({models, route}) plus `model` (what would serve the request) and how
+    it was decided: what `/routing/v1/*` and `plano route --json` print."""
+    if decision is not None and decision.models:
+        models, model = list(decision.models), decision.models[0]
+    else:
+        models, model = ["none"], default_model or "none"  # "none": upstream's no-match
+    payload = {
+        "models": models,
+        "route": decision.route if decision is not None else None,
+        "model": model,
+    }
+    if decision is not None:
+        details = decision.as_json()
+        del details["route"], details["models"]
+        payload.update(details)
+    return payload
+
+
 @dataclass(slots=True)
 class RoutingStats:
     decisions: Counter = field(default_factory=Counter)  # (route or "none", backend)
@@ -73,6 +92,7 @@ class RoutingService:
     ):
         self.backend = backend
         self.routes = tuple(routes)
+        self._routes_id = route_key(self.routes)
         self.cache: DecisionCache[RoutingDecision] = DecisionCache(cache_size)
         self.sessions: AffinityStore[RoutingDecision] = AffinityStore(
             session_ttl_s, session_max_entries
@@ -87,11 +107,7 @@ class RoutingService:
             # rather than make every start of a config without routes pay for it.
             return
         await self.backend.start()
-        prepare = getattr(self.backend, "prepare", None) or getattr(
-            getattr(self.backend, "embedded", None), "prepare", None
-        )
-        if prepare is not None:
-            prepare(self.routes)
+        self.backend.prepare(self.routes)
 
     async def close(self) -> None:
         await self.backend.close()
@@ -103,11 +119,12 @@ class RoutingService:
         *,
         session: str | None = None,
     ) -> RoutingDecision:
+        routes_id = self._routes_id if routes is None else None
         routes = self.routes if routes is None else tuple(routes)
         started = time.perf_counter()
         if not routes or not turns:
             return RoutingDecision(None, (), self.backend.name, detail="nothing to route")
-        routes_id = route_key(routes)
+        routes_id = routes_id or route_key(routes)
         # A pin holds for the route set it was made under: a request that brings other
         # routes is decided afresh, not given a route it did not offer.
         pin_key = (session, routes_id) if session else None

@@ -24,7 +24,7 @@ from proxy.gateway.client_api import (
 from proxy.gateway.exchange import Exchange
 from proxy.gateway.pipeline import ClientError, Gateway
 from proxy.routing.routes import RouteSpecError, routes_from_body
-from proxy.routing.service import RoutingService
+from proxy.routing.service import RoutingService, decision_payload
 from proxy.state.conversations import open_store
 from proxy.upstream.retry import Backoff
 from proxy.wire import openai_chat, openai_responses
@@ -173,22 +173,8 @@ def config_default(gateway: Gateway) -> str | None:
 
 
 def routing_response(default_model: str | None, decision, request: web.Request) -> dict:
-    """Upstream's shape ({models, route, trace_id}) plus `model` and how it was decided."""
-    if decision is not None and decision.models:
-        models, model = list(decision.models), decision.models[0]
-    else:
-        models, model = ["none"], default_model or "none"  # "none": upstream's no-match
-    payload = {
-        "models": models,
-        "route": decision.route if decision is not None else None,
-        "model": model,
-        "trace_id": _trace_id(request),
-    }
-    if decision is not None:
-        details = decision.as_json()
-        del details["route"], details["models"]
-        payload.update(details)
-    return payload
+    """The decision payload, with the trace it belongs to."""
+    return {**decision_payload(decision, default_model), "trace_id": _trace_id(request)}
 
 
 def _trace_id(request: web.Request) -> str:

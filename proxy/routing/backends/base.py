@@ -32,6 +32,9 @@ class RouterBackend(Protocol):
     async def start(self) -> None:
         """Load or connect; raise RouterUnavailable when this backend cannot serve."""
 
+    def prepare(self, routes: Sequence[Route]) -> None:
+        """Do per-route-set work (embedding) before traffic; a no-op for LLM routers."""
+
     async def decide(self, turns: Sequence[Turn], routes: Sequence[Route]) -> RouterAnswer: ...
 
     async def close(self) -> None: ...

@@ -30,6 +30,9 @@ class HybridBackend:
             # The embedded router still decides everything; escalations will fail over.
             log.warning("router LLM unavailable, the embedded router decides alone: %s", exc)
 
+    def prepare(self, routes: Sequence[Route]) -> None:
+        self.embedded.prepare(routes)
+
     async def decide(self, turns: Sequence[Turn], routes: Sequence[Route]) -> RouterAnswer:
         first = await self.embedded.decide(turns, routes)
         if first.margin is None or first.margin >= self.escalate_below or not routes:

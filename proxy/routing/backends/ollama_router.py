@@ -128,6 +128,9 @@ class OllamaBackend:
         except Exception as exc:
             raise RouterUnavailable(f"Ollama is not reachable at {self.host}: {exc}") from None
 
+    def prepare(self, routes: Sequence[Route]) -> None:
+        """Nothing to do ahead of time: the routes go into each prompt."""
+
     async def decide(self, turns: Sequence[Turn], routes: Sequence[Route]) -> RouterAnswer:
         import ollama
 

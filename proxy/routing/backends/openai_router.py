@@ -41,6 +41,9 @@ class OpenAICompatibleBackend:
         if self._session is None:
             self._session = aiohttp.ClientSession()
 
+    def prepare(self, routes: Sequence[Route]) -> None:
+        """Nothing to do ahead of time: the routes go into each prompt."""
+
     async def decide(self, turns: Sequence[Turn], routes: Sequence[Route]) -> RouterAnswer:
         await self.start()
         body = {
