@@ -16,6 +16,7 @@ from proxy.server.event_loop import run as run_event_loop
 from proxy.server.runner import ProxyServer
 from proxy.state.conversations import StateStoreError
 from proxy.telemetry.batch_log import BatchingHandler
+from proxy.telemetry.settings import worker_settings
 from proxy.upstream.targets import TargetError
 
 
@@ -23,7 +24,12 @@ def run_foreground(config: Config, *, shutdown_timeout: float, access_log: bool)
     console = Console(stderr=True, highlight=False)
     log_writer = _configure_logging(access_log)
     pull_bar = PullBar(console, config.routing.router.model or "router model")
-    server = ProxyServer(config, shutdown_timeout=shutdown_timeout, router_progress=pull_bar)
+    server = ProxyServer(
+        config,
+        shutdown_timeout=shutdown_timeout,
+        router_progress=pull_bar,
+        telemetry=worker_settings(config),
+    )
 
     async def main() -> None:
         try:
@@ -78,7 +84,31 @@ def _panel(config: Config, server: ProxyServer) -> Panel:
         table.add_row("router", router.removeprefix("router: "))
         for note in notes:
             table.add_row("", f"[yellow]{note}[/yellow]")
+    for name, value in telemetry_rows(config, server):
+        table.add_row(name, value)
     return Panel(table, title="plano up", subtitle="Ctrl-C to stop", expand=False)
+
+
+def telemetry_rows(config: Config, server: ProxyServer) -> list[tuple[str, str]]:
+    from proxy.paths import plano_home
+    from proxy.telemetry.otlp_export import describe_exporter
+
+    tracing = config.tracing
+    rows = []
+    if server.admin_url is not None:
+        rows.append(("metrics", f"{server.admin_url}/metrics"))
+        rows.append(("OTLP in", f"{server.admin_url}/v1/traces"))
+    store = tracing.store
+    if tracing.random_sampling <= 0:
+        rows.append(("traces", "[dim]off (tracing.random_sampling: 0)[/dim]"))
+    elif store.enabled:
+        path = store.path or str(plano_home() / "traces.db")
+        messages = "with messages" if store.capture_messages else "without messages"
+        rows.append(
+            ("traces", f"{tracing.random_sampling:g}% to {path} ({messages}; `plano traces`)")
+        )
+    rows.append(("OTLP out", describe_exporter(tracing.otlp_endpoint)))
+    return rows
 
 
 def _configure_logging(access_log: bool) -> BatchingHandler:

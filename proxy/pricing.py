@@ -7,6 +7,7 @@ that dated snapshots (gpt-4o-2024-08-06) find their family.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -64,7 +65,7 @@ PRICES: dict[str, Price] = {
 _BY_LENGTH = sorted(PRICES, key=len, reverse=True)
 
 
-def price_for(model: str, overrides: dict[str, Price] | None = None) -> Price | None:
+def price_for(model: str, overrides: Mapping[str, Price] | None = None) -> Price | None:
     """The price of provider/model_id, or None when no table entry matches."""
     if overrides:
         for prefix in sorted(overrides, key=len, reverse=True):
@@ -81,7 +82,7 @@ def cost_usd(
     input_tokens: int,
     output_tokens: int,
     cached_input_tokens: int = 0,
-    overrides: dict[str, Price] | None = None,
+    overrides: Mapping[str, Price] | None = None,
 ) -> float | None:
     """What a request cost at list price, or None when the model has no price.
 

@@ -11,6 +11,7 @@ import threading
 from proxy.config import Mode, check_text
 from proxy.config.model import Config
 from proxy.server.runner import ProxyServer
+from proxy.telemetry.settings import WorkerSettings
 from proxy.upstream.retry import Backoff
 
 
@@ -30,6 +31,7 @@ class ProxyThread:
         shutdown_timeout: float = 5.0,
         observers=None,
         backoff: Backoff | None = None,
+        telemetry: WorkerSettings | None = None,
     ):
         # Fast backoff keeps retry tests quick; a Retry-After header is still honoured.
         self.server = ProxyServer(
@@ -37,13 +39,15 @@ class ProxyThread:
             shutdown_timeout=shutdown_timeout,
             observers=observers,
             backoff=backoff or Backoff(base_s=0.01, cap_s=0.05),
+            telemetry=telemetry,
         )
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> ProxyThread:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+        # The telemetry worker is a spawned process: it takes a few seconds on a busy machine.
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(60)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from proxy.config.problems import Path
+from proxy.pricing import Price
 from proxy.providers.catalog import ProviderSpec, Wire
 
 if TYPE_CHECKING:
@@ -170,6 +171,17 @@ class RateLimit:
 
 
 @dataclass(frozen=True, slots=True)
+class TraceStoreSettings:
+    """tracing.store (a Plano extension): the local SQLite trace store."""
+
+    enabled: bool = True
+    path: str | None = None  # None: $PLANO_HOME/traces.db
+    retention_days: float = 7.0
+    max_traces: int = 100_000
+    capture_messages: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Tracing:
     random_sampling: float = 100.0
     trace_internal: bool = False
@@ -177,6 +189,16 @@ class Tracing:
     header_prefixes: tuple[str, ...] = ()
     static_attributes: Mapping[str, str] = _empty()
     exporters: tuple[Mapping[str, object], ...] = field(default=(), repr=False)
+    store: TraceStoreSettings = TraceStoreSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """admin (a Plano extension): where /metrics and the OTLP receiver listen."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int | None = None  # None: 9901, or a free port when 9901 is taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +274,9 @@ class Config:
     system_prompt: str | None = None
     ratelimits: tuple[RateLimit, ...] = ()
     tracing: Tracing = Tracing()
+    admin: Admin = Admin()
+    # Model prefix -> price: extends and overrides proxy.pricing's table.
+    pricing: Mapping[str, Price] = _empty()
     routing: Routing = Routing()
     state_storage: StateStorage = StateStorage()
     overrides: Overrides = Overrides()

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from proxy.config.durations import parse_duration
 from proxy.config.model import (
+    Admin,
     Agent,
     AgentRoute,
     Config,
@@ -32,12 +33,14 @@ from proxy.config.model import (
     Secret,
     SessionCache,
     StateStorage,
+    TraceStoreSettings,
     Tracing,
 )
 from proxy.config.model_index import ModelIndex
 from proxy.config.problems import Path
 from proxy.config.report import Reporter
 from proxy.config.versions import version_tuple
+from proxy.pricing import Price
 from proxy.providers.catalog import PROVIDERS, spec_for
 
 DEFAULT_PORTS = {ListenerType.MODEL: 12000, ListenerType.PROMPT: 10000, ListenerType.AGENT: 8001}
@@ -87,6 +90,8 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         system_prompt=_str(data.get("system_prompt")),
         ratelimits=tuple(_ratelimits(data)),
         tracing=_tracing(_mapping(data.get("tracing"))),
+        admin=_admin(_mapping(data.get("admin"))),
+        pricing=MappingProxyType(_pricing(_mapping(data.get("pricing")))),
         routing=_routing(_mapping(data.get("routing")), _mapping(data.get("overrides"))),
         state_storage=_state_storage(_mapping(data.get("state_storage"))),
         overrides=_overrides(_mapping(data.get("overrides"))),
@@ -341,7 +346,47 @@ def _tracing(raw: dict) -> Tracing:
         exporters=tuple(_freeze(e) for e in raw.get("exporters", ()) if isinstance(e, dict))
         if isinstance(raw.get("exporters"), list)
         else (),
+        store=_trace_store(_mapping(raw.get("store"))),
     )
+
+
+def _trace_store(raw: dict) -> TraceStoreSettings:
+    defaults = TraceStoreSettings()
+    days, most = raw.get("retention_days"), raw.get("max_traces")
+    return TraceStoreSettings(
+        enabled=raw.get("enabled") is not False,
+        path=_str(raw.get("path")),
+        retention_days=float(days) if _is_number(days) and days > 0 else defaults.retention_days,
+        max_traces=most if _is_int(most) and most > 0 else defaults.max_traces,
+        capture_messages=raw.get("capture_messages") is not False,
+    )
+
+
+def _admin(raw: dict) -> Admin:
+    defaults = Admin()
+    port = raw.get("port")
+    return Admin(
+        enabled=raw.get("enabled") is not False,
+        address=_str(raw.get("address")) or defaults.address,
+        port=port if _is_int(port) and 0 <= port <= 65535 else None,
+    )
+
+
+def _pricing(raw: dict) -> dict[str, Price]:
+    prices = {}
+    for prefix, entry in raw.items():
+        if not isinstance(entry, dict):
+            continue
+        price_in, price_out, cached = (
+            entry.get("input"),
+            entry.get("output"),
+            entry.get("cached_input"),
+        )
+        if _is_number(price_in) and _is_number(price_out):
+            prices[str(prefix)] = Price(
+                float(price_in), float(price_out), float(cached) if _is_number(cached) else None
+            )
+    return prices
 
 
 def _routing(raw: dict, overrides: dict) -> Routing:

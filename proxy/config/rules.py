@@ -554,6 +554,25 @@ def _is_http_url(value: str) -> bool:
     return parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+def admin_port(facts: Facts, report: Reporter) -> None:
+    """The admin listener must not take a model listener's port."""
+    admin = facts.config.admin
+    if not admin.enabled or not admin.port:
+        return
+    for lst in facts.config.listeners:
+        same_address = lst.address == admin.address or bool(
+            {lst.address, admin.address} & _ANY_ADDRESS
+        )
+        if lst.port == admin.port and same_address:
+            report.error(
+                "duplicate-port",
+                f"admin port {admin.port} is already listener '{lst.name}'s port",
+                ("admin", "port"),
+                "give the admin listener its own port (the default is 9901).",
+            )
+            return
+
+
 RULES: tuple[Rule, ...] = (
     version_features,
     provider_model_names,
@@ -566,4 +585,5 @@ RULES: tuple[Rule, ...] = (
     model_listeners,
     references,
     urls,
+    admin_port,
 )

@@ -10,6 +10,10 @@ from proxy.canonical import ChatResponse, Usage
 
 if TYPE_CHECKING:
     from proxy.routing.service import RoutingDecision
+    from proxy.telemetry.tracecontext import TraceContext
+
+# A stream's text kept for its trace, at most; the rest is cut and marked truncated.
+MAX_CAPTURED_RESPONSE = 1 << 20
 
 
 @dataclass(slots=True)
@@ -17,6 +21,9 @@ class Attempt:
     model: str
     outcome: str  # "ok", "HTTP 503", "connect error", "timeout", "malformed response"...
     seconds: float
+    provider: str | None = None
+    span_id: str | None = None  # the plano(llm) span this call's traceparent named
+    started: float = 0.0  # perf_counter
 
 
 @dataclass(slots=True)
@@ -35,7 +42,19 @@ class Exchange:
     result: ChatResponse | None = None  # the parsed answer, when not passed through
     error: str | None = None
     routing: RoutingDecision | None = None  # set when the router chose (or fell back)
+    routing_started: float | None = None
+    routing_finished: float | None = None
+    trace: TraceContext | None = None
+    session: str | None = None
+    # Telemetry's copy of the exchange's bodies: set only when the trace keeps messages.
+    capture: bool = False
+    request_body: bytes | None = None
+    response_body: bytes | None = None
+    response_chunks: list[bytes] | None = None
+    response_captured: int = 0  # bytes in response_chunks
+    response_truncated: bool = False
     started: float = field(default_factory=time.perf_counter)
+    started_ns: int = field(default_factory=time.time_ns)  # the same instant, epoch
     first_token_at: float | None = None
     finished_at: float | None = None
 
@@ -50,3 +69,18 @@ class Exchange:
     def mark_first_token(self) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
+
+    def epoch_ns(self, moment: float) -> int:
+        """A perf_counter reading of this request as epoch nanoseconds, for spans."""
+        return self.started_ns + int((moment - self.started) * 1e9)
+
+    def keep_response_chunk(self, data: bytes) -> None:
+        if self.response_chunks is None:
+            self.response_chunks = []
+        room = MAX_CAPTURED_RESPONSE - self.response_captured
+        if len(data) > room:
+            self.response_truncated = True
+            data = data[: max(room, 0)]
+        if data:
+            self.response_chunks.append(data)
+            self.response_captured += len(data)

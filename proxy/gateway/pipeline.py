@@ -44,6 +44,8 @@ from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.conversation import turns_from_messages
 from proxy.routing.routes import RouteSpecError, routes_from_body, strip_routing_keys
 from proxy.routing.service import RoutingDecision, RoutingService
+from proxy.telemetry.hub import TRACE_ID_HEADER
+from proxy.telemetry.tracecontext import new_span_id
 from proxy.upstream.retry import FAILOVER_STATUS, RETRYABLE_STATUS, Backoff
 from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS, Target, target_for
 from proxy.wire.sse import SSEEvent, SSEParser, format_sse
@@ -51,7 +53,8 @@ from proxy.wire.sse import SSEEvent, SSEParser, format_sse
 log = logging.getLogger("plano.gateway")
 
 _JSON = "application/json"
-_FORWARDED_REQUEST_HEADERS = ("x-request-id", "anthropic-beta", "traceparent", "tracestate")
+# traceparent is not here: each upstream call gets its own, naming the call's span.
+_FORWARDED_REQUEST_HEADERS = ("x-request-id", "anthropic-beta", "tracestate")
 _MAX_ERROR_BODY = 64 * 1024
 
 
@@ -147,7 +150,9 @@ class Gateway:
             and not hint
             and (body_routes or (unpinned and self.router.routes))
         ):
+            exchange.routing_started = time.perf_counter()
             decision = await self.route(request, chat, body_routes)
+            exchange.routing_finished = time.perf_counter()
             exchange.routing = decision
         try:
             if decision is not None and decision.models:
@@ -196,7 +201,12 @@ class Gateway:
             same_wire = target.wire is api.wire
             payload = self._payload(api, body, chat, resolution, target, same_wire)
             headers = self._headers(request, target)
+            provider = resolution.provider.provider
             for attempt in range(1, self.listener.max_retries + 2):
+                span_id = new_span_id()
+                if exchange.trace is not None:
+                    # Each call is its own plano(llm) span: the upstream's spans hang off it.
+                    headers = {**headers, "traceparent": exchange.trace.traceparent(span_id)}
                 started = time.perf_counter()
                 result = await self._attempt(
                     request,
@@ -210,15 +220,15 @@ class Gateway:
                     same_wire,
                     body,
                 )
+                elapsed = time.perf_counter() - started
+                outcome = "ok" if not isinstance(result, Failure) else result.outcome
+                exchange.attempts.append(
+                    Attempt(resolution.model, outcome, elapsed, provider, span_id, started)
+                )
                 if not isinstance(result, Failure):
-                    elapsed = time.perf_counter() - started
-                    exchange.attempts.append(Attempt(resolution.model, "ok", elapsed))
                     if self.router is not None:  # what `prefer: fastest` ranks by
                         self.router.latencies.observe(resolution.model, elapsed)
                     return result
-                exchange.attempts.append(
-                    Attempt(resolution.model, result.outcome, time.perf_counter() - started)
-                )
                 log.info(
                     "upstream %s failed (%s), attempt %d", resolution.model, result.outcome, attempt
                 )
@@ -299,6 +309,8 @@ class Gateway:
         exchange.status = 200
         if not same_wire:
             raw = orjson.dumps(api.render_response(response, resolution.model_id, body))
+        if exchange.capture:
+            exchange.response_body = raw
         return web.Response(
             body=raw, status=200, content_type=_JSON, headers=self._reply_headers(exchange)
         )
@@ -411,6 +423,8 @@ class Gateway:
 
     def _reply_headers(self, exchange: Exchange) -> dict[str, str]:
         headers = {"x-request-id": exchange.request_id, "x-plano-model": exchange.model or ""}
+        if exchange.trace is not None:
+            headers[TRACE_ID_HEADER] = exchange.trace.trace_id
         if exchange.routing is not None:
             # Route names are printable but may be non-ASCII: headers carry them %-encoded.
             headers["x-plano-route"] = quote(exchange.routing.route or "", safe=" _-.:/+")
@@ -483,6 +497,8 @@ class _Relay:
                 self.exchange.error = item.message
 
     async def _write(self, data: bytes) -> None:
+        if self.exchange.capture:
+            self.exchange.keep_response_chunk(data)
         try:
             await self.response.write(data)
         except (ConnectionError, aiohttp.ClientConnectionError) as exc:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from proxy.pricing import price_for
+from proxy.pricing import Price, price_for
 from proxy.routing.latency import LatencyTracker
 
 
 def rank_models(
-    models: Sequence[str], prefer: str, latencies: LatencyTracker | None = None
+    models: Sequence[str],
+    prefer: str,
+    latencies: LatencyTracker | None = None,
+    prices: Mapping[str, Price] | None = None,
 ) -> list[str]:
     ordered = list(dict.fromkeys(models))
     if prefer == "cheapest":
         # Unknown prices sort last, keeping the written order among themselves.
         def cost(model: str) -> float:
-            price = price_for(model)
+            price = price_for(model, prices)
             return price.blended if price is not None else float("inf")
 
         return sorted(ordered, key=cost)

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from proxy.pricing import Price
 from proxy.routing.affinity import AffinityStore, DecisionCache
 from proxy.routing.backends.base import RouterAnswer, RouterBackend, RouterUnavailable
 from proxy.routing.conversation import Turn, cache_key
@@ -89,8 +90,10 @@ class RoutingService:
         session_ttl_s: float = 600,
         session_max_entries: int = 10000,
         latencies: LatencyTracker | None = None,
+        prices: Mapping[str, Price] | None = None,
     ):
         self.backend = backend
+        self.prices = prices  # the config's pricing, over the built-in table
         self.routes = tuple(routes)
         self._routes_id = route_key(self.routes)
         self.cache: DecisionCache[RoutingDecision] = DecisionCache(cache_size)
@@ -159,7 +162,8 @@ class RoutingService:
         if route is None:
             return decision
         return replace(
-            decision, models=tuple(rank_models(route.models, route.prefer, self.latencies))
+            decision,
+            models=tuple(rank_models(route.models, route.prefer, self.latencies, self.prices)),
         )
 
     async def _ask(

@@ -41,6 +41,7 @@ async def build_routing(
         cache_size=settings.cache_size,
         session_ttl_s=config.routing.session_ttl_seconds,
         session_max_entries=config.routing.session_max_entries,
+        prices=config.pricing,
     )
     try:
         await service.start()

@@ -23,9 +23,12 @@ from proxy.gateway.client_api import (
 )
 from proxy.gateway.exchange import Exchange
 from proxy.gateway.pipeline import ClientError, Gateway
+from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.routes import RouteSpecError, routes_from_body
 from proxy.routing.service import RoutingService, decision_payload
 from proxy.state.conversations import open_store
+from proxy.telemetry.hub import TRACE_ID_HEADER, TelemetryHub
+from proxy.telemetry.tracecontext import new_trace_id, parse_traceparent
 from proxy.upstream.retry import Backoff
 from proxy.wire import openai_chat, openai_responses
 
@@ -38,6 +41,7 @@ STORE = web.AppKey("store", object)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 Observer = Callable[[Exchange], None]
 OBSERVERS = web.AppKey("observers", list)
+TELEMETRY = web.AppKey("telemetry", TelemetryHub)
 
 
 def build_model_app(
@@ -46,9 +50,12 @@ def build_model_app(
     observers: list[Observer] | None = None,
     backoff: Backoff | None = None,
     router: RoutingService | None = None,
+    telemetry: TelemetryHub | None = None,
 ) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
     app[OBSERVERS] = list(observers or [])
+    # Without a sink, traceparent still flows to upstreams; nothing is recorded.
+    app[TELEMETRY] = telemetry or TelemetryHub(config.tracing, listener.name)
     started = int(time.time())
 
     async def open_session(app: web.Application) -> None:
@@ -105,13 +112,18 @@ def _endpoint(api: ClientAPI, serve):
             request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
             api=api.name,
             path=request.path,
+            session=request.headers.get(AFFINITY_HEADER),
         )
+        telemetry = request.app[TELEMETRY]
+        telemetry.start(request, exchange)
         try:
             body = await _read_json(request)
+            if exchange.capture:
+                exchange.request_body = await request.read()  # aiohttp's cached copy
             response = await serve(request, exchange, body)
         except ClientError as exc:
             exchange.status, exchange.error = exc.status, exc.message
-            headers = {"x-request-id": exchange.request_id}
+            headers = _error_headers(exchange)
             if exc.retry_after:
                 headers["Retry-After"] = exc.retry_after
             response = _json(api.render_error(exc.status, exc.message), exc.status, headers)
@@ -124,14 +136,22 @@ def _endpoint(api: ClientAPI, serve):
             response = _json(
                 api.render_error(500, "internal error in the Plano gateway"),
                 500,
-                {"x-request-id": exchange.request_id},
+                _error_headers(exchange),
             )
         finally:
             exchange.finished_at = time.perf_counter()
             _observe(request.app, exchange)
+            telemetry.finish(request, exchange)
         return response
 
     return handler
+
+
+def _error_headers(exchange: Exchange) -> dict[str, str]:
+    headers = {"x-request-id": exchange.request_id}
+    if exchange.trace is not None:
+        headers[TRACE_ID_HEADER] = exchange.trace.trace_id
+    return headers
 
 
 def _chat_endpoint(api: ClientAPI):
@@ -178,10 +198,8 @@ def routing_response(default_model: str | None, decision, request: web.Request) 
 
 
 def _trace_id(request: web.Request) -> str:
-    parts = request.headers.get("traceparent", "").split("-")
-    if len(parts) == 4 and len(parts[1]) == 32:
-        return parts[1]
-    return uuid.uuid4().hex
+    parent = parse_traceparent(request.headers.get("traceparent"))
+    return parent.trace_id if parent is not None else new_trace_id()
 
 
 async def _serve_responses(request: web.Request, exchange: Exchange, body: dict):

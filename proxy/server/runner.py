@@ -17,6 +17,9 @@ from proxy.routing.backends.ollama_router import ProgressCallback
 from proxy.routing.service import RoutingService
 from proxy.routing.setup import RouterSetupError, build_routing
 from proxy.server.model_app import Observer, build_model_app
+from proxy.telemetry.hub import TelemetryHub
+from proxy.telemetry.settings import WorkerSettings
+from proxy.telemetry.sink import ProcessSink, TelemetryStartError
 from proxy.upstream.retry import Backoff
 from proxy.upstream.targets import TargetError, target_for
 
@@ -47,8 +50,13 @@ class ProxyServer:
         backoff: Backoff | None = None,
         router_progress: ProgressCallback | None = None,
         probe_ollama: bool = True,
+        telemetry: WorkerSettings | None = None,
     ):
+        """`telemetry`: run the telemetry worker (traces, metrics, admin listener) with
+        these settings; None records nothing, though traceparent still propagates."""
         self.config = config
+        self.telemetry = telemetry
+        self.sink: ProcessSink | None = None
         self.router_progress = router_progress
         self.probe_ollama = probe_ollama
         self.router: RoutingService | None = None
@@ -59,6 +67,7 @@ class ProxyServer:
         self._local_models: list[LocalModelServer] = []
         self.skipped: list[Listener] = []
         self._runners: list[web.AppRunner] = []
+        self.admin_port: int | None = None
 
     async def start(self) -> None:
         """Start local models, check every provider can be called, then bind listeners.
@@ -81,6 +90,10 @@ class ProxyServer:
         for provider in self.config.providers:
             if not provider.is_wildcard:
                 target_for(provider)
+        if self.telemetry is not None:
+            # Spawning takes a moment: the worker starts while the router loads.
+            self.sink = ProcessSink(self.telemetry)
+            await asyncio.to_thread(self.sink.launch)
         if self.config.model_listener is not None:
             try:
                 self.router = await build_routing(
@@ -88,11 +101,25 @@ class ProxyServer:
                 )
             except RouterSetupError as exc:
                 raise TargetError(f"routing: {exc}") from None
+        if self.sink is not None:
+            try:
+                self.admin_port = await asyncio.to_thread(self.sink.wait_ready)
+            except TelemetryStartError as exc:
+                self.sink = None
+                raise TargetError(f"telemetry: {exc}") from None
         for listener in self.config.listeners:
             if listener.type is not ListenerType.MODEL:
                 self.skipped.append(listener)  # prompt and agent listeners: not served yet
                 continue
-            app = build_model_app(self.config, listener, self.observers, self.backoff, self.router)
+            hub = TelemetryHub(
+                self.config.tracing,
+                listener.name,
+                self.sink,
+                capture=self.telemetry is not None and self.telemetry.ships_bodies,
+            )
+            app = build_model_app(
+                self.config, listener, self.observers, self.backoff, self.router, hub
+            )
             runner = web.AppRunner(
                 app,
                 handle_signals=False,
@@ -110,10 +137,22 @@ class ProxyServer:
             port = sockets[0].getsockname()[1] if sockets else listener.port
             self.bound.append(Bound(listener, listener.address, port))
 
+    @property
+    def admin_url(self) -> str | None:
+        if self.admin_port is None or self.telemetry is None:
+            return None
+        address = self.telemetry.admin_address
+        host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+        return f"http://{host}:{self.admin_port}"
+
     async def stop(self) -> None:
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.sink is not None:
+            # After the listeners: the requests they finished have their records queued.
+            await asyncio.to_thread(self.sink.close)
+            self.sink = None
         if self.router is not None:
             await self.router.close()
             self.router = None

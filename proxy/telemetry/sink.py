@@ -1,0 +1,200 @@
+"""The gateway's end of the telemetry pipe: queue records, ship them in batches.
+
+`put` is a list append, the only telemetry work a request pays for after its record is
+made. A sender thread wakes a few times a second and ships everything pending in one
+pickled message: one wake-up per interval, not per request, because every wake-up
+competes with the event loop for the interpreter lock.
+
+The worker process is started here. If it dies, records are counted as dropped and it
+is started again, at most once per RESTART_INTERVAL_S; requests never wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import socket
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+
+from proxy.telemetry.record import TelemetryRecord
+from proxy.telemetry.settings import WorkerSettings
+
+log = logging.getLogger("plano.telemetry")
+
+RESTART_INTERVAL_S = 10.0
+
+
+class TelemetryStartError(Exception):
+    """The worker could not start: its message says why (a port in use, a bad store)."""
+
+
+class ProcessSink:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        interval_s: float = 0.05,
+        max_pending: int = 100_000,
+        restart_interval_s: float = RESTART_INTERVAL_S,
+    ):
+        self.settings = settings
+        self.interval_s = interval_s
+        self.restart_interval_s = restart_interval_s
+        self.max_pending = max_pending
+        self.admin_port: int | None = None
+        self.sent = 0
+        self.dropped = 0
+        self.worker_stats: dict | None = None  # what the worker reported when it stopped
+        self._pending: list[TelemetryRecord] = []
+        self._unreported_drops = 0
+        self._process: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._wake = threading.Event()
+        self._closing = False
+        self._sender: threading.Thread | None = None
+        self._last_start = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def launch(self) -> None:
+        """Start the worker process; `wait_ready` then waits for it. Both block briefly:
+        call them from a thread, not the event loop."""
+        # A plain `python -m` child with an inherited socket, not multiprocessing's spawn:
+        # spawn re-imports the parent's __main__, which breaks (or re-runs) any script
+        # that embeds the gateway without a __main__ guard.
+        ours, theirs = socket.socketpair()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy.telemetry.worker", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the gateway, which then stops us
+        )
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send(self.settings)
+        self._process, self._conn = process, conn
+        self._last_start = time.monotonic()
+
+    def wait_ready(self, timeout_s: float = 60.0) -> int | None:
+        """The admin port the worker listens on (None when disabled).
+
+        Raises TelemetryStartError when the worker fails or does not answer in time.
+        """
+        assert self._conn is not None
+        assert self._process is not None
+        if not self._conn.poll(timeout_s):
+            self._kill()
+            raise TelemetryStartError(f"the telemetry worker did not start in {timeout_s:.0f}s")
+        try:
+            kind, value = self._conn.recv()
+        except (EOFError, OSError):
+            self._kill()
+            raise TelemetryStartError(
+                f"the telemetry worker exited at start (exit code {self._process.poll()})"
+            ) from None
+        if kind != "ready":
+            self._kill()
+            raise TelemetryStartError(str(value))
+        self.admin_port = value
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._run, name="plano-telemetry", daemon=True)
+            self._sender.start()
+        return value
+
+    def start(self, timeout_s: float = 60.0) -> int | None:
+        self.launch()
+        return self.wait_ready(timeout_s)
+
+    def close(self, timeout_s: float = 15.0) -> None:
+        """Ship what is pending, let the worker write it, and wait for it to exit."""
+        self._closing = True
+        self._wake.set()
+        if self._sender is not None:
+            self._sender.join(timeout_s)
+        self._ship()
+        conn, process = self._conn, self._process
+        if conn is None or process is None:
+            return
+        try:
+            conn.send_bytes(pickle.dumps(("stop",)))
+            if conn.poll(timeout_s):
+                kind, value = conn.recv()
+                if kind == "stopped":
+                    self.worker_stats = value
+        except (EOFError, OSError):
+            pass
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("telemetry worker did not stop in %.0fs; terminating it", timeout_s)
+            self._kill()
+        conn.close()
+        self._conn = self._process = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    # -- the request path ----------------------------------------------------------------
+
+    def put(self, record: TelemetryRecord) -> None:
+        # list.append is atomic under the GIL: no lock on the request path.
+        if len(self._pending) < self.max_pending:
+            self._pending.append(record)
+        else:
+            self._unreported_drops += 1  # the worker is behind: shed load, never block
+
+    # -- the sender thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._closing:
+            self._wake.wait(self.interval_s)
+            try:
+                self._ship()
+            except Exception:  # the sender must outlive any one batch
+                log.exception("telemetry: could not ship a batch")
+
+    def _ship(self) -> None:
+        pending, self._pending = self._pending, []
+        drops, self._unreported_drops = self._unreported_drops, 0
+        if not pending and not drops:
+            return
+        if not self._alive() and not self._restart():
+            self.dropped += len(pending) + drops
+            return
+        assert self._conn is not None
+        try:
+            self._conn.send_bytes(pickle.dumps(("batch", pending, drops), pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            self.dropped += len(pending) + drops
+            return
+        self.sent += len(pending)
+        self.dropped += drops
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _restart(self) -> bool:
+        if self._closing or time.monotonic() - self._last_start < self.restart_interval_s:
+            return False
+        exit_code = self._process.poll() if self._process is not None else None
+        log.error("telemetry worker exited (code %s); starting it again", exit_code)
+        if self._conn is not None:
+            self._conn.close()
+        try:
+            self.launch()
+            self.wait_ready()
+        except TelemetryStartError as exc:
+            log.error("telemetry worker could not start again: %s", exc)
+            return False
+        return True
+
+    def _kill(self) -> None:
+        if self._alive():
+            assert self._process is not None
+            self._process.kill()
+            self._process.wait(5)
