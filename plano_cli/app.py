@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from plano_cli.commands import down, logs, route, schema, status, up, validate
+from plano_cli.commands import down, logs, route, schema, status, traces, up, validate
 
 app = typer.Typer(
     name="plano",
@@ -56,6 +56,7 @@ app.command("down")(down.down)
 app.command("status")(status.status)
 app.command("logs")(logs.logs)
 app.command("route")(route.route)
+app.add_typer(traces.app, name="traces")
 
 
 def main() -> None:

@@ -1,0 +1,10 @@
+"""The --where keys. Imported by the command module at start-up, so this imports nothing."""
+
+# The store's own filter keys (proxy.telemetry.store_query.FILTER_KEYS), repeated so that
+# the CLI's start-up does not import the store; a test keeps the two in step.
+STORE_KEYS = ("api", "listener", "model", "provider", "route", "session", "status")
+# Keys the store takes as separate arguments of list_requests.
+EXTRA_KEYS = ("min_latency_ms", "has_signals", "text")
+WHERE_KEYS = STORE_KEYS + EXTRA_KEYS
+# A summary row has no messages, so `tail` cannot search them.
+TAIL_KEYS = tuple(k for k in WHERE_KEYS if k != "text")

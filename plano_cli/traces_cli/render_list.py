@@ -1,0 +1,87 @@
+"""`plano traces list` as a table, and the one-line form `tail` prints."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from plano_cli.traces_cli import fmt
+from plano_cli.traces_cli.columns import fitted_table
+from proxy.telemetry.store import RequestRow
+
+
+def status_style(status: int | None) -> str:
+    if status is None:
+        return "dim"
+    if status >= 500:
+        return "red"
+    if status >= 400:
+        return "yellow"
+    return "green"
+
+
+def model_of(row: RequestRow) -> str:
+    return row.model or row.requested_model or fmt.NONE
+
+
+def route_of(row: RequestRow) -> str:
+    route = row.route or fmt.NONE
+    # A router failure served the default model: worth seeing in a list.
+    return f"{route} (fallback)" if row.routing_fallback else route
+
+
+def signals_of(row: RequestRow) -> str:
+    if row.signal_quality is None:
+        return fmt.NONE
+    return f"{row.signal_quality} ({row.signal_count or 0})"
+
+
+# Dropped on narrow terminals, first to last: a squeezed model name is worse than none of
+# these.
+_OPTIONAL = ("SIGNALS", "TTFT", "TOKENS")
+_LEFT = frozenset({"TIME", "TRACE", "MODEL", "ROUTE", "SIGNALS"})
+
+
+def render_list(
+    rows: list[RequestRow], out: Console, *, more: bool, now: float | None = None
+) -> None:
+    cells: dict[str, list[Text]] = {
+        "TIME": [Text(fmt.local_time(r.started_at, now)) for r in rows],
+        "TRACE": [Text(fmt.short_id(r.trace_id), style="cyan") for r in rows],
+        "STATUS": [Text(str(r.status or fmt.NONE), style=status_style(r.status)) for r in rows],
+        "MODEL": [Text(model_of(r)) for r in rows],
+        "ROUTE": [Text(route_of(r)) for r in rows],
+        "LATENCY": [Text(fmt.duration_ms(r.latency_ms)) for r in rows],
+        "TTFT": [Text(fmt.duration_ms(r.ttft_ms)) for r in rows],
+        "TOKENS": [Text(fmt.tokens(r.input_tokens, r.output_tokens)) for r in rows],
+        "COST": [Text(fmt.cost(r.cost_usd)) for r in rows],
+        "SIGNALS": [Text(signals_of(r)) for r in rows],
+    }
+    table = fitted_table(
+        cells, out.width, optional=_OPTIONAL, flexible=("MODEL", "ROUTE"), flex_min=18, left=_LEFT
+    )
+    out.print(table)
+    shown = f"{len(rows)} request{'s' if len(rows) != 1 else ''}, newest first"
+    if more:
+        shown += "; more match: raise --limit or narrow with --since/--where"
+    out.print(Text(shown, style="dim"))
+    out.print(Text("details: plano traces show TRACE", style="dim"))
+
+
+def tail_line(row: RequestRow, now: float | None = None) -> Text:
+    """One request on one line, columns at fixed widths so that lines printed apart align."""
+    line = Text()
+    line.append(f"{fmt.local_time(row.started_at, now):<12}  ")
+    line.append(f"{fmt.short_id(row.trace_id)}  ", style="cyan")
+    line.append(f"{row.status or fmt.NONE!s:>3}  ", style=status_style(row.status))
+    line.append(f"{fmt.clip(model_of(row), 28):<28}  ")
+    line.append(f"{fmt.clip(route_of(row), 20):<20}  ")
+    line.append(f"{fmt.duration_ms(row.latency_ms):>8}  ")
+    line.append(f"ttft {fmt.duration_ms(row.ttft_ms):>7}  ")
+    line.append(f"{fmt.tokens(row.input_tokens, row.output_tokens):>11}  ")
+    line.append(f"{fmt.cost(row.cost_usd):>8}")
+    if row.signal_quality is not None:
+        line.append(f"  {signals_of(row)}", style="magenta")
+    if row.error:
+        line.append(f"  {fmt.clip(row.error, 60)}", style="red")
+    return line

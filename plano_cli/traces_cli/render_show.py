@@ -1,0 +1,380 @@
+"""`plano traces show` as text: summary, span waterfall, routing, signals, messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from plano_cli.traces_cli import fmt
+from plano_cli.traces_cli.render_list import status_style
+from plano_cli.traces_cli.trace_model import (
+    INBOUND,
+    LLM,
+    ROUTING,
+    PlacedSpan,
+    llm_attempts,
+    routing_decision,
+    span_tree,
+    trace_span_ms,
+)
+from proxy.telemetry.store import RequestRow, TraceDetail
+
+BAR_WIDTH = 32
+SCORE_BAR_WIDTH = 20
+NAME_WIDTH = 40
+MESSAGE_CHARS = 1_500  # per message, unless --full: a pasted file should not flood the view
+ARGUMENT_CHARS = 200
+OTHER_ATTRIBUTES = 12  # on spans from agents, whose attributes we know nothing about
+
+# The attributes worth a glance, per span; --json has them all. Routing scores have their
+# own section, signals theirs.
+KEY_ATTRIBUTES = {
+    INBOUND: (
+        "http.response.status_code",
+        "url.path",
+        "plano.api",
+        "plano.listener",
+        "llm.model",
+        "route.selected_model",
+        "llm.provider",
+        "llm.is_streaming",
+        "session.id",
+    ),
+    ROUTING: (
+        "route.name",
+        "router.backend",
+        "route.selected_model",
+        "routing.determination_ms",
+        "router.cached",
+        "router.pinned",
+        "router.fallback",
+    ),
+    LLM: (
+        "llm.model",
+        "llm.provider",
+        "llm.outcome",
+        "llm.time_to_first_token",
+        "llm.time_per_output_token_ms",
+        "llm.usage.prompt_tokens",
+        "llm.usage.completion_tokens",
+        "llm.usage.cached_input_tokens",
+        "llm.usage.reasoning_tokens",
+        "llm.usage.cost_usd",
+    ),
+}
+
+
+class _Glyphs:
+    def __init__(self, unicode: bool):
+        self.bar, self.open_bar = ("█", "░") if unicode else ("#", ".")
+        self.branch, self.last, self.rail = (
+            ("├─ ", "└─ ", "│  ") if unicode else ("|- ", "`- ", "|  ")
+        )
+        self.arrow = "→" if unicode else "->"
+
+
+def render_show(detail: TraceDetail, out: Console, *, full: bool = False) -> None:
+    glyphs = _Glyphs("utf" in (out.encoding or "").lower())
+    out.print(Text.assemble(("trace ", "bold"), (detail.trace_id, "bold cyan")))
+    _summary(detail, out, glyphs)
+    placed = span_tree(detail)
+    if placed:
+        _section(out, "Spans")
+        _waterfall(placed, out, glyphs)
+    routing = routing_decision(detail)
+    if routing is not None:
+        _section(out, "Routing")
+        _routing(routing, out, glyphs)
+    _signals(detail, out)
+    request = detail.request
+    if request is not None:
+        _messages("Request messages", request.request_messages, out, glyphs, full)
+        _messages("Response messages", request.response_messages, out, glyphs, full)
+
+
+def _section(out: Console, title: str) -> None:
+    out.print()
+    out.print(Text(title, style="bold underline"))
+
+
+def _summary(detail: TraceDetail, out: Console, glyphs: _Glyphs) -> None:
+    row = detail.request
+    if row is None:
+        out.print(
+            Text(
+                "no summary yet: the request is still running, or the gateway stopped before "
+                "writing it; its spans follow",
+                style="yellow",
+            )
+        )
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column()
+
+    def add(label: str, value: str | Text | None) -> None:
+        if value is not None and value != "":
+            grid.add_row(label, value if isinstance(value, Text) else Text(value))
+
+    add("time", fmt.full_local_time(row.started_at))
+    add("request", " ".join(p for p in (row.api, row.path) if p))
+    add("listener", row.listener)
+    add("request id", row.request_id)
+    add("model", _model_line(row, glyphs))
+    if row.route or row.router_backend:
+        add("route", f"{row.route or '(none)'} via {row.router_backend or '?'}")
+    status = Text(str(row.status or "no status"), style=status_style(row.status))
+    if row.error:
+        status.append(f"  {row.error}", style="red")
+    add("status", status)
+    latency = fmt.duration_ms(row.latency_ms)
+    add("latency", f"{latency}, first token after {fmt.duration_ms(row.ttft_ms)}")
+    add("tokens", _tokens_line(row))
+    add("cost", _cost_line(detail, row))
+    attempts = llm_attempts(detail)
+    failed = sum(1 for s in attempts if s.attributes.get("llm.outcome", "ok") != "ok")
+    if len(attempts) > 1 or failed:
+        add("attempts", f"{len(attempts)} ({failed} failed)")
+    add("stream", "yes" if row.stream else "no")
+    add("session", row.session)
+    if row.signal_quality is not None:
+        add("signals", f"{row.signal_quality}, score {row.signal_score}, {row.signal_count} found")
+    out.print(grid)
+
+
+def _model_line(row: RequestRow, glyphs: _Glyphs) -> str:
+    answered = row.model or fmt.NONE
+    if row.requested_model and row.requested_model != row.model:
+        answered = f"{row.requested_model} {glyphs.arrow} {answered}"
+    return f"{answered} ({row.provider})" if row.provider else answered
+
+
+def _tokens_line(row: RequestRow) -> str | None:
+    if row.input_tokens is None and row.output_tokens is None:
+        return None
+    line = f"{row.input_tokens or 0} in, {row.output_tokens or 0} out"
+    extras = [
+        f"{n} {label}"
+        for n, label in ((row.cached_tokens, "cached"), (row.reasoning_tokens, "reasoning"))
+        if n
+    ]
+    return line + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _cost_line(detail: TraceDetail, row: RequestRow) -> str:
+    if row.cost_usd is None:
+        return "unknown (no usage or no price for this model)"
+    line = fmt.cost(row.cost_usd)
+    # The answering call's split, when the gateway priced it.
+    for span in reversed(llm_attempts(detail)):
+        prompt = span.attributes.get("llm.usage.prompt_cost_usd")
+        completion = span.attributes.get("llm.usage.completion_cost_usd")
+        if prompt is not None and completion is not None:
+            return f"{line} (input {fmt.cost(prompt)}, output {fmt.cost(completion)})"
+    return line
+
+
+def _waterfall(placed: list[PlacedSpan], out: Console, glyphs: _Glyphs) -> None:
+    total = trace_span_ms(placed)
+    labels = [_tree_label(p, glyphs) for p in placed]
+    name_width = min(NAME_WIDTH, max(len(label) for label in labels))
+    header = f"{'':<{name_width}}  {'start':>9}  {'duration':>9}  "
+    out.print(
+        Text(
+            header
+            + "0"
+            + " " * (BAR_WIDTH - 2 - len(fmt.duration_ms(total)))
+            + fmt.duration_ms(total),
+            style="dim",
+        )
+    )
+    for p, label in zip(placed, labels, strict=True):
+        line = Text(f"{fmt.clip(label, name_width):<{name_width}}  ")
+        line.append(f"{'+' + fmt.duration_ms(p.offset_ms):>9}  ", style="dim")
+        line.append(f"{fmt.duration_ms(p.duration_ms):>9}  ")
+        error = p.span.status_code == "error"
+        line.append(_bar(p, total, glyphs), style="red" if error else "blue")
+        if error:
+            line.append(f"  {p.span.status_message or 'error'}", style="red")
+        out.print(line, no_wrap=True, overflow="ellipsis")
+        indent = 3 * (p.depth + 1)
+        attributes = _key_attributes(p.span.name, p.span.attributes)
+        if attributes:
+            out.print(Padding(attributes, (0, 0, 0, indent), expand=False))
+        for event in p.events:
+            if event.name.startswith("signal."):
+                continue  # listed under Signals
+            offset = (event.time_ns - p.span.start_ns) / 1e6
+            text = Text(f"event {event.name} at +{fmt.duration_ms(offset)}", style="dim")
+            out.print(Padding(text, (0, 0, 0, indent), expand=False))
+
+
+def _tree_label(p: PlacedSpan, glyphs: _Glyphs) -> str:
+    if p.depth == 0:
+        return p.span.name
+    rails = "".join("   " if last else glyphs.rail for last in p.ancestors_last)
+    return rails + (glyphs.last if p.last else glyphs.branch) + p.span.name
+
+
+def _bar(p: PlacedSpan, total: float, glyphs: _Glyphs) -> str:
+    start = min(BAR_WIDTH - 1, int(p.offset_ms / total * BAR_WIDTH)) if total > 0 else 0
+    if p.duration_ms is None:  # still open: drawn to the end, in the lighter shade
+        return " " * start + glyphs.open_bar * (BAR_WIDTH - start)
+    if total <= 0:
+        return glyphs.bar
+    length = max(1, round(p.duration_ms / total * BAR_WIDTH))
+    return " " * start + glyphs.bar * min(length, BAR_WIDTH - start)
+
+
+def _key_attributes(name: str, attributes: dict[str, Any]) -> Text:
+    keys = KEY_ATTRIBUTES.get(name)
+    if keys is None:
+        keys = tuple(attributes)[:OTHER_ATTRIBUTES]
+    text = Text(style="dim")
+    for key in keys:
+        if key in attributes:
+            if text:
+                text.append("  ")
+            text.append(f"{key}=")
+            text.append(_value(attributes[key]), style="default")
+    hidden = len(attributes) - OTHER_ATTRIBUTES
+    if name not in KEY_ATTRIBUTES and hidden > 0:
+        text.append(f"  …{hidden} more (--json)")
+    return text
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value == int(value) or abs(value) >= 1000:
+            return f"{value:.0f}"
+        # Milliseconds read to the hundredth; costs and scores need their small digits.
+        return f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.4g}"
+    if isinstance(value, str):
+        return fmt.clip(value, 80)
+    return fmt.clip(json.dumps(value, ensure_ascii=False), 80)
+
+
+def _routing(routing: dict[str, Any], out: Console, glyphs: _Glyphs) -> None:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column()
+    backend = routing["backend"] or "?"
+    if routing["determination_ms"] is not None:
+        backend += f" ({fmt.duration_ms(routing['determination_ms'])})"
+    flags = [f for f in ("cached", "pinned", "escalated") if routing.get(f)]
+    if flags:
+        backend += f", {', '.join(flags)}"
+    grid.add_row("backend", Text(backend))
+    route = routing["route"] or "(none: no route matched)"
+    if routing["selected_model"]:
+        route += f" {glyphs.arrow} {routing['selected_model']}"
+    grid.add_row("route", Text(route))
+    if routing["models"]:
+        grid.add_row("candidates", Text(", ".join(map(str, routing["models"]))))
+    fallback = routing["fallback"]
+    grid.add_row("fallback", Text(fallback or "no", style="yellow" if fallback else ""))
+    scores = routing["scores"]
+    if scores:
+        top = max(abs(v) for v in scores.values()) or 1.0
+        width = max(len(k) for k in scores)
+        lines = Text()
+        for i, (name, score) in enumerate(scores.items()):
+            if i:
+                lines.append("\n")
+            bar = glyphs.bar * max(1, round(abs(score) / top * SCORE_BAR_WIDTH))
+            style = "bold" if name == routing["route"] else ""
+            lines.append(f"{name:<{width}}  {score:7.3f}  ", style=style)
+            lines.append(bar, style="blue")
+        grid.add_row("scores", lines)
+    out.print(grid)
+
+
+def _signals(detail: TraceDetail, out: Console) -> None:
+    if not detail.signals:
+        return
+    _section(out, "Signals")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), header_style="bold")
+    for column in ("TYPE", "GROUP", "MSG", "CONF", "SNIPPET"):
+        table.add_column(column, justify="right" if column in ("MSG", "CONF") else "left")
+    for s in detail.signals:
+        table.add_row(
+            Text(s.type),
+            Text(s.group or fmt.NONE),
+            fmt.NONE if s.message_index is None else str(s.message_index),
+            fmt.NONE if s.confidence is None else f"{s.confidence:.2f}",
+            Text(fmt.clip(s.snippet, 80) if s.snippet else "(not captured)"),
+        )
+    out.print(table)
+
+
+def _messages(title: str, messages: Any, out: Console, glyphs: _Glyphs, full: bool) -> None:
+    _section(out, title)
+    if messages is None:
+        out.print(
+            Text(
+                "not captured (tracing.store.capture_messages is off, or the body was unreadable)",
+                style="dim",
+            )
+        )
+        return
+    if not isinstance(messages, list):
+        messages = [messages]
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            message = {"role": "?", "content": message}
+        role = str(message.get("role") or "?")
+        head = Text(f"[{i}] ", style="dim")
+        head.append(role, style=_ROLE_STYLES.get(role, "bold"))
+        for key in ("name", "tool_call_id"):
+            if message.get(key):
+                head.append(f"  {key}={message[key]}", style="dim")
+        out.print(head)
+        content = _content_text(message.get("content"))
+        if content:
+            out.print(
+                Padding(Text(_clip_block(content, MESSAGE_CHARS, full)), (0, 0, 0, 4), expand=False)
+            )
+        for call in message.get("tool_calls") or ():
+            out.print(Padding(_tool_call(call, glyphs, full), (0, 0, 0, 4), expand=False))
+
+
+_ROLE_STYLES = {
+    "system": "bold magenta",
+    "user": "bold green",
+    "assistant": "bold blue",
+    "tool": "bold yellow",
+}
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return json.dumps(content, ensure_ascii=False, indent=2)
+
+
+def _tool_call(call: Any, glyphs: _Glyphs, full: bool) -> Text:
+    function = call.get("function", {}) if isinstance(call, dict) else {}
+    name = function.get("name") or "?"
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    text = Text(f"{glyphs.arrow} tool call ", style="dim")
+    text.append(str(name), style="bold yellow")
+    text.append(f"({_clip_block(arguments, ARGUMENT_CHARS, full)})")
+    return text
+
+
+def _clip_block(text: str, limit: int, full: bool) -> str:
+    if full or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters: --full or --json)"

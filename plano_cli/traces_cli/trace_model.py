@@ -1,0 +1,126 @@
+"""What `show` reads out of one stored trace: the span tree and the routing decision.
+
+Shared by the text view and the JSON, so both always say the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from proxy.telemetry.store import SpanEventRow, SpanRow, TraceDetail
+
+INBOUND, ROUTING, LLM = "plano(inbound)", "plano(routing)", "plano(llm)"
+
+
+@dataclass(slots=True)
+class PlacedSpan:
+    span: SpanRow
+    depth: int
+    last: bool  # the last child of its parent: drawn with └─ rather than ├─
+    ancestors_last: tuple[bool, ...]  # `last` of each ancestor below the root, for │ rails
+    offset_ms: float  # from the trace's first start
+    duration_ms: float | None  # None while the span has not ended
+    events: list[SpanEventRow]
+
+
+def span_tree(detail: TraceDetail) -> list[PlacedSpan]:
+    """Spans depth first, children by start time. A span whose parent is not stored (the
+    client's, say) is a root."""
+    spans = detail.spans
+    if not spans:
+        return []
+    origin = min(s.start_ns for s in spans)
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[SpanRow]] = {}
+    for span in spans:
+        parent = span.parent_id if span.parent_id in ids else None
+        children.setdefault(parent, []).append(span)
+    for group in children.values():
+        group.sort(key=lambda s: (s.start_ns, s.span_id))
+    events: dict[str, list[SpanEventRow]] = {}
+    for event in detail.events:
+        events.setdefault(event.span_id, []).append(event)
+
+    placed: list[PlacedSpan] = []
+    seen: set[str] = set()
+
+    def visit(span: SpanRow, depth: int, last: bool, rails: tuple[bool, ...]) -> None:
+        if span.span_id in seen:  # a parent loop in bad agent data: draw each span once
+            return
+        seen.add(span.span_id)
+        end = span.end_ns
+        placed.append(
+            PlacedSpan(
+                span=span,
+                depth=depth,
+                last=last,
+                ancestors_last=rails,
+                offset_ms=(span.start_ns - origin) / 1e6,
+                duration_ms=None if end is None else (end - span.start_ns) / 1e6,
+                events=events.get(span.span_id, []),
+            )
+        )
+        kids = children.get(span.span_id, [])
+        below = (*rails, last) if depth > 0 else rails
+        for i, kid in enumerate(kids):
+            visit(kid, depth + 1, i == len(kids) - 1, below)
+
+    roots = children.get(None, [])
+    for i, root in enumerate(roots):
+        visit(root, 0, i == len(roots) - 1, ())
+    # Spans only reachable through a loop are still shown, as roots.
+    for span in spans:
+        if span.span_id not in seen:
+            visit(span, 0, True, ())
+    return placed
+
+
+def trace_span_ms(placed: list[PlacedSpan]) -> float:
+    """From the first start to the last end: the waterfall's full width."""
+    ends = [p.offset_ms + p.duration_ms for p in placed if p.duration_ms is not None]
+    return max([*ends, *(p.offset_ms for p in placed), 0.0])
+
+
+def routing_decision(detail: TraceDetail) -> dict[str, Any] | None:
+    """The router's decision from the plano(routing) span, else from the summary row;
+    None when the request was not routed."""
+    span = next((s for s in detail.spans if s.name == ROUTING), None)
+    row = detail.request
+    if span is None and (row is None or (row.router_backend is None and row.route is None)):
+        return None
+    attrs = span.attributes if span is not None else {}
+    route = attrs.get("route.name", row.route if row is not None else None)
+    models = attrs.get("route.models")
+    return {
+        # The span says "none" when no route matched; JSON says null, as the summary does.
+        "route": None if route == "none" else route,
+        "backend": attrs.get("router.backend", row.router_backend if row else None),
+        "selected_model": attrs.get("route.selected_model"),
+        "models": list(models) if isinstance(models, list | tuple) else models,
+        "scores": _scores(attrs.get("router.scores")),
+        "fallback": attrs.get("router.fallback", row.routing_fallback if row else None),
+        "determination_ms": attrs.get("routing.determination_ms"),
+        "cached": attrs.get("router.cached"),
+        "pinned": attrs.get("router.pinned"),
+        "escalated": attrs.get("router.escalated"),
+    }
+
+
+def _scores(raw: Any) -> dict[str, float] | None:
+    """route -> score, stored as one JSON string attribute; highest first."""
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+    if not isinstance(raw, dict):
+        return None
+    pairs = [(str(k), v) for k, v in raw.items() if isinstance(v, int | float)]
+    return dict(sorted(pairs, key=lambda kv: -kv[1]))
+
+
+def llm_attempts(detail: TraceDetail) -> list[SpanRow]:
+    return [s for s in detail.spans if s.name == LLM]

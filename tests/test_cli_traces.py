@@ -1,0 +1,1019 @@
+"""`plano traces list|show|stats|tail` through the CLI, on a real SQLite store in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from typer.testing import CliRunner
+
+from plano_cli.app import app
+from plano_cli.traces_cli import args, columns, fmt, keys
+from plano_cli.traces_cli import tail as tail_mod
+from proxy.telemetry.store import (
+    RequestRow,
+    SignalRow,
+    SpanEventRow,
+    SpanRow,
+    StoreBatch,
+    TraceStore,
+)
+from proxy.telemetry.store_query import FILTER_KEYS
+
+# Ids: a W3C-style one, two sharing the prefix "abcdef00" (ambiguous), one with spans only.
+T_CODE = "4bf92f3577b34da6a3ce929d0e0e4736"
+T_REASON = "0af7651916cd43dd8448eb211c80319c"
+T_FAIL = "abcdef00" + "0" * 23 + "1"
+T_AGENT = "abcdef00" + "0" * 23 + "2"
+T_OLD = "1234567890abcdef1234567890abcdef"
+T_SPANS_ONLY = "feedface" + "0" * 24
+GPT, CLAUDE = "openai/gpt-4o-mini", "anthropic/claude-sonnet-4"
+SCORES = {"code": 0.81, "reasoning": 0.42}
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "Write a Rust function that parses a CSV line"},
+]
+ANSWER = [
+    {
+        "role": "assistant",
+        "content": "Here it is.",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "run_tests", "arguments": '{"crate": "csv"}'},
+            }
+        ],
+    }
+]
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *argv: str):
+    return runner.invoke(app, ["traces", *argv])
+
+
+def span_id(trace_id: str, n: int) -> str:
+    return f"{trace_id[:12]}{n:04x}"
+
+
+def traced(
+    trace_id: str,
+    started_at: float,
+    *,
+    route: str | None = None,
+    scores: dict[str, float] | None = None,
+    fallback: str | None = None,
+    failed_attempts: int = 0,
+    **fields,
+) -> StoreBatch:
+    """One request as the gateway stores it: summary, inbound, routing and llm spans."""
+    row = RequestRow(trace_id=trace_id, started_at=started_at, route=route, **fields)
+    start = int(started_at * 1e9)
+    end = start + int((row.latency_ms or 10) * 1e6)
+    root = span_id(trace_id, 0)
+    spans = [
+        SpanRow(
+            root,
+            trace_id,
+            "plano(inbound)",
+            start,
+            end,
+            kind="server",
+            status_code="error" if (row.status or 0) >= 500 else "unset",
+            status_message=row.error,
+            attributes={
+                "http.response.status_code": row.status,
+                "url.path": "/v1/chat/completions",
+                "plano.api": row.api,
+                "llm.model": row.requested_model,
+                "route.selected_model": row.model,
+                "llm.provider": row.provider,
+            },
+        )
+    ]
+    events = []
+    routing_end = start + 12_000_000
+    if row.router_backend:
+        attributes = {
+            "routing.determination_ms": 12.0,
+            "route.name": route or "none",
+            "route.models": [row.model],
+            "route.selected_model": row.model,
+            "router.backend": row.router_backend,
+            "router.cached": False,
+            "router.pinned": False,
+        }
+        if scores:
+            attributes["router.scores"] = json.dumps(scores)
+        if fallback:
+            attributes["router.fallback"] = fallback
+        spans.append(
+            SpanRow(
+                span_id(trace_id, 1),
+                trace_id,
+                "plano(routing)",
+                start + 1_000_000,
+                routing_end,
+                root,
+                "internal",
+                "unset",
+                None,
+                attributes,
+            )
+        )
+    attempt_start = routing_end
+    for n in range(failed_attempts):
+        attempt_end = attempt_start + 50_000_000
+        spans.append(
+            SpanRow(
+                span_id(trace_id, 2 + n),
+                trace_id,
+                "plano(llm)",
+                attempt_start,
+                attempt_end,
+                root,
+                "client",
+                "error",
+                "HTTP 503",
+                {"llm.model": row.model, "llm.outcome": "HTTP 503"},
+            )
+        )
+        attempt_start = attempt_end
+    answer = span_id(trace_id, 2 + failed_attempts)
+    spans.append(
+        SpanRow(
+            answer,
+            trace_id,
+            "plano(llm)",
+            attempt_start,
+            end - 1_000_000,
+            root,
+            "client",
+            "unset",
+            None,
+            {
+                "llm.model": row.model,
+                "llm.provider": row.provider,
+                "llm.outcome": "ok",
+                "llm.usage.prompt_tokens": row.input_tokens,
+                "llm.usage.completion_tokens": row.output_tokens,
+                "llm.usage.cost_usd": row.cost_usd,
+                "llm.usage.prompt_cost_usd": 0.0001,
+                "llm.usage.completion_cost_usd": 0.0003,
+            },
+        )
+    )
+    if row.ttft_ms is not None:
+        events.append(SpanEventRow(answer, trace_id, "first_token", start + int(row.ttft_ms * 1e6)))
+    return StoreBatch(requests=[row], spans=spans, events=events)
+
+
+def seed(path: Path, now: float) -> None:
+    code = traced(
+        T_CODE,
+        now - 10,
+        route="code",
+        scores=SCORES,
+        failed_attempts=1,
+        listener="model",
+        api="openai_chat",
+        path="/v1/chat/completions",
+        router_backend="embedded",
+        requested_model="auto",
+        model=GPT,
+        provider="openai",
+        status=200,
+        latency_ms=850.0,
+        ttft_ms=120.0,
+        input_tokens=100,
+        output_tokens=50,
+        cost_usd=0.0004,
+        stream=True,
+        signal_quality="poor",
+        signal_score=35,
+        signal_count=2,
+        request_messages=MESSAGES,
+        response_messages=ANSWER,
+    )
+    code.signals = [
+        SignalRow(T_CODE, "correction", "misalignment", 1, 0.9, "no, I meant Rust"),
+        SignalRow(T_CODE, "gratitude", "satisfaction", 3, 0.7, "thanks"),
+    ]
+    code.events.append(
+        SpanEventRow(
+            span_id(T_CODE, 0),
+            T_CODE,
+            "signal.correction",
+            int((now - 9) * 1e9),
+            {"type": "correction"},
+        )
+    )
+    batches = [
+        code,
+        traced(
+            T_REASON,
+            now - 60,
+            route="reasoning",
+            scores={"reasoning": 0.9, "code": 0.1},
+            api="openai_chat",
+            listener="model",
+            router_backend="embedded",
+            model=CLAUDE,
+            provider="anthropic",
+            status=200,
+            latency_ms=2400.0,
+            ttft_ms=400.0,
+            input_tokens=500,
+            output_tokens=800,
+            cost_usd=0.0135,
+        ),
+        traced(
+            T_FAIL,
+            now - 120,
+            route=None,
+            fallback="timeout",
+            api="openai_chat",
+            listener="model",
+            router_backend="embedded",
+            routing_fallback="timeout",
+            model=GPT,
+            provider="openai",
+            status=502,
+            error="upstream timeout",
+            latency_ms=30000.0,
+        ),
+        traced(
+            T_AGENT,
+            now - 7200,
+            route="code",
+            api="anthropic_messages",
+            listener="agents",
+            router_backend="embedded",
+            model=CLAUDE,
+            provider="anthropic",
+            status=200,
+            latency_ms=1500.0,
+            ttft_ms=300.0,
+            input_tokens=40,
+            output_tokens=60,
+            cost_usd=0.001,
+            session="s-1",
+        ),
+        traced(
+            T_OLD,
+            now - 3 * 86_400,
+            api="openai_chat",
+            listener="model",
+            model=GPT,
+            provider="openai",
+            status=429,
+            latency_ms=5.0,
+        ),
+        StoreBatch(
+            spans=[
+                SpanRow(
+                    span_id(T_SPANS_ONLY, 0),
+                    T_SPANS_ONLY,
+                    "agent.plan",
+                    int((now - 5) * 1e9),
+                    None,
+                    attributes={"agent.step": "plan"},
+                )
+            ]
+        ),
+    ]
+    with TraceStore.open(path) as store:
+        for batch in batches:
+            store.write(batch)
+
+
+@pytest.fixture
+def now() -> float:
+    return time.time()
+
+
+@pytest.fixture
+def db(tmp_path: Path, now: float) -> str:
+    path = tmp_path / "traces.db"
+    seed(path, now)
+    return str(path)
+
+
+def listed(result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [r["trace_id"] for r in json.loads(result.stdout)["requests"]]
+
+
+# -- list ----------------------------------------------------------------------------------
+
+
+def test_list_prints_newest_first_with_the_key_columns(runner, db):
+    result = invoke(runner, "list", "--db", db)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for header in ("TIME", "TRACE", "STATUS", "MODEL", "ROUTE", "LATENCY", "TTFT", "COST"):
+        assert header in out
+    assert out.index(T_CODE[:12]) < out.index(T_REASON[:12]) < out.index(T_FAIL[:12])
+    assert "poor (2)" in out
+    assert "(fallback)" in out  # the router failed on T_FAIL
+    assert "850 ms" in out
+    assert "5 requests, newest first" in out
+    assert T_SPANS_ONLY[:12] not in out  # no summary yet: not a request in the list
+
+
+def test_list_json_has_every_summary_field_but_no_messages(runner, db, now):
+    result = invoke(runner, "list", "--db", db, "--json")
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"requests", "more"}
+    assert doc["more"] is False
+    assert [r["trace_id"] for r in doc["requests"]] == [T_CODE, T_REASON, T_FAIL, T_AGENT, T_OLD]
+    first = doc["requests"][0]
+    assert "request_messages" not in first
+    assert "response_messages" not in first
+    assert first["model"] == GPT
+    assert first["route"] == "code"
+    assert first["status"] == 200
+    assert first["stream"] is True
+    assert first["started_at"] == pytest.approx(now - 10)
+    parsed = datetime.fromisoformat(first["started_at_iso"])
+    assert parsed.utcoffset().total_seconds() == 0
+    assert parsed.timestamp() == pytest.approx(now - 10, abs=0.001)
+
+
+def test_list_limit_says_more_match(runner, db):
+    result = invoke(runner, "list", "--db", db, "--limit", "2", "--json")
+    doc = json.loads(result.stdout)
+    assert [r["trace_id"] for r in doc["requests"]] == [T_CODE, T_REASON]
+    assert doc["more"] is True
+    text = invoke(runner, "list", "--db", db, "-n", "2")
+    assert "more match" in text.stdout
+    assert invoke(runner, "list", "--db", db, "--limit", "0").exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("since", "expected"),
+    [
+        ("30s", [T_CODE]),
+        ("90s", [T_CODE, T_REASON]),
+        ("1h", [T_CODE, T_REASON, T_FAIL]),
+        ("1h1m", [T_CODE, T_REASON, T_FAIL]),
+        ("3h", [T_CODE, T_REASON, T_FAIL, T_AGENT]),
+        ("4d", [T_CODE, T_REASON, T_FAIL, T_AGENT, T_OLD]),
+    ],
+)
+def test_list_since_a_duration(runner, db, since, expected):
+    assert listed(invoke(runner, "list", "--db", db, "--since", since, "--json")) == expected
+
+
+def test_list_since_an_iso_time(runner, db, now):
+    local = datetime.fromtimestamp(now - 90).isoformat()  # naive: read as local time
+    assert listed(invoke(runner, "list", "--db", db, "--since", local, "--json")) == [
+        T_CODE,
+        T_REASON,
+    ]
+    utc = datetime.fromtimestamp(now - 90).astimezone().isoformat()
+    assert len(listed(invoke(runner, "list", "--db", db, "--since", utc, "--json"))) == 2
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (["model=" + CLAUDE], [T_REASON, T_AGENT]),
+        (["route=code"], [T_CODE, T_AGENT]),
+        (["status=502"], [T_FAIL]),
+        (["provider=openai", "status=200"], [T_CODE]),
+        (["listener=agents"], [T_AGENT]),
+        (["api=anthropic_messages"], [T_AGENT]),
+        (["session=s-1"], [T_AGENT]),
+        (["min_latency_ms=2000"], [T_REASON, T_FAIL]),
+        (["has_signals=yes"], [T_CODE]),
+        (["text=Rust function"], [T_CODE]),
+        (["text=upstream timeout"], [T_FAIL]),  # the error is searched too
+        (["model=nope"], []),
+    ],
+)
+def test_list_where(runner, db, where, expected):
+    argv = [item for w in where for item in ("--where", w)]
+    assert listed(invoke(runner, "list", "--db", db, *argv, "--json")) == expected
+
+
+def test_list_where_and_since_combine(runner, db):
+    result = invoke(runner, "list", "--db", db, "-w", "route=code", "--since", "1h", "--json")
+    assert listed(result) == [T_CODE]
+
+
+def test_no_match_says_so(runner, db):
+    result = invoke(runner, "list", "--db", db, "--where", "model=nope")
+    assert result.exit_code == 0
+    assert "no requests match with these --where filters" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--where", "color=red"], "unknown key 'color'; valid keys: api, listener, model"),
+        (["--where", "model"], "--where expects key=value, not 'model'"),
+        (["--where", "status=ok"], "--where status: expected an HTTP status"),
+        (["--where", "min_latency_ms=fast"], "expected a number of milliseconds"),
+        (["--where", "has_signals=maybe"], "expected true or false"),
+        (["-w", "model=a", "-w", "model=b"], "model is given twice"),
+        (["--since", "yesterday"], "--since: expected a duration such as 45s"),
+        (["--since", "30"], "--since: expected a duration"),
+    ],
+)
+def test_usage_errors_exit_2_and_say_why(runner, db, argv, message):
+    for command in ("list", "stats"):
+        result = invoke(runner, command, "--db", db, *argv)
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr
+        assert f"usage: plano traces {command}" in result.stderr
+
+
+def test_bad_key_error_lists_every_valid_key(runner, db):
+    result = invoke(runner, "list", "--db", db, "--where", "colour=red")
+    for key in (*FILTER_KEYS, "min_latency_ms", "has_signals", "text"):
+        assert key in result.stderr
+
+
+# -- show ----------------------------------------------------------------------------------
+
+
+def test_show_prints_summary_spans_routing_signals_cost_and_messages(runner, db):
+    result = invoke(runner, "show", T_CODE, "--db", db)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert T_CODE in out
+    # summary
+    assert f"auto → {GPT} (openai)" in out
+    assert "code via embedded" in out
+    assert "850 ms, first token after 120 ms" in out
+    assert "100 in, 50 out" in out
+    assert "$0.0004 (input $0.0001, output $0.0003)" in out
+    assert "2 (1 failed)" in out
+    assert "poor, score 35, 2 found" in out
+    # the waterfall: a tree, durations, bars, the failed attempt, key attributes, events
+    assert "├─ plano(routing)" in out
+    assert "└─ plano(llm)" in out
+    assert "█" in out
+    assert "HTTP 503" in out
+    assert "router.backend=embedded" in out
+    assert "llm.outcome=ok" in out
+    assert "event first_token" in out
+    assert "signal.correction" not in out  # signal events are listed under Signals
+    # routing
+    assert "Routing" in out
+    assert "code → openai/gpt-4o-mini" in out
+    assert "0.810" in out
+    assert "0.420" in out
+    assert out.index("0.810") < out.index("0.420")
+    # signals with snippets
+    assert "correction" in out
+    assert "no, I meant Rust" in out
+    # messages, readable
+    assert "Request messages" in out
+    assert "[1] user" in out
+    assert "Write a Rust function that parses a CSV line" in out
+    assert "→ tool call run_tests" in out
+    assert '{"crate": "csv"}' in out
+
+
+def test_show_a_failed_request_with_a_router_fallback(runner, db):
+    out = invoke(runner, "show", T_FAIL, "--db", db).stdout
+    assert "502" in out
+    assert "upstream timeout" in out
+    assert "(none: no route matched)" in out
+    assert "timeout" in out
+    assert "not captured" in out  # no messages were stored for it
+
+
+def test_show_json_has_everything(runner, db):
+    result = invoke(runner, "show", T_CODE, "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"trace_id", "request", "routing", "spans", "signals"}
+    assert doc["trace_id"] == T_CODE
+    assert doc["request"]["request_messages"] == MESSAGES
+    assert doc["request"]["response_messages"] == ANSWER
+    assert doc["request"]["cost_usd"] == 0.0004
+    assert doc["routing"] == {
+        "route": "code",
+        "backend": "embedded",
+        "selected_model": GPT,
+        "models": [GPT],
+        "scores": SCORES,
+        "fallback": None,
+        "determination_ms": 12.0,
+        "cached": False,
+        "pinned": False,
+        "escalated": None,
+    }
+    names = [(s["name"], s["depth"]) for s in doc["spans"]]
+    assert names == [
+        ("plano(inbound)", 0),
+        ("plano(routing)", 1),
+        ("plano(llm)", 1),
+        ("plano(llm)", 1),
+    ]
+    root, _, failed, answered = doc["spans"]
+    assert root["offset_ms"] == 0
+    assert root["duration_ms"] == pytest.approx(850)
+    assert failed["status_code"] == "error"
+    assert failed["status_message"] == "HTTP 503"
+    assert answered["events"][0]["name"] == "first_token"
+    assert root["events"][0]["name"] == "signal.correction"
+    assert answered["attributes"]["llm.usage.cost_usd"] == 0.0004
+    assert doc["signals"][0] == {
+        "type": "correction",
+        "group": "misalignment",
+        "message_index": 1,
+        "confidence": 0.9,
+        "snippet": "no, I meant Rust",
+    }
+
+
+def test_show_takes_a_unique_prefix(runner, db):
+    result = invoke(runner, "show", T_CODE[:6], "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["trace_id"] == T_CODE
+    upper = invoke(runner, "show", T_REASON[:8].upper(), "--db", db, "--json")
+    assert json.loads(upper.stdout)["trace_id"] == T_REASON
+
+
+def test_show_an_ambiguous_prefix_names_the_candidates(runner, db):
+    result = invoke(runner, "show", "abcdef00", "--db", db)
+    assert result.exit_code == 1
+    assert "ambiguous" in result.stderr
+    assert T_FAIL in result.stderr
+    assert T_AGENT in result.stderr
+
+
+def test_show_an_unknown_id_exits_1(runner, db):
+    for given in ("deadbeef", "4bf", "not-hex-at-all"):  # 4bf: too short to be a prefix
+        result = invoke(runner, "show", given, "--db", db)
+        assert result.exit_code == 1, given
+        assert f"no trace '{given}' in {db}" in result.stderr
+
+
+def test_show_cuts_long_messages_unless_full(runner, tmp_path):
+    path = tmp_path / "long.db"
+    long_text = "word " * 1000 + "THE END"
+    with TraceStore.open(path) as store:
+        store.write(
+            request(tid(1), time.time(), request_messages=[{"role": "user", "content": long_text}])
+        )
+    cut = invoke(runner, "show", tid(1), "--db", str(path))
+    assert "more characters: --full or --json" in cut.stdout
+    assert "THE END" not in cut.stdout
+    whole = invoke(runner, "show", tid(1), "--db", str(path), "--full")
+    assert "THE END" in whole.stdout
+    assert "more characters" not in whole.stdout
+
+
+def test_show_a_trace_with_spans_but_no_summary(runner, db):
+    result = invoke(runner, "show", T_SPANS_ONLY[:8], "--db", db)
+    assert result.exit_code == 0, result.output
+    assert "no summary yet" in result.stdout
+    assert "agent.plan" in result.stdout
+    assert "agent.step=plan" in result.stdout
+    doc = json.loads(invoke(runner, "show", T_SPANS_ONLY, "--db", db, "--json").stdout)
+    assert doc["request"] is None
+    assert doc["routing"] is None
+    assert doc["spans"][0]["duration_ms"] is None
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+
+def test_stats_prints_both_tables_by_default(runner, db):
+    result = invoke(runner, "stats", "--db", db)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "5 requests, 2 failed (40.0%)" in out
+    assert "by model" in out
+    assert "by route" in out
+    assert "TTFT p95" in out
+    assert "(none)" in out  # requests without a route
+    assert "$0.0149" in out
+
+
+def test_stats_json_by_model_and_route(runner, db):
+    doc = json.loads(invoke(runner, "stats", "--db", db, "--json").stdout)
+    assert set(doc) == {"by_model", "by_route", "total"}
+    by_model = {g["key"]: g for g in doc["by_model"]}
+    assert set(by_model) == {GPT, CLAUDE}
+    gpt = by_model[GPT]
+    assert gpt["count"] == 3
+    assert gpt["errors"] == 2  # the 502 and the 429
+    assert gpt["error_rate"] == pytest.approx(2 / 3)
+    assert gpt["p50_latency_ms"] == pytest.approx(850)
+    assert gpt["p50_ttft_ms"] == pytest.approx(120)
+    assert set(gpt) == {
+        "key",
+        "count",
+        "errors",
+        "error_rate",
+        "p50_latency_ms",
+        "p95_latency_ms",
+        "p50_ttft_ms",
+        "p95_ttft_ms",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    }
+    by_route = {g["key"]: g["count"] for g in doc["by_route"]}
+    assert by_route == {"code": 2, "reasoning": 1, None: 2}
+    assert doc["total"] == {
+        "count": 5,
+        "errors": 2,
+        "error_rate": pytest.approx(0.4),
+        "input_tokens": 640,
+        "output_tokens": 910,
+        "cost_usd": pytest.approx(0.0149),
+    }
+
+
+def test_stats_by_one_grouping_with_filters(runner, db):
+    doc = json.loads(
+        invoke(runner, "stats", "--db", db, "--by", "route", "--since", "1h", "--json").stdout
+    )
+    assert set(doc) == {"by_route", "total"}
+    assert doc["total"]["count"] == 3
+    doc = json.loads(
+        invoke(runner, "stats", "--db", db, "--by", "model", "-w", "route=code", "--json").stdout
+    )
+    assert [(g["key"], g["count"]) for g in doc["by_model"]] == [(CLAUDE, 1), (GPT, 1)]
+    assert invoke(runner, "stats", "--db", db, "--by", "color").exit_code == 2
+
+
+def test_stats_with_filters_the_store_stats_lack(runner, db):
+    """min_latency_ms, has_signals and text go through list_requests: same arithmetic."""
+    slow = json.loads(
+        invoke(runner, "stats", "--db", db, "-w", "min_latency_ms=1000", "--json").stdout
+    )
+    assert slow["total"]["count"] == 3
+    assert {g["key"]: g["count"] for g in slow["by_model"]} == {CLAUDE: 2, GPT: 1}
+    # A filter that keeps everything gives what TraceStore.stats gives.
+    everything = json.loads(
+        invoke(runner, "stats", "--db", db, "-w", "min_latency_ms=0", "--json").stdout
+    )
+    assert everything == json.loads(invoke(runner, "stats", "--db", db, "--json").stdout)
+    signalled = json.loads(
+        invoke(runner, "stats", "--db", db, "-w", "has_signals=true", "--json").stdout
+    )
+    assert signalled["total"]["count"] == 1
+
+
+def test_stats_limit_keeps_the_busiest_and_the_totals(runner, db):
+    doc = json.loads(invoke(runner, "stats", "--db", db, "--limit", "1", "--json").stdout)
+    assert [g["key"] for g in doc["by_model"]] == [GPT]
+    assert [g["key"] for g in doc["by_route"]] == ["code"]
+    assert doc["total"]["count"] == 5
+    text = invoke(runner, "stats", "--db", db, "-n", "1").stdout
+    assert "1 smaller models not shown" in text
+    assert "2 smaller routes not shown" in text
+
+
+def test_stats_matching_nothing(runner, db):
+    result = invoke(runner, "stats", "--db", db, "--since", "1s", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["total"]["count"] == 0
+
+
+# -- no store, empty store, a bare `plano traces` ------------------------------------------
+
+
+def test_a_bare_traces_lists(runner, db, monkeypatch, tmp_path):
+    monkeypatch.setenv("PLANO_HOME", str(tmp_path))  # where the seeded traces.db is
+    result = runner.invoke(app, ["traces"])
+    assert result.exit_code == 0, result.output
+    assert T_CODE[:12] in result.stdout
+    assert "TRACE" in result.stdout
+
+
+def test_empty_store_says_what_to_do(runner, tmp_path):
+    path = tmp_path / "empty.db"
+    TraceStore.open(path).close()
+    for command in ("list", "stats"):
+        result = invoke(runner, command, "--db", str(path))
+        assert result.exit_code == 0, result.output
+        assert "no traces yet: start the gateway with `plano up`" in result.stdout
+    as_json = invoke(runner, "list", "--db", str(path), "--json")
+    assert json.loads(as_json.stdout) == {"requests": [], "more": False}
+    assert "no traces yet" in as_json.stderr
+    stats = json.loads(invoke(runner, "stats", "--db", str(path), "--json").stdout)
+    assert stats["by_model"] == []
+    assert stats["total"]["count"] == 0
+    show = invoke(runner, "show", "abcd", "--db", str(path))
+    assert show.exit_code == 1
+    assert "no traces yet" in show.stderr
+
+
+def test_missing_default_store_is_not_an_error_and_is_not_created(runner, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("PLANO_HOME", str(home))
+    expected = home / "traces.db"
+    for argv in (["list"], ["stats"], []):
+        result = runner.invoke(app, ["traces", *argv])
+        assert result.exit_code == 0, result.output
+        assert f"no traces yet: {expected} does not exist" in result.stdout
+        assert "--db" in result.stdout
+    as_json = runner.invoke(app, ["traces", "stats", "--json"])
+    assert json.loads(as_json.stdout)["total"]["count"] == 0
+    show = runner.invoke(app, ["traces", "show", T_CODE])
+    assert show.exit_code == 1
+    assert str(expected) in show.stderr
+    assert not expected.exists()
+    assert not home.exists()
+
+
+def test_missing_db_given_explicitly_exits_1(runner, tmp_path):
+    missing = tmp_path / "nope.db"
+    for argv in (["list"], ["stats"], ["show", T_CODE], ["tail"]):
+        result = invoke(runner, *argv, "--db", str(missing))
+        assert result.exit_code == 1, argv
+        assert f"no trace store at {missing} (--db)" in result.stderr
+    assert not missing.exists()
+
+
+def test_a_file_that_is_not_a_store_is_a_clear_error(runner, tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_text("this is not sqlite " * 100)
+    result = invoke(runner, "list", "--db", str(junk))
+    assert result.exit_code == 1
+    assert "cannot open the trace store" in result.stderr
+
+
+# -- tail ----------------------------------------------------------------------------------
+
+
+def request(trace_id: str, started_at: float, **fields) -> StoreBatch:
+    fields.setdefault("model", GPT)
+    fields.setdefault("status", 200)
+    return StoreBatch(requests=[RequestRow(trace_id, started_at, **fields)])
+
+
+def tid(n: int) -> str:
+    return f"{n:032x}"
+
+
+def test_tailer_reports_each_new_request_once_and_catches_late_finishers(tmp_path):
+    now = 1_750_000_000.0
+    with TraceStore.open(tmp_path / "t.db") as store:
+        store.write(request(tid(1), now - 5))  # finished before the tail began
+        tailer = tail_mod.Tailer(store, window_s=60, page=2, now=now)
+        tailer.prime()
+        assert tailer.poll() == []
+        store.write(request(tid(2), now + 1))
+        store.write(request(tid(3), now + 2))
+        store.write(request(tid(4), now + 3))  # three rows, pages of two: paging works
+        assert [r.trace_id for r in tailer.poll()] == [tid(2), tid(3), tid(4)]
+        assert tailer.poll() == []  # nothing twice
+        # Started before the newest seen, finished after: a start-time cursor misses it.
+        store.write(request(tid(5), now - 1, latency_ms=9_000.0))
+        store.write(request(tid(6), now + 4))
+        assert [r.trace_id for r in tailer.poll()] == [tid(5), tid(6)]
+        # Beyond the window: forgotten, and not reported.
+        store.write(request(tid(7), now - 120))
+        assert tailer.poll() == []
+        assert tailer.remembered == 6
+        store.write(request(tid(8), now + 100))  # the window moves on: the rest is forgotten
+        assert [r.trace_id for r in tailer.poll()] == [tid(8)]
+        assert tailer.remembered == 1
+
+
+def test_tailer_since_backfills(tmp_path):
+    now = 1_750_000_000.0
+    with TraceStore.open(tmp_path / "t.db") as store:
+        for i in range(5):
+            store.write(request(tid(i), now - 100 + i * 10))
+        tailer = tail_mod.Tailer(store, since=now - 75, window_s=60, page=2)
+        tailer.prime()  # a backfill primes nothing
+        assert [r.trace_id for r in tailer.poll()] == [tid(3), tid(4)]
+        assert tailer.poll() == []
+
+
+def test_follow_stops_on_limit_condition_or_poll_count(tmp_path):
+    with TraceStore.open(tmp_path / "t.db") as store:
+        tailer = tail_mod.Tailer(store, window_s=60)
+        tailer.prime()
+        got: list[str] = []
+        counter = iter(range(100))
+
+        def write_between_polls(_seconds: float) -> None:
+            i = next(counter)
+            store.write(request(tid(100 + i), time.time(), status=500 if i % 2 else 200))
+
+        emitted = tail_mod.follow(
+            tailer,
+            lambda row: got.append(row.trace_id),
+            keep=lambda row: row.status == 200,
+            sleep=write_between_polls,
+            max_polls=5,
+        )
+        assert emitted == 2  # written before polls 2..5: 100, 101, 102, 103; 200s only
+        assert got == [tid(100), tid(102)]
+        assert tail_mod.follow(tailer, got.append, sleep=write_between_polls, limit=1) == 1
+        stops = iter([False, True])  # a third call would raise StopIteration
+        quiet = tail_mod.follow(
+            tailer, got.append, sleep=lambda _s: None, should_stop=lambda: next(stops)
+        )
+        assert quiet == 0
+
+
+def test_tail_backfills_since_and_stops_at_limit(runner, db):
+    result = invoke(runner, "tail", "--db", db, "--since", "1h", "--limit", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert T_FAIL[:12] in lines[0]  # oldest first, as they happened
+    assert T_REASON[:12] in lines[1]
+    assert "upstream timeout" in lines[0]
+    assert "following" in result.stderr
+
+
+def test_tail_json_lines_with_where(runner, db):
+    result = invoke(
+        runner,
+        "tail",
+        "--db",
+        db,
+        "--since",
+        "4d",
+        "--json",
+        "-w",
+        "model=" + CLAUDE,
+        "--limit",
+        "2",
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["trace_id"] for r in rows] == [T_AGENT, T_REASON]
+    assert "request_messages" not in rows[0]
+
+
+def test_tail_refuses_text_search(runner, db):
+    result = invoke(runner, "tail", "--db", db, "-w", "text=hello")
+    assert result.exit_code == 2
+    assert "text is not available here" in result.stderr
+
+
+def test_tail_prints_requests_as_they_arrive_until_ctrl_c(runner, db, monkeypatch):
+    """New requests only, each once; a late finisher too; Ctrl-C ends it with exit 0."""
+    calls = iter(range(100))
+
+    def between_polls(_seconds: float) -> None:
+        step = next(calls)
+        with TraceStore.open(db) as store:
+            if step == 0:
+                store.write(request(tid(1), time.time(), model="step-0"))
+            elif step == 1:
+                # Started a while ago, just finished: before the newest start seen.
+                store.write(request(tid(2), time.time() - 30, model="late", latency_ms=30000))
+            else:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(tail_mod, "pause", between_polls)
+    result = invoke(runner, "tail", "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    models = [json.loads(line)["model"] for line in result.stdout.splitlines()]
+    assert models == ["step-0", "late"]  # nothing from before the tail began
+
+
+def test_tail_waits_for_the_default_store_to_appear(runner, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("PLANO_HOME", str(home))
+    calls = iter(range(100))
+
+    def between_polls(_seconds: float) -> None:
+        step = next(calls)
+        if step == 0:
+            TraceStore.open(home / "traces.db").close()  # the gateway starts
+        elif step == 1:
+            with TraceStore.open(home / "traces.db") as store:
+                store.write(request(tid(9), time.time()))
+        else:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tail_mod, "pause", between_polls)
+    result = runner.invoke(app, ["traces", "tail"])
+    assert result.exit_code == 0, result.output
+    assert "waiting for" in result.stderr
+    assert tid(9)[:12] in result.stdout
+
+
+def test_tail_ends_cleanly_on_sigint(tmp_path):
+    """The real thing: a process tailing a store another one writes, stopped by SIGINT."""
+    path = tmp_path / "live.db"
+    TraceStore.open(path).close()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plano_cli", "traces", "tail", "--db", str(path), "--json"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready = _read_line(proc.stderr)  # "following …" once primed
+        assert "following" in ready
+        with TraceStore.open(path) as store:
+            store.write(request(tid(42), time.time()))
+        line = _read_line(proc.stdout)
+        assert json.loads(line)["trace_id"] == tid(42)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _read_line(stream) -> str:
+    """A line, or a failure rather than a hang if none comes."""
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert box, "no line from the tail process"
+    return box[0]
+
+
+def test_narrow_terminals_lose_columns_not_digits(runner, db, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    listed_ = invoke(runner, "list", "--db", db).stdout
+    assert "SIGNALS" not in listed_
+    assert "TTFT" not in listed_
+    assert "$0.0135" in listed_
+    assert "30.00 s" in listed_
+    stats = invoke(runner, "stats", "--db", db).stdout
+    assert "TTFT p95" not in stats
+    assert CLAUDE in stats
+    assert "$0.0145" in stats
+    for out in (listed_, stats):
+        assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_fit_drops_optional_columns_then_narrows_the_widest_name():
+    widths = {"NAME": 30, "OTHER": 20, "N": 5, "OPT": 10}
+    # 4 columns: 2 * 4 - 1 = 7 of spacing.
+    assert columns.fit(widths, 72, optional=("OPT",), flexible=("NAME", "OTHER")) == widths
+    narrowed = columns.fit(widths, 70, optional=("OPT",), flexible=("NAME", "OTHER"))
+    assert narrowed == {"NAME": 28, "OTHER": 20, "N": 5, "OPT": 10}
+    dropped = columns.fit(widths, 40, optional=("OPT",), flexible=("NAME", "OTHER"), flex_min=12)
+    assert dropped == {"NAME": 15, "OTHER": 15, "N": 5}
+
+
+# -- pieces --------------------------------------------------------------------------------
+
+
+def test_the_cli_keys_are_the_stores_keys():
+    assert keys.STORE_KEYS == FILTER_KEYS
+
+
+def test_since_durations_and_times():
+    now = 1_750_000_000.0
+    assert args.parse_since("45s", now) == now - 45
+    assert args.parse_since("30m", now) == now - 1800
+    assert args.parse_since("2h", now) == now - 7200
+    assert args.parse_since("1d", now) == now - 86_400
+    assert args.parse_since("1h30m", now) == now - 5400
+    assert args.parse_since("1.5h", now) == now - 5400
+    assert args.parse_since("2025-06-15T00:00:00Z") == 1_749_945_600
+    assert args.parse_since(None) is None
+    with pytest.raises(args.ArgumentError):
+        args.parse_since("30 minutes")
+
+
+def test_times_are_compact_local_times():
+    now = datetime(2025, 6, 15, 18, 0, 0).timestamp()
+    assert fmt.local_time(datetime(2025, 6, 15, 9, 5, 7).timestamp(), now) == "09:05:07"
+    assert fmt.local_time(datetime(2025, 6, 14, 9, 5, 7).timestamp(), now) == "Jun 14 09:05"
+    assert fmt.local_time(datetime(2024, 6, 14, 9, 5, 7).timestamp(), now) == "2024-06-14"
+
+
+def test_cli_start_up_does_not_import_rich_or_the_store():
+    code = (
+        "import sys, plano_cli.app; "
+        "print(sorted(m for m in ('rich', 'sqlite_utils', 'proxy.telemetry.store') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
