@@ -5,17 +5,27 @@ Every test runs on a real SQLite file under tmp_path.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sqlite3
+import string
 import sys
 import threading
 import time
+from collections import OrderedDict
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+from sqlite_utils import Database
+from sqlite_utils.db import PrimaryKeyRequired
+from sqlite_utils.utils import hash_record
 
 from proxy.config.redact import redact_text
-from proxy.telemetry import store_schema
+from proxy.telemetry import store as store_module
+from proxy.telemetry import store_schema, store_scrub
 from proxy.telemetry.store import (
     RequestRow,
     SignalRow,
@@ -25,7 +35,7 @@ from proxy.telemetry.store import (
     TraceStore,
     TraceStoreError,
 )
-from proxy.telemetry.store_scrub import is_secret_key, scrub_text
+from proxy.telemetry.store_scrub import SECRET_KEYS, is_secret_key, scrub_text
 
 NOW = 1_750_000_000.0
 DAY = 86_400
@@ -316,6 +326,435 @@ def test_ordinary_keys_are_kept(key: str) -> None:
     assert not is_secret_key(key)
 
 
+# -- the write path: same rows as the sqlite-utils upsert it replaced, at less cost -------
+
+
+def _ref_secret_key(key: str) -> bool:
+    name = key.lower().replace("_", "-")
+    return name in SECRET_KEYS or name.rpartition(".")[2] in SECRET_KEYS
+
+
+def _ref_value(value: Any) -> Any:
+    """store_scrub's rules with none of its shortcuts: every string through redact_text."""
+    if isinstance(value, str):
+        return redact_text(value, limit=sys.maxsize)
+    if isinstance(value, dict):
+        return {
+            k: _ref_value(v)
+            for k, v in value.items()
+            if not (isinstance(k, str) and _ref_secret_key(k))
+        }
+    if isinstance(value, list | tuple):
+        return [_ref_value(v) for v in value]
+    return value
+
+
+def _ref_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return orjson.dumps(redact_text(value, limit=sys.maxsize)).decode()
+    return orjson.dumps(_ref_value(value), default=str).decode()
+
+
+def _ref_record(row: Any, json_fields: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What TraceStore.write stored before it left sqlite-utils (its `_record`)."""
+    record = {}
+    for f in dataclasses.fields(row):
+        value = getattr(row, f.name)
+        if f.name in json_fields:
+            value = _ref_json(value)
+        elif isinstance(value, str) and f.name not in {"trace_id", "span_id", "parent_id", "id"}:
+            value = redact_text(value, limit=sys.maxsize)
+        record[f.name] = value
+    return record
+
+
+def write_the_old_way(db: Database, batch: StoreBatch) -> None:
+    requests = []
+    for r in batch.requests:
+        record = _ref_record(r, ("request_messages", "response_messages"))
+        record["stream"] = int(bool(r.stream))
+        requests.append(record)
+    spans = [_ref_record(s, ("attributes",)) for s in batch.spans]
+    events = [_ref_record(e, ("attributes",)) for e in batch.events]
+    signals = [_ref_record(s) for s in batch.signals]
+    for record in events + signals:
+        del record["id"]
+    with db.atomic():
+        if requests:
+            db["requests"].upsert_all(requests, pk="trace_id")
+        if spans:
+            db["spans"].upsert_all(spans, pk="span_id")
+        if events:
+            db["span_events"].upsert_all(
+                events, hash_id="id", hash_id_columns=("span_id", "name", "time_ns")
+            )
+        if signals:
+            db["signals"].upsert_all(
+                signals,
+                hash_id="id",
+                hash_id_columns=("trace_id", "type", "message_index", "snippet"),
+            )
+
+
+class Text(str):
+    """A str subclass: scrubbed like any str, but not the fast path's exact type."""
+
+
+TEXTS = [
+    "plain", "gpt-4o", "/v1/chat/completions", "first_token", "max_tokens", "",
+    FAKE_KEY, f"Bearer {FAKE_KEY}", "Basic abc", "https://user:pw@host/x?api_key=zzz",
+    "password: hunter2", "Straße", "ſk-abcdefgh", "\u212aey: value", 'say "hi" \\ there',
+    "ctrl\x01char\nnext", "x" * 45, "a-b_c" * 9, "desk-top", "sk-", "token", "null",
+    '{"json": "text", "api_key": "zzz"}', "é" * 3, "ok\x00nul",
+]  # fmt: skip
+KEYS = [
+    "model", "Authorization", "x_api_key", "http.request.header.cookie", "Set-Cookie",
+    "llm.usage.prompt_tokens", "gen_ai.prompt", "url.full", "plano.route", "nested",
+]  # fmt: skip
+
+
+def random_value(rng: random.Random, depth: int = 0) -> Any:
+    roll = rng.random()
+    if roll < 0.4 or depth > 2:
+        return rng.choice([*TEXTS, 0, 7, -3, 2**40, 1.5, True, False, None])
+    if roll < 0.6:
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if roll < 0.7:
+        return tuple(random_value(rng, depth + 1) for _ in range(rng.randint(0, 2)))
+    return random_dict(rng, depth + 1)
+
+
+def random_dict(rng: random.Random, depth: int = 0) -> dict[str, Any]:
+    keys = rng.sample(KEYS, rng.randint(0, 4))
+    return {key: random_value(rng, depth) for key in keys}
+
+
+def random_json(rng: random.Random) -> Any:
+    return rng.choice(
+        [
+            None,
+            None,
+            random_dict(rng),
+            [{"role": "user", "content": rng.choice(TEXTS)}, random_value(rng)],
+            orjson.dumps(random_dict(rng)).decode(),  # JSON given as text
+            orjson.dumps([rng.choice(TEXTS)]),  # as bytes
+            rng.choice(TEXTS),  # text that is not JSON
+            OrderedDict(random_dict(rng)),
+            5,
+        ]
+    )
+
+
+def random_text(rng: random.Random) -> Any:
+    return rng.choice([None, None, *TEXTS, Text(rng.choice(TEXTS))])
+
+
+def random_batch(rng: random.Random, first: int, n: int) -> StoreBatch:
+    batch = StoreBatch()
+    for i in range(first, first + n):
+        batch.requests.append(
+            req(
+                i,
+                request_id=random_text(rng),
+                model=random_text(rng),
+                error=random_text(rng),
+                path=random_text(rng),
+                session=random_text(rng),
+                status=rng.choice([200, 500, None]),
+                latency_ms=rng.choice([1.25, None]),
+                stream=rng.choice([True, False, 0, 1]),
+                request_messages=random_json(rng),
+                response_messages=random_json(rng),
+            )
+        )
+        for n_span in range(rng.randint(0, 3)):
+            attributes = rng.choice([random_dict(rng), random_json(rng) or {}])
+            batch.spans.append(
+                SpanRow(
+                    sid(i, n_span),
+                    tid(i),
+                    rng.choice(TEXTS),
+                    n_span,
+                    rng.choice([None, 9]),
+                    rng.choice([None, sid(i, 0)]),
+                    status_message=random_text(rng),
+                    attributes=attributes,
+                )
+            )
+            for _ in range(rng.randint(0, 2)):
+                batch.events.append(
+                    SpanEventRow(
+                        sid(i, n_span),
+                        tid(i),
+                        rng.choice(["first_token", "log", *TEXTS[:8]]),
+                        rng.choice([5, 6, 2**62]),
+                        random_dict(rng),
+                    )
+                )
+        for _ in range(rng.randint(0, 2)):
+            batch.signals.append(
+                SignalRow(
+                    tid(i),
+                    rng.choice(["frustration", "leak", "é"]),
+                    random_text(rng),
+                    rng.choice([None, 0, 3]),
+                    rng.choice([None, 0.5]),
+                    random_text(rng),
+                )
+            )
+    return batch
+
+
+def table_rows(db: Path) -> dict[str, list[tuple]]:
+    order = {"requests": "trace_id", "spans": "span_id", "span_events": "id", "signals": "id"}
+    return {t: rows(db, f"SELECT * FROM {t} ORDER BY {k}") for t, k in order.items()}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_write_stores_what_the_sqlite_utils_upsert_stored(tmp_path: Path, seed: int) -> None:
+    # The same random batches, some rows sent twice (within a batch and across batches),
+    # written by TraceStore.write and by the sqlite-utils upsert with every string through
+    # redact_text: the same rows, byte for byte, hash ids included.
+    rng = random.Random(seed)
+    batches = [random_batch(rng, first, 12) for first in (0, 12, 6)]
+    batches[0].spans += batches[0].spans[:2]
+    batches[1].events += batches[0].events[:3]
+    new_path, old_path = tmp_path / "new.db", tmp_path / "old.db"
+    with TraceStore.open(new_path) as store:
+        for batch in batches:
+            store.write(batch)
+    TraceStore.open(old_path).close()
+    old = Database(old_path)
+    for batch in batches:
+        write_the_old_way(old, batch)
+    old.close()
+    assert table_counts(new_path)["requests"] == 24
+    assert table_rows(new_path) == table_rows(old_path)
+
+
+def test_resending_a_batch_duplicates_no_event_or_signal(store: TraceStore, db_path: Path) -> None:
+    batch = trace(1)
+    batch.events += [
+        SpanEventRow(sid(1, 1), tid(1), "first_token", 6),  # same name, later time
+        SpanEventRow(sid(1, 0), tid(1), 'Straße\n"é"', 5, {"n": 1}),
+    ]
+    batch.signals += [
+        SignalRow(tid(1), "frustration", "interaction", None, 0.5, None),
+        SignalRow(tid(1), "leak", snippet=f"pasted {FAKE_KEY} ſ"),
+    ]
+    store.write(batch)
+    first = table_rows(db_path)
+    assert table_counts(db_path) == {"requests": 1, "spans": 2, "span_events": 3, "signals": 3}
+    store.write(batch)
+    store.write(StoreBatch(events=batch.events[1:], signals=batch.signals[::-1]))
+    assert table_rows(db_path) == first
+    # The ids are sqlite-utils' hash_record of the scrubbed columns, as before the rewrite:
+    # files written by then still match what is sent again.
+    expected = {
+        hash_record({"span_id": e.span_id, "name": e.name, "time_ns": e.time_ns})
+        for e in batch.events
+    }
+    assert {i for (i,) in rows(db_path, "SELECT id FROM span_events")} == expected
+    leak = batch.signals[-1]
+    leak_id = hash_record(
+        {"trace_id": tid(1), "type": "leak", "message_index": None, "snippet": "pasted ******** ſ"}
+    )
+    assert rows(db_path, f"SELECT snippet FROM signals WHERE id = '{leak_id}'") == [
+        ("pasted ******** ſ",)
+    ]
+    assert leak.snippet is not None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["x", 5, None],
+        ["é", 2**63, None],  # past int64: hash_record's own json.dumps
+        ["x", 1.5, "y"],
+        ["x", True, "y"],
+        ['"quoted"\n\\', -1, "ſ"],
+    ],
+)
+def test_hash_ids_are_hash_records(values: list[Any]) -> None:
+    writer = store_module._SIGNALS
+    row = SignalRow(values[0], "t", message_index=values[1], snippet=values[2])
+    (params,) = writer.params([row])
+    record = {"trace_id": values[0], "type": "t", "message_index": values[1], "snippet": values[2]}
+    assert params[-1] == hash_record(record)
+
+
+def test_secrets_are_scrubbed_among_clean_rows(db_path: Path) -> None:
+    # Most rows are clean and skip the per-value work; the one carrying secrets, in every
+    # place a value can hide, must not.
+    batch = StoreBatch()
+    for i in range(60):
+        batch.requests.append(req(i, model="gpt-4o", path="/v1/chat/completions"))
+        batch.spans.append(
+            SpanRow(
+                sid(i),
+                tid(i),
+                "plano(llm)",
+                i,
+                attributes={"llm.usage.prompt_tokens": 3, "llm.model": "gpt-4o", "n": [1, 2]},
+            )
+        )
+        batch.events.append(SpanEventRow(sid(i), tid(i), "first_token", i))
+    dirty = StoreBatch(
+        requests=[
+            req(
+                99,
+                error=f"upstream said: invalid key {FAKE_KEY}",
+                request_messages=[{"role": "user", "content": f"use {FAKE_KEY}"}],
+                response_messages={"output": [{"text": f"Bearer {FAKE_KEY}"}]},
+            )
+        ],
+        spans=[
+            SpanRow(
+                sid(99),
+                tid(99),
+                "plano(llm)",
+                1,
+                status_message=f"401 for {FAKE_KEY}",
+                attributes={
+                    "llm.usage.prompt_tokens": 3,
+                    "upstream": {"args": ["-H", f"x-api-key: {FAKE_KEY}"], "Cookie": "c=opaque"},
+                    "http.request.header.x-api-key": "plain-header-secret-99",
+                },
+            )
+        ],
+        events=[SpanEventRow(sid(99), tid(99), "log", 2, {"line": [f"key={FAKE_KEY}"]})],
+        signals=[SignalRow(tid(99), "leak", snippet=f"pasted {FAKE_KEY}")],
+    )
+    for name in ("requests", "spans", "events", "signals"):
+        getattr(batch, name)[30:30] = getattr(dirty, name)
+    with TraceStore.open(db_path) as store:
+        store.write(batch)
+        store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        clean = store.get_trace(tid(7))
+        detail = store.get_trace(tid(99))
+    data = db_path.read_bytes()
+    for secret in ("0123456789abcdefghijklmnop", "opaque", "plain-header-secret-99"):
+        assert secret.encode() not in data
+    assert clean is not None
+    assert clean.spans[0].attributes == batch.spans[7 if 7 < 30 else 8].attributes
+    assert detail is not None
+    assert detail.spans[0].attributes == {
+        "llm.usage.prompt_tokens": 3,
+        "upstream": {"args": ["-H", "x-api-key: ********"]},
+    }
+    assert detail.spans[0].status_message == "401 for ********"
+    assert detail.events[0].attributes == {"line": ["key=********"]}
+    # What the store remembers as harmless never holds a secret.
+    assert not [t for t in store_scrub.KNOWN_UNCHANGED if "0123456789abcdef" in t]
+
+
+def test_odd_values_still_bind_and_are_scrubbed(store: TraceStore, db_path: Path) -> None:
+    store.write(
+        StoreBatch(
+            requests=[
+                req(
+                    1,
+                    error=["refused", FAKE_KEY],  # type: ignore[arg-type]
+                    cost_usd=Decimal("0.5"),  # type: ignore[arg-type]
+                    route=Text(f"Bearer {FAKE_KEY}"),
+                    session=None,
+                )
+            ]
+        )
+    )
+    assert rows(db_path, "SELECT error, cost_usd, route, session IS NULL FROM requests") == [
+        ('["refused", "********"]', 0.5, "Bearer ********", 1)
+    ]
+
+
+def test_a_row_without_its_key_writes_nothing(store: TraceStore) -> None:
+    batch = trace(1)
+    batch.spans.append(SpanRow(None, tid(1), "x", 1))  # type: ignore[arg-type]
+    with pytest.raises(PrimaryKeyRequired, match="spans row without span_id"):
+        store.write(batch)
+    assert store.count() == 0
+
+
+def test_scrub_json_column_is_scrub_json_fully() -> None:
+    rng = random.Random(11)
+    values = [random_json(rng) for _ in range(400)] + [random_dict(rng) for _ in range(400)]
+    for start in range(0, len(values), 50):  # columns of mixed and of uniform kinds
+        chunk = values[start : start + 50]
+        assert store_scrub.scrub_json_column(chunk) == [_ref_json(v) for v in chunk]
+    dicts = [random_dict(rng) for _ in range(300)]
+    assert store_scrub.scrub_json_column(dicts) == [_ref_json(v) for v in dicts]
+    assert [store_scrub.scrub_json(v) for v in dicts[:50]] == [_ref_json(v) for v in dicts[:50]]
+
+
+def test_scrub_texts_finds_exactly_what_scrub_text_changes() -> None:
+    rng = random.Random(5)
+    texts = {"".join(rng.choices(TEXTS, k=rng.randint(1, 3))) for _ in range(500)}
+    texts |= {f"clean text {i}" for i in range(500)}
+    changed = store_scrub.scrub_texts(texts)
+    assert changed == {
+        t: redact_text(t, limit=sys.maxsize)
+        for t in texts
+        if redact_text(t, limit=sys.maxsize) != t
+    }
+    for indexes in ([], [0], [3, 4], [17, 499, 998]):
+        sample = [f"clean {i}" for i in range(999)]
+        for i in indexes:
+            sample[i] = f"token {i}"
+        assert store_scrub.unclean(sample) == indexes
+
+
+def test_the_fast_checks_agree_with_the_regexes() -> None:
+    # is_clean's substring tests, lower() for ASCII and the byte table must give exactly
+    # the answer of the regexes they replace, on str and on orjson's UTF-8 alike.
+    pieces = ["key", "tok", "en", "sk", "-", "_", "ak", "K", "\u212a", "ſ", "ß", "://",
+              "A" * 20, "b" * 21, "é", " ", "\x00", '"', "\\", "Bearer", "DSN", "passw",
+              "x", "0"]  # fmt: skip
+    rng = random.Random(8)
+    folded_regex = store_scrub._MIGHT_REDACT
+    for _ in range(5000):
+        text = "".join(rng.choices(pieces, k=rng.randint(0, 12)))
+        expected = not (
+            folded_regex.search(text.casefold()) or store_scrub._LONG_TOKEN.search(text)
+        )
+        assert store_scrub._has_long_token(text) == bool(store_scrub._LONG_TOKEN.search(text))
+        assert store_scrub.is_clean(text) == expected, text
+        assert store_scrub._is_clean_utf8(text.encode()) == expected, text
+    assert store_scrub._PLAIN_WORDS  # else the regex serves, correct but slower
+
+
+def test_scrub_caches_stay_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(store_scrub, "_CACHE_MAX", 8)
+    for i in range(50):
+        assert not is_secret_key(f"header.{i}")
+        assert scrub_text(f"token {i}") == f"token {i}"  # a false alarm, remembered
+        store_scrub.scrub_json_column([{f"k{i}": 1, "Cookie": "c"}])
+    assert is_secret_key("X-Api-Key")
+    assert len(store_scrub._SECRET_KEY_CACHE) <= 8
+    assert len(store_scrub.KNOWN_UNCHANGED) <= 8
+    assert len(store_scrub._KEY_SET_CACHE) <= 8
+
+
+def test_casefold_shows_every_secret_key_word() -> None:
+    # is_clean reads JSON text casefolded; is_secret_key lowercases. A secret key must be
+    # caught by the former: every name holds a credential word, and casefold agrees with
+    # lower() on every character that lower() turns into an ASCII letter.
+    assert all(store_scrub._MIGHT_REDACT.search(name) for name in SECRET_KEYS)
+    letters = set(string.ascii_letters)
+    odd = [
+        hex(cp)
+        for cp in range(sys.maxunicode + 1)
+        if set(chr(cp).lower()) & letters and chr(cp).lower() != chr(cp).casefold()
+    ]
+    assert odd == []
+
+
 # -- retention -----------------------------------------------------------------------------
 
 
@@ -370,6 +809,31 @@ def test_prune_runs_by_itself_every_n_requests(db_path: Path) -> None:
         assert [r.trace_id for r in opened.list_requests()] == [tid(2)]
         opened.write(trace(3, recent + 2))
         assert opened.count() == 2
+
+
+def test_prune_by_count_breaks_ties_by_trace_id(db_path: Path) -> None:
+    with TraceStore.open(db_path, max_requests=3) as opened:
+        opened.write(StoreBatch(requests=[req(i, NOW) for i in (4, 1, 3, 0, 2)]))
+        assert opened.prune(now=NOW) == 2
+        assert ids(opened.list_requests()) == [4, 3, 2]  # newest first: the highest ids
+
+
+def test_prune_reads_only_what_it_deletes(store: TraceStore) -> None:
+    # prune runs every prune_every requests: none of its lookups may scan a table or an
+    # index whole (an OFFSET over all requests, or DISTINCT over all spans, did).
+    store.write(trace(1))
+    plans = {
+        sql: " ".join(r[-1] for r in store._db.execute(f"EXPLAIN QUERY PLAN {sql}", [0]))
+        for sql in (
+            store_module._ORPHAN_SPANS,
+            "SELECT trace_id FROM requests WHERE started_at < ?",
+            "SELECT trace_id FROM requests ORDER BY started_at, trace_id LIMIT ?",
+        )
+    }
+    assert "SEARCH spans USING INDEX idx_spans_start_ns" in plans[store_module._ORPHAN_SPANS]
+    for sql, plan in plans.items():
+        assert "SCAN spans" not in plan, sql
+        assert "TEMP B-TREE" not in plan, sql
 
 
 # -- list_requests -------------------------------------------------------------------------

@@ -6,14 +6,18 @@ every string left is masked by `redact_text` (a key pasted into a prompt, a `?ap
 a URL, a `Bearer` token in an error message).
 
 Speed matters: the telemetry worker scrubs every span and message of every request, on a
-machine it shares with the proxy. So every path starts with `is_clean`, one cheap check
-over a whole row or JSON text, and does the real work only where it finds something.
+machine it shares with the proxy. So the store hands over whole columns of a batch
+(`scrub_texts`, `scrub_json_column`): they are serialized in C loops and checked at once
+by `is_clean`, and only what fails that cheap check gets the real work.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterable, Sequence
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -37,14 +41,30 @@ _KEY_PREFIX = re.compile(r"[spra]k[-_]")
 _WORDS = (*_CREDENTIAL_WORDS.split("|"), "bearer", "basic", "://")
 _PLAIN_WORDS = all(re.escape(word) == word for word in _WORDS)
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_-]{40}")
+# The same for ASCII bytes, which orjson's output mostly is.
+_MIGHT_REDACT_BYTES = re.compile(_MIGHT_REDACT.pattern.encode())
+_KEY_PREFIX_BYTES = re.compile(_KEY_PREFIX.pattern.encode())
+_WORDS_BYTES = tuple(word.encode() for word in _WORDS)
+# _LONG_TOKEN's test without re, which steps through a run at every start in it (~20x
+# slower): token bytes become "a", all else a space (UTF-8 bytes of non-ASCII are >= 0x80,
+# never token bytes), then one substring search finds a run of 40.
+_TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_TOKEN_TABLE = bytes(0x61 if byte in _TOKEN_CHARS else 0x20 for byte in range(256))
+_TOKEN_RUN = b"a" * 40
 
-# Attribute keys repeat across every span, so each key's verdict is worked out once. Bounded:
-# header-derived keys come from clients, and an unbounded cache would be theirs to grow.
+# Attribute keys repeat across every span, so each key's verdict is worked out once. Bounded
+# (see _remember): header-derived keys come from clients, who must not grow it at will.
 _SECRET_KEY_CACHE: dict[str, bool] = {}
 # Short strings that is_clean flags but redact_text leaves alone ("first_token",
 # "max_tokens"): they recur in every trace and redact_text costs ~10 µs. Only strings that
 # came back unchanged are kept, so no secret is ever held here. Bounded like the above.
-_KNOWN_UNCHANGED: set[str] = set()
+# Callers may skip checking a string found here.
+KNOWN_UNCHANGED: set[str] = set()
+# Which of a dict's keys (these, in this order) scrub_value drops (see scrub_json_column).
+# One shared empty set, so "drops none" is found by identity in a C loop.
+_NONE_DROPPED: frozenset[str] = frozenset()
+_KEY_SET_CACHE: dict[tuple[Any, ...], frozenset[str] | None] = {}
+_UNKNOWN = object()
 _CACHE_MAX = 4096
 _UNCHANGED_MAX_LEN = 128
 # Values that scrub_value returns as they are, checked by exact type to skip a call.
@@ -56,8 +76,7 @@ def is_secret_key(key: str) -> bool:
     if verdict is None:
         name = key.lower().replace("_", "-")
         verdict = name in SECRET_KEYS or name.rpartition(".")[2] in SECRET_KEYS
-        if len(_SECRET_KEY_CACHE) < _CACHE_MAX:
-            _SECRET_KEY_CACHE[key] = verdict
+        _remember(_SECRET_KEY_CACHE, key, verdict)
     return verdict
 
 
@@ -73,9 +92,10 @@ def is_clean(text: str) -> bool:
     (tests check both claims), so a secret key is caught too. Dict keys are not masked
     by scrub_value, so a false alarm from a key alone only costs the walk.
     """
-    if len(text) >= 40 and _LONG_TOKEN.search(text):
+    if _has_long_token(text):
         return False
-    folded = text.casefold()
+    # casefold has no ASCII fast path; on ASCII text lower() is the same and ~5x cheaper.
+    folded = text.lower() if text.isascii() else text.casefold()
     if not _PLAIN_WORDS:
         return not _MIGHT_REDACT.search(folded)
     for word in _WORDS:
@@ -84,13 +104,36 @@ def is_clean(text: str) -> bool:
     return not (("k-" in folded or "k_" in folded) and _KEY_PREFIX.search(folded))
 
 
+def _is_clean_utf8(data: bytes) -> bool:
+    """is_clean of UTF-8 text (orjson's output), not decoded when it is ASCII (tests check
+    the two agree)."""
+    if not data.isascii():
+        return is_clean(data.decode())
+    if len(data) >= 40 and _TOKEN_RUN in data.translate(_TOKEN_TABLE):
+        return False
+    folded = data.lower()
+    if not _PLAIN_WORDS:
+        return not _MIGHT_REDACT_BYTES.search(folded)
+    for word in _WORDS_BYTES:
+        if word in folded:
+            return False
+    return not ((b"k-" in folded or b"k_" in folded) and _KEY_PREFIX_BYTES.search(folded))
+
+
+def _has_long_token(text: str) -> bool:
+    """`_LONG_TOKEN.search(text)`, faster (tests check they agree)."""
+    if len(text) < 40:
+        return False
+    return _TOKEN_RUN in text.encode("utf-8", "surrogatepass").translate(_TOKEN_TABLE)
+
+
 def scrub_text(text: str) -> str:
-    if is_clean(text) or text in _KNOWN_UNCHANGED:
+    if (len(text) <= _UNCHANGED_MAX_LEN and text in KNOWN_UNCHANGED) or is_clean(text):
         return text
     # No length limit: the store keeps whole messages, redact_text would truncate at 500.
     scrubbed = redact_text(text, limit=sys.maxsize)
-    if scrubbed == text and len(text) <= _UNCHANGED_MAX_LEN and len(_KNOWN_UNCHANGED) < _CACHE_MAX:
-        _KNOWN_UNCHANGED.add(text)
+    if scrubbed == text and len(text) <= _UNCHANGED_MAX_LEN:
+        _remember(KNOWN_UNCHANGED, text)
     return scrubbed
 
 
@@ -111,6 +154,11 @@ def scrub_value(value: Any) -> Any:
 
 def scrub_json(value: Any) -> str | None:
     """The scrubbed value as JSON text; None stays NULL. A str is taken as JSON already."""
+    return scrub_json_column([value])[0]
+
+
+def scrub_json_fully(value: Any) -> str | None:
+    """scrub_json without the shortcut: every key and string looked at."""
     if value is None:
         return None
     if isinstance(value, bytes):
@@ -120,40 +168,138 @@ def scrub_json(value: Any) -> str | None:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
             return orjson.dumps(scrub_text(value)).decode()
-    # Most values hold nothing to scrub: serialize once and check the text. Then, since
-    # a false alarm is most often a key ("llm.usage.prompt_tokens"), drop the secret keys
-    # and check the strings left. Only then walk every string. Each step returns what
-    # the full walk would: scrub_value changes nothing that passed a check.
+    return orjson.dumps(scrub_value(value), default=str).decode()
+
+
+def scrub_texts(texts: Iterable[str]) -> dict[str, str]:
+    """The texts that scrub_text changes, each mapped to its scrubbed form (most often
+    none: then this costs one check over all of them)."""
+    unknown = [text for text in texts if text not in KNOWN_UNCHANGED]
+    changed: dict[str, str] = {}
+    for i in unclean(unknown):
+        scrubbed = scrub_text(unknown[i])
+        if scrubbed != unknown[i]:
+            changed[unknown[i]] = scrubbed
+    return changed
+
+
+def scrub_json_column(values: Sequence[Any]) -> list[str | None]:
+    """scrub_json of each value, at a fraction of the cost of calling it on each.
+
+    Each value is serialized once by orjson (its loop, not Python's) and all are checked
+    at once; only those that fail the check are walked. A dict's own keys are not checked
+    as text: scrub_value keeps them as they are or drops them whole, which is known per
+    key set (attribute dicts repeat theirs), so the dropped ones go first and only the
+    values are checked. Otherwise "llm.usage.prompt_tokens" would raise a false alarm on
+    every LLM span. Keys nested deeper are in the values' JSON, so they are checked.
+    """
+    out: list[str | None] = [None] * len(values)
+    present = [i for i, value in enumerate(values) if value is not None]
+    if not present:
+        return out
+    items = [values[i] for i in present]
+    kinds = set(map(type, items))
+    dirty: list[int] | None = None
+    try:
+        if kinds == _DICT:
+            kept = _without_dropped_keys(items)
+            if kept is not None:
+                texts = list(map(bytes.decode, map(_dumps, kept)))
+                # All the values in one JSON text: ",[" between two dicts' values can
+                # start no match, so one check stands for all of them.
+                dirty = []
+                if not _is_clean_utf8(_dumps(list(map(tuple, map(dict.values, kept))))):
+                    dirty = unclean(
+                        list(map(bytes.decode, map(_dumps, map(tuple, map(dict.values, kept)))))
+                    )
+        elif kinds <= _SEQUENCES:
+            texts = list(map(bytes.decode, map(_dumps, items)))
+            dirty = unclean(texts)
+    except orjson.JSONEncodeError:
+        dirty = None  # e.g. a too-large int, perhaps under a key scrubbing would drop
+    if dirty is None:  # JSON given as text, a scalar, something odd: one at a time
+        for i in present:
+            out[i] = _scrub_json_one(values[i])
+        return out
+    for j in dirty:
+        texts[j] = scrub_json_fully(values[present[j]])
+    for i, text in zip(present, texts, strict=True):
+        out[i] = text
+    return out
+
+
+def unclean(texts: Sequence[str]) -> list[int]:
+    """The indexes of the texts that is_clean rejects. A check costs about as much for one
+    short text as for many, so they are checked together and halved only where it fails."""
+    if not texts or is_clean("\x00".join(texts)):
+        return []
+    if len(texts) <= _SPLIT_BELOW:
+        return [i for i, text in enumerate(texts) if not is_clean(text)]
+    half = len(texts) // 2
+    return unclean(texts[:half]) + [half + i for i in unclean(texts[half:])]
+
+
+def _scrub_json_one(value: Any) -> str | None:
+    """scrub_json for a value the column path does not take (a str of JSON, a scalar)."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return orjson.dumps(scrub_text(value)).decode()
     try:
         text = orjson.dumps(value, default=str).decode()
     except orjson.JSONEncodeError:
-        text = None  # e.g. a too-large int under a secret key that the walk will drop
-    if text is not None and is_clean(text):
-        return text
-    strings: list[str] = []
-    stripped = _strip_secret_keys(value, strings)
-    if not is_clean("\x00".join(strings)):
-        stripped = scrub_value(stripped)
-    return orjson.dumps(stripped, default=str).decode()
+        return scrub_json_fully(value)
+    return text if is_clean(text) else scrub_json_fully(value)
 
 
-def _strip_secret_keys(value: Any, strings: list[str]) -> Any:
-    """`value` without secret keys, as scrub_value would walk it, its strings (not keys)
-    appended to `strings`."""
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if isinstance(key, str) and is_secret_key(key):
-                continue
-            kind = type(item)
-            if kind is str:
-                strings.append(item)
-            elif kind not in _SCALARS:
-                item = _strip_secret_keys(item, strings)
-            out[key] = item
-        return out
-    if isinstance(value, list | tuple):
-        return [_strip_secret_keys(item, strings) for item in value]
-    if isinstance(value, str):
-        strings.append(value)
-    return value
+def _without_dropped_keys(items: list[dict[Any, Any]]) -> list[dict[Any, Any]] | None:
+    """The dicts without the keys scrub_value would drop; None if one has a non-str key."""
+    key_sets = list(map(tuple, items))
+    dropped = list(map(_KEY_SET_CACHE.get, key_sets, repeat(_UNKNOWN)))
+    if dropped.count(_NONE_DROPPED) == len(dropped):
+        return items  # the usual case, found in C loops
+    out = list(items)
+    for j, keys in enumerate(key_sets):
+        drop = dropped[j]
+        if drop is _UNKNOWN:
+            drop = _dropped_keys(keys)
+        if drop is None:
+            return None
+        if drop:
+            out[j] = kept = items[j].copy()  # a C copy, then a few deletions: ~4x cheaper
+            for key in drop:
+                del kept[key]
+    return out
+
+
+def _dropped_keys(keys: tuple[Any, ...]) -> frozenset[str] | None:
+    """Which of a dict's keys scrub_value drops; None if one is not a str (no shortcut)."""
+    seen: Any = _KEY_SET_CACHE.get(keys, _UNKNOWN)  # a key set seen earlier in this column
+    if seen is not _UNKNOWN:
+        return seen
+    dropped: frozenset[str] | None = None
+    if all(isinstance(key, str) for key in keys):
+        dropped = frozenset(key for key in keys if is_secret_key(key))
+        if not dropped:
+            dropped = _NONE_DROPPED
+    _remember(_KEY_SET_CACHE, keys, dropped)
+    return dropped
+
+
+def _remember(cache: dict[Any, Any] | set[Any], key: Any, value: Any = None) -> None:
+    """Add to a cache, emptied when full: bounded, and it follows a changing workload."""
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    if isinstance(cache, dict):
+        cache[key] = value
+    else:
+        cache.add(key)
+
+
+_dumps = partial(orjson.dumps, default=str)
+_DICT = frozenset({dict})
+_SEQUENCES = frozenset({list, tuple})
+_SPLIT_BELOW = 4
