@@ -27,17 +27,20 @@ class SSEParser:
         self._event: str | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buffer += chunk
+        buffer = self._buffer + chunk if self._buffer else chunk
+        # Cut into lines once, then keep the unfinished tail: slicing the buffer line by
+        # line copied the rest each time, quadratic in a large chunk (the telemetry
+        # worker feeds a whole captured stream at once).
+        if b"\r" not in buffer:
+            *lines, self._buffer = buffer.split(b"\n")
+        else:
+            lines, self._buffer = _split_lines(buffer)
         events: list[SSEEvent] = []
-        while True:
-            end, width = _line_end(self._buffer)
-            if end < 0:
-                return events
-            line = self._buffer[:end].decode("utf-8", errors="replace")
-            self._buffer = self._buffer[end + width :]
-            event = self._line(line)
+        for raw in lines:
+            event = self._line(raw.decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
+        return events
 
     def flush(self) -> list[SSEEvent]:
         """Events left when the stream ends without a final blank line."""
@@ -61,19 +64,34 @@ class SSEParser:
         return None
 
 
-def _line_end(buffer: bytes) -> tuple[int, int]:
-    """Index and width of the first line terminator, or (-1, 0)."""
-    newline = buffer.find(b"\n")
-    carriage = buffer.find(b"\r")
-    if carriage < 0:
+def _split_lines(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """The complete lines (`\n`, `\r\n` or `\r` ended) and the unfinished rest."""
+    lines: list[bytes] = []
+    start = 0
+    newline, carriage = buffer.find(b"\n"), buffer.find(b"\r")
+    while True:
+        # Each find resumes past the last line: linear in the buffer, however many lines.
+        if 0 <= newline < start:
+            newline = buffer.find(b"\n", start)
+        if 0 <= carriage < start:
+            carriage = buffer.find(b"\r", start)
+        end, width = _line_end(newline, carriage, len(buffer))
+        if end < 0:
+            return lines, buffer[start:]
+        lines.append(buffer[start:end])
+        start = end + width
+
+
+def _line_end(newline: int, carriage: int, size: int) -> tuple[int, int]:
+    """Index and width of the first line terminator, given the first \n and \r at or
+    after the line's start (-1: none), or (-1, 0)."""
+    if carriage < 0 or 0 <= newline < carriage:
         return newline, 1
     if newline == carriage + 1:
         return carriage, 2
-    if carriage == len(buffer) - 1:
+    if carriage == size - 1:
         return -1, 0  # a lone \r at the end may be half of \r\n: wait for more
-    if newline < 0 or carriage < newline:
-        return carriage, 1
-    return newline, 1
+    return carriage, 1
 
 
 def format_sse(data: str | bytes, event: str | None = None) -> bytes:
