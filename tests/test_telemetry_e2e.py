@@ -530,3 +530,62 @@ def test_a_routed_request_stores_its_route_and_routing_span(tmp_path):
     assert [(s.labels["route"], s.labels["backend"], s.value) for s in decisions] == [
         ("code_generation", "embedded", 1.0)
     ]
+
+
+def test_the_worker_runs_at_low_priority(tmp_path):
+    with gateway(tmp_path) as (proxy, _):
+        pid = proxy.server.sink.pid
+        threads = os.listdir(f"/proc/{pid}/task")
+        # Every thread (Linux keeps nice per thread): they all start after it is lowered.
+        assert len(threads) >= 3
+        for tid in threads:
+            assert os.getpriority(os.PRIO_PROCESS, int(tid)) == max(19, os.nice(0))
+
+
+def test_a_stalled_worker_catches_up_on_everything_queued_meanwhile(tmp_path):
+    with gateway(tmp_path) as (proxy, _):
+        sink = proxy.server.sink
+        os.kill(sink.pid, signal.SIGSTOP)
+        try:
+            client = openai_client(proxy)
+            for i in range(40):
+                answer = client.chat.completions.create(
+                    model="openai/gpt-4o", messages=[{"role": "user", "content": f"while {i}"}]
+                )
+                assert answer.choices[0].message.content
+        finally:
+            os.kill(sink.pid, signal.SIGCONT)
+        rows = stored(tmp_path, 40)
+        assert len({r.trace_id for r in rows}) == 40
+        assert sink.dropped == 0
+
+
+def test_the_sink_backlog_is_bounded_by_count_and_by_bytes():
+    from proxy.telemetry.record import TelemetryRecord
+    from proxy.telemetry.sink import ProcessSink
+
+    def record(body: bytes) -> TelemetryRecord:
+        return TelemetryRecord(
+            trace_id="0" * 31 + "1",
+            span_id="0" * 15 + "1",
+            sampled=True,
+            start_ns=0,
+            end_ns=1,
+            request_id="r",
+            listener="llm",
+            api="openai_chat",
+            path="/v1/chat/completions",
+            request_body=body,
+            response_body=body,
+        )
+
+    by_bytes = ProcessSink(WorkerSettings(), max_pending=100, max_pending_bytes=10_000)
+    for _ in range(10):
+        by_bytes.put(record(b"x" * 1_000))  # 2,000 bytes each: 5 fit
+    assert len(by_bytes._pending) == 5
+    assert by_bytes._unreported_drops == 5
+    by_count = ProcessSink(WorkerSettings(), max_pending=3)
+    for _ in range(5):
+        by_count.put(record(b""))
+    assert len(by_count._pending) == 3
+    assert by_count._unreported_drops == 2

@@ -11,6 +11,7 @@ is started again, at most once per RESTART_INTERVAL_S; requests never wait for i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import socket
@@ -26,6 +27,13 @@ from proxy.telemetry.settings import WorkerSettings
 log = logging.getLogger("plano.telemetry")
 
 RESTART_INTERVAL_S = 10.0
+# How much may wait for the worker. It runs at low priority (settings.WORKER_NICE), so
+# while the proxy saturates the CPU records pile up here; past either bound they are
+# dropped and counted. Both bounds keep the backlog to what a worker drains in seconds
+# (~3,000 records/s on one core) once traffic eases, or at shutdown.
+MAX_PENDING = 20_000
+MAX_PENDING_BYTES = 64 * 1024 * 1024  # captured bodies: up to 1 MiB of response each
+STOP_TIMEOUT_S = 30.0
 
 
 class TelemetryStartError(Exception):
@@ -38,18 +46,24 @@ class ProcessSink:
         settings: WorkerSettings,
         *,
         interval_s: float = 0.05,
-        max_pending: int = 100_000,
+        max_pending: int = MAX_PENDING,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
         restart_interval_s: float = RESTART_INTERVAL_S,
     ):
         self.settings = settings
         self.interval_s = interval_s
         self.restart_interval_s = restart_interval_s
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.admin_port: int | None = None
         self.sent = 0
         self.dropped = 0
         self.worker_stats: dict | None = None  # what the worker reported when it stopped
         self._pending: list[TelemetryRecord] = []
+        self._pending_bytes = 0
+        # Sends come from the sender thread and, at close, from the closing thread: one
+        # message must not be interleaved with another on the socket.
+        self._send_lock = threading.Lock()
         self._unreported_drops = 0
         self._process: subprocess.Popen | None = None
         self._conn: Connection | None = None
@@ -109,18 +123,32 @@ class ProcessSink:
         self.launch()
         return self.wait_ready(timeout_s)
 
-    def close(self, timeout_s: float = 15.0) -> None:
+    def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Ship what is pending, let the worker write it, and wait for it to exit."""
         self._closing = True
         self._wake.set()
         if self._sender is not None:
             self._sender.join(timeout_s)
-        self._ship()
         conn, process = self._conn, self._process
-        if conn is None or process is None:
+        # A sender still stuck in a send (a worker that stopped reading) holds the lock:
+        # then what is pending is lost, and said so, rather than shutdown hanging.
+        if not self._send_lock.acquire(timeout=timeout_s):
+            self.dropped += len(self._pending) + self._unreported_drops
+            log.warning("telemetry worker is not reading; %d records dropped", self.dropped)
+            self._kill()
+            if conn is not None:
+                conn.close()
+            self._conn = self._process = None
             return
         try:
-            conn.send_bytes(pickle.dumps(("stop",)))
+            self._ship_locked()
+            if conn is None or process is None:
+                return
+            with contextlib.suppress(OSError):
+                conn.send_bytes(pickle.dumps(("stop",)))
+        finally:
+            self._send_lock.release()
+        try:
             if conn.poll(timeout_s):
                 kind, value = conn.recv()
                 if kind == "stopped":
@@ -142,9 +170,15 @@ class ProcessSink:
     # -- the request path ----------------------------------------------------------------
 
     def put(self, record: TelemetryRecord) -> None:
-        # list.append is atomic under the GIL: no lock on the request path.
-        if len(self._pending) < self.max_pending:
+        # list.append is atomic under the GIL: no lock on the request path. The byte count
+        # may miss a little when the sender swaps the list meanwhile: it is a soft bound.
+        size = len(record.request_body or b"") + len(record.response_body or b"")
+        if (
+            len(self._pending) < self.max_pending
+            and self._pending_bytes + size <= self.max_pending_bytes
+        ):
             self._pending.append(record)
+            self._pending_bytes += size
         else:
             self._unreported_drops += 1  # the worker is behind: shed load, never block
 
@@ -159,7 +193,12 @@ class ProcessSink:
                 log.exception("telemetry: could not ship a batch")
 
     def _ship(self) -> None:
+        with self._send_lock:
+            self._ship_locked()
+
+    def _ship_locked(self) -> None:
         pending, self._pending = self._pending, []
+        self._pending_bytes = 0
         drops, self._unreported_drops = self._unreported_drops, 0
         if not pending and not drops:
             return

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import pickle
 import queue
 import signal
@@ -34,11 +35,15 @@ from proxy.telemetry.settings import DEFAULT_ADMIN_PORT, WorkerSettings
 log = logging.getLogger("plano.telemetry")
 
 _STOP = object()
+# Batches read ahead of the writer. Beyond these the reader stops reading, so a backlog
+# waits in the gateway's bounded sink (where it is counted and capped), not here.
+MAX_QUEUED_BATCHES = 4
 
 
 def main(conn: Connection) -> None:
     """The process entry point (started by proxy.telemetry.sink)."""
     settings: WorkerSettings = conn.recv()
+    _lower_priority(settings.nice)
     # The parent handles Ctrl-C and then tells this process to stop, after its last batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
@@ -61,6 +66,7 @@ async def _serve(conn: Connection, settings: WorkerSettings) -> None:
     metrics = GatewayMetrics()
     processor = TelemetryProcessor(settings, metrics, store, exporter)
     work: queue.SimpleQueue = queue.SimpleQueue()
+    room = threading.BoundedSemaphore(MAX_QUEUED_BATCHES)
 
     runner, port = None, None
     if settings.admin_enabled:
@@ -81,12 +87,12 @@ async def _serve(conn: Connection, settings: WorkerSettings) -> None:
         port = sockets[0].getsockname()[1] if sockets else settings.admin_port
 
     writer = threading.Thread(
-        target=_write_loop, args=(work, processor), name="plano-telemetry-writer"
+        target=_write_loop, args=(work, processor, room), name="plano-telemetry-writer"
     )
     writer.start()
     conn.send(("ready", port))
     reader = threading.Thread(
-        target=_read_loop, args=(conn, work), name="plano-telemetry-reader", daemon=True
+        target=_read_loop, args=(conn, work, room), name="plano-telemetry-reader", daemon=True
     )
     reader.start()
     try:
@@ -123,8 +129,9 @@ async def _bind(runner: web.AppRunner, settings: WorkerSettings) -> web.TCPSite:
     raise AssertionError("unreachable")
 
 
-def _read_loop(conn: Connection, work: queue.SimpleQueue) -> None:
+def _read_loop(conn: Connection, work: queue.SimpleQueue, room: threading.Semaphore) -> None:
     while True:
+        room.acquire()  # released by the writer when it is done with a batch
         try:
             message = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):  # the gateway is gone: write what arrived, then stop
@@ -135,7 +142,7 @@ def _read_loop(conn: Connection, work: queue.SimpleQueue) -> None:
     work.put(_STOP)
 
 
-def _write_loop(work: queue.SimpleQueue, processor) -> None:
+def _write_loop(work: queue.SimpleQueue, processor, room: threading.Semaphore) -> None:
     while True:
         item = work.get()
         if item is _STOP:
@@ -143,10 +150,22 @@ def _write_loop(work: queue.SimpleQueue, processor) -> None:
         try:
             if item[0] == "batch":
                 processor.process(item[1], item[2])
-            elif item[0] == "ingest":
+            elif item[0] == "ingest":  # OTLP from the admin listener: not the reader's
                 processor.ingest(item[1])
         except Exception:  # keep the writer alive whatever one batch does
             log.exception("telemetry: a batch failed")
+        finally:
+            if item[0] != "ingest":  # the reader's: give its slot back
+                room.release()
+
+
+def _lower_priority(nice: int) -> None:
+    """Run at `nice` (on Linux, per thread: so before any thread starts, which inherit
+    it). Never raises priority, and a platform without it just runs at the default."""
+    with contextlib.suppress(OSError, AttributeError):
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if nice > current:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 def _open_store(settings: WorkerSettings):
