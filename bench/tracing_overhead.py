@@ -1,11 +1,11 @@
 """What tracing costs the gateway: throughput with telemetry off, at 0% and at 100% sampling.
 
 Usage: python bench/tracing_overhead.py [--quick] [--json PATH] [--worker-cpu {0,1}]
-           [--py-spy DIR] [--keep-store]
+           [--load {wrk,python}] [--upstream {lean,aiohttp}] [--py-spy DIR] [--keep-store]
 
-Built on bench/proxy_overhead.py (its stand-in upstream, load generator and placement):
-the load generator and the upstream share CPU 0, every proxy process is pinned to CPU 1.
-One proxy process per scenario, all serving the same passthrough OpenAI request:
+Placement (2 cores): the load generator and the stand-in upstream share CPU 0, every proxy
+process is pinned to CPU 1. One proxy process per scenario, all serving the same passthrough
+OpenAI request:
 - `off`: ProxyServer(telemetry=None), nothing recorded;
 - `sampling0@cpuN`: telemetry on, tracing.random_sampling 0 (metrics only);
 - `sampling100@cpuN`: random_sampling 100 with the defaults `plano up` uses (store, signals
@@ -15,11 +15,40 @@ to CPU N: N=0 shares the load generator's core (a 2-core production box gives th
 core the proxy does not use), N=1 shares the proxy's core (the worst case: telemetry
 competes with the proxy itself). `--worker-cpu` picks one; by default both run.
 
+Load modes (`--load`):
+- `wrk` (the default): the c=64 and stream (c=16) phases are driven by wrk (Debian package
+  `wrk`, 4.1), `taskset -c 0 wrk -t1 -cN -dTs --latency -s bench/wrk_post.lua URL`, which
+  POSTs the same body and headers as the Python generator and checks every answer (status
+  2xx, a chat.completion body, or a stream of exactly the expected SSE events ending in
+  [DONE]); any non-2xx, bad body or socket error makes the run invalid. The upstream is
+  bench/lean_upstream.py (a raw asyncio.Protocol on uvloop answering prebuilt bytes).
+  wrk runs whole seconds: durations in the settings are rounded up. It does not
+  time the first token, so the stream phase has whole-stream latency only. The c=1 latency
+  phase still uses the Python generator (count-based, comparable with earlier runs; at c=1
+  CPU 0 is far from busy and the client's own time cancels in "added p50").
+- `python`: the earlier setup, the aiohttp load generator of bench/proxy_overhead.py in this
+  process and its aiohttp stand-in upstream (`--upstream` overrides either default).
+Why wrk is the default: in production the client and the provider are other machines. The
+Python generator plus the aiohttp upstream cost CPU 0 about as much per request as the proxy
+costs CPU 1 (~613 vs ~753 µs), so with the telemetry worker (~500 µs/request) also on CPU 0
+that core saturated first and the benchmark measured the load generator fighting the worker,
+not the gateway. wrk and the lean upstream cost a small fraction of that, leaving CPU 0 the
+headroom a separate client and provider would; the JSON records the load side's CPU per
+request ("load" and each phase's load_generator/upstream_cpu_us_per_request).
+
+The proxy is sent every request wrk writes, including up to c that are still in flight when
+wrk stops and closes its connections: the proxy finishes those as client disconnects (499),
+which are traced like any other request. So the count of requests sent comes from the wrk
+script's own counter of requests written, not from wrk's completed-request count. Their
+cost lands in the window's CPU, which is divided by the requests answered: CPU per request
+reads at most c/answered too high (about 0.3% for a full 10 s window at c=64).
+
 All scenarios take turns in rounds, in a rotating order, so drift of a shared VM hits all
 alike. After every measured window the benchmark waits for the worker to go idle, so a
 backlog never spills into the next scenario's window; how long that took ("drain") shows
-whether the worker keeps up. CPU time of the proxy and worker processes is read from
-/proc/<pid>/stat around each window, and steal from /proc/stat.
+whether the worker keeps up. CPU time of the proxy, worker, upstream and this process is
+read from /proc/<pid>/stat around each window, wrk's from its rusage when it exits, and
+steal from /proc/stat.
 
 At the end the proxies stop (flushing telemetry) and each trace store is counted: the
 sampling100 stores must hold one request row per request sent, the sampling0 ones none.
@@ -35,14 +64,16 @@ import json
 import math
 import multiprocessing as mp
 import os
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -53,6 +84,7 @@ import aiohttp
 # bench/ is not a package: import the sibling benchmark by path, for its upstream, load
 # generator, child-process plumbing and machine readings.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lean_upstream
 import proxy_overhead as po
 
 GOAL_MAX_LOSS = 0.10  # sampling100 must keep at least 90% of the throughput with tracing off
@@ -62,6 +94,7 @@ MAX_TRACES = 10_000_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETTLE_POLL_S = 0.1
 SETTLE_QUIET_POLLS = 2  # worker CPU unchanged this many polls in a row: it is idle
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_post.lua"
 
 
 # --------------------------------------------------------------------------- settings
@@ -270,6 +303,157 @@ def _foreign_pct(task_jiffies: int, total_jiffies: int, ours_s: float) -> float:
     return round(100 * max(0.0, task_jiffies / CLK_TCK - ours_s) / (total_jiffies / CLK_TCK), 1)
 
 
+# --------------------------------------------------------------------------- wrk
+
+
+def wrk_version() -> str | None:
+    """wrk's own version line ("wrk debian/4.1.0-3+b2 [epoll]"); it exits 1 after `-v`."""
+    try:
+        out = subprocess.run(["wrk", "-v"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = (out.stdout or out.stderr).strip().splitlines()
+    return first[0].split(" Copyright", 1)[0].strip() if first else None
+
+
+def wrk_seconds(seconds: float) -> int:
+    """wrk's -d takes whole seconds: rounded up."""
+    return max(1, math.ceil(seconds - 1e-9))
+
+
+_WRK_TEXT = {
+    "rps": re.compile(r"^Requests/sec:\s+([\d.]+)", re.M),
+    "non_2xx_3xx": re.compile(r"^\s*Non-2xx or 3xx responses:\s+(\d+)", re.M),
+    "socket_errors": re.compile(
+        r"^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", re.M
+    ),
+}
+
+
+def parse_wrk(stdout: str) -> dict[str, Any]:
+    """The script's WRK_RESULT line, with what wrk itself printed as a cross-check."""
+    line = next((x for x in stdout.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no WRK_RESULT line: {stdout[-2000:]!r}")
+    result = json.loads(line.removeprefix("WRK_RESULT "))
+    text: dict[str, Any] = {}
+    if m := _WRK_TEXT["rps"].search(stdout):
+        text["rps"] = float(m.group(1))
+    m = _WRK_TEXT["non_2xx_3xx"].search(stdout)
+    text["non_2xx_3xx"] = int(m.group(1)) if m else 0
+    m = _WRK_TEXT["socket_errors"].search(stdout)
+    names = ("connect", "read", "write", "timeout")
+    text["socket_errors"] = dict(zip(names, map(int, m.groups()), strict=True)) if m else {}
+    result["text"] = text
+    return result
+
+
+class Wrk:
+    """Runs wrk pinned to one core, with bench/wrk_post.lua, and reads its result."""
+
+    def __init__(self, cpu: int, tmp: Path):
+        self.cpu = cpu
+        self.tmp = tmp
+        self.files: dict[tuple[bytes, tuple[tuple[str, str], ...]], tuple[Path, Path]] = {}
+        self.commands: dict[str, str] = {}  # one example command per phase kind, for the record
+
+    def _files(self, target: po.Target) -> tuple[Path, Path]:
+        # What aiohttp's client sends besides the target's own headers (Host and
+        # Content-Length wrk adds itself), so the proxy sees the same request either way.
+        defaults = getattr(aiohttp.ClientRequest, "DEFAULT_HEADERS", {})
+        headers = {**{str(k): str(v) for k, v in defaults.items()}, **target.headers}
+        key = (target.body, tuple(sorted(headers.items())))
+        if key not in self.files:
+            n = len(self.files)
+            body, head = self.tmp / f"wrk_body_{n}.json", self.tmp / f"wrk_headers_{n}.txt"
+            body.write_bytes(target.body)
+            head.write_text("".join(f"{k}: {v}\n" for k, v in headers.items()))
+            self.files[key] = (body, head)
+        return self.files[key]
+
+    async def run(
+        self, target: po.Target, seconds: float, concurrency: int, sample: po.Sample
+    ) -> Ran:
+        body, head = self._files(target)
+        duration = wrk_seconds(seconds)
+        cmd = [
+            "taskset",
+            "-c",
+            str(self.cpu),
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{duration}s",
+            f"--timeout={math.ceil(po.REQUEST_TIMEOUT_S)}s",
+            "--latency",
+            "-s",
+            str(WRK_SCRIPT),
+            target.url,
+        ]
+        env = {
+            **os.environ,
+            "WRK_BODY_FILE": str(body),
+            "WRK_HEADERS_FILE": str(head),
+            "WRK_EXPECT_EVENTS": str(po.EXPECTED_STREAM_EVENTS if target.stream else 0),
+        }
+        kind = target.name.split("|", 1)[-1]
+        self.commands.setdefault(f"{kind} c={concurrency} {duration}s", " ".join(cmd))
+        stdout, stderr, code, cpu_s = await _run_measured(cmd, env, duration + 60)
+        if code != 0:
+            raise RuntimeError(f"wrk exited {code}: {stderr[-2000:]!r} {stdout[-2000:]!r}")
+        result = parse_wrk(stdout)
+        histogram = result.pop("latency_us")
+        for micros, count in histogram:
+            sample.latencies.extend([micros / 1e6] * count)
+        socket_errors = {k: v for k, v in result["errors"].items() if k != "status"}
+        # wrk's own count ("status": 4xx and 5xx) is within the script's (any non-2xx)
+        non2xx = max(result["non2xx"], result["errors"]["status"])
+        errors = non2xx + result["bad"] + sum(socket_errors.values())
+        if errors:
+            sample.errors += errors
+            sample.first_error = sample.first_error or (
+                f"{target.name}: wrk: {non2xx} non-2xx, {result['bad']} bad bodies, "
+                f"socket errors {socket_errors}; first: {result['first_bad'] or '-'}"
+            )
+        elapsed = result["duration_us"] / 1e6
+        sample.elapsed_s += elapsed
+        result["cpu_s"] = round(cpu_s, 3)
+        result["rps"] = round(result["requests"] / elapsed, 1) if elapsed else 0.0
+        # Written but not answered when wrk stopped: at most one per connection (the proxy
+        # still serves them, as client disconnects). Outside that, the `sent` count is off.
+        result["in_flight_at_stop"] = in_flight = result["sent"] - result["requests"]
+        if not 0 <= in_flight <= concurrency + sum(socket_errors.values()):
+            print(
+                f"warning: {target.name}: wrk wrote {result['sent']} requests and got "
+                f"{result['requests']} answers with {concurrency} connections",
+                file=sys.stderr,
+            )
+        return Ran(sent=result["sent"], wrk_cpu_s=cpu_s, wrk=result)
+
+
+async def _run_measured(
+    cmd: list[str], env: dict[str, str], timeout_s: float
+) -> tuple[str, str, int, float]:
+    """(stdout, stderr, exit code, CPU seconds) of a child, its CPU from wait4's rusage."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        waited = asyncio.get_running_loop().run_in_executor(None, os.wait4, proc.pid, 0)
+        try:
+            _, status, usage = await asyncio.wait_for(asyncio.shield(waited), timeout_s)
+        except BaseException:
+            proc.kill()  # the executor's wait4 reaps it
+            raise
+        proc.returncode = code = os.waitstatus_to_exitcode(status)  # reaped: Popen must not
+        out.seek(0)
+        err.seek(0)
+        return (
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            code,
+            usage.ru_utime + usage.ru_stime,
+        )
+
+
 # --------------------------------------------------------------------------- measuring
 
 
@@ -302,8 +486,11 @@ class Window:
     # the proxy's event-loop thread; the rest is the sink's sender thread (and executors)
     proxy_main_thread_cpu_s: float
     worker_cpu_s: float | None
-    # the load generator (this process) and the upstream: the rest of the work on CPU 0
+    # the load generator (this process, and wrk when it ran) and the upstream: the rest of
+    # the work on CPU 0
     driver_cpu_s: float
+    generator_cpu_s: float  # this process + wrk
+    upstream_cpu_s: float
     drain_s: float | None  # from the window's end until the worker's CPU stopped rising
     settled: bool
     # jiffies over the load window: [busy, steal, total, task] per core
@@ -312,6 +499,22 @@ class Window:
     ours_cpu_s: dict[str, float]
     # the rest of the core's busy time: other people's processes on a shared VM
     foreign_pct: dict[str, float]
+    load: str = "python"  # what drove this window: "python" or "wrk"
+    sent: int = 0  # requests the proxy was sent (with wrk: including those cut off in flight)
+    wrk: dict[str, Any] | None = None  # what wrk reported, when it drove the window
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """What a load run did beyond filling the sample."""
+
+    sent: int  # requests the proxy was sent
+    wrk_cpu_s: float = 0.0  # CPU of the wrk process (it starts and exits inside the run)
+    wrk: dict[str, Any] | None = None
+
+
+# Fills the sample with latencies and errors for one target.
+Runner = Callable[[po.Target, po.Sample], Awaitable[Ran]]
 
 
 @dataclass
@@ -319,8 +522,9 @@ class Phase:
     label: str
     stream: bool
     concurrency: int
-    warmup: Callable[[], po.Runner]
-    measure: Callable[[int], po.Runner]  # by round
+    load: str  # "python" or "wrk"
+    warmup: Callable[[], Runner]
+    measure: Callable[[int], Runner]  # by round
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,12 +571,14 @@ class Bench:
         cores: dict[str, int],
         ours: dict[str, list[int]],
         py_spy_dir: Path | None,
+        wrk: Wrk | None,
     ):
         self.s = settings
         self.proxies = proxies
         self.cores = cores  # role ("shared", "proxy") -> cpu number
         self.ours = ours  # role -> pids of this benchmark's processes pinned there
-        self.driver_pids = ours["shared"][:2]  # this process and the upstream
+        self.generator_pid, self.upstream_pid = ours["shared"][:2]
+        self.wrk = wrk  # None: the Python generator drives every phase
         self.sessions = po.Sessions()
         self.py_spy_dir = py_spy_dir
         self.samples: dict[str, dict[str, po.Sample]] = {}
@@ -398,8 +604,8 @@ class Bench:
         self.samples[phase.label], self.windows[phase.label] = samples, windows
         for key, target in targets.items():
             throwaway = po.Sample()
-            await phase.warmup()(self.session(phase, target), target, throwaway)
-            self.proxies[key].sent += len(throwaway.latencies) + throwaway.errors
+            ran = await phase.warmup()(target, throwaway)
+            self.proxies[key].sent += ran.sent
             if throwaway.errors:
                 raise RuntimeError(f"warm-up failed: {throwaway.first_error}")
             await settle(self.proxies[key], self.s.settle_cap_s)
@@ -417,16 +623,13 @@ class Bench:
                     file=sys.stderr,
                 )
 
-    def session(self, phase: Phase, target: po.Target) -> aiohttp.ClientSession:
-        return self.sessions.get(target, phase.concurrency)
-
     async def window(self, phase: Phase, r: int, target: po.Target, sample: po.Sample) -> Window:
         key = target.name.split("|", 1)[0]
         proxy = self.proxies[key]
         n0, e0, t0 = len(sample.latencies), sample.errors, sample.elapsed_s
         spies = await self.start_py_spy(phase, key, r)
         before = self.snapshot()
-        await phase.measure(r)(self.session(phase, target), target, sample)
+        ran = await phase.measure(r)(target, sample)
         loaded = self.snapshot()
         # Per-request CPU runs until the worker is idle again: it includes the last batches.
         drain_s, settled = await settle(proxy, self.s.settle_cap_s)
@@ -436,7 +639,7 @@ class Bench:
         if not settled:
             self.unsettled.append(f"{phase.label} {key} round {r}")
         requests, errors = len(sample.latencies) - n0, sample.errors - e0
-        proxy.sent += requests + errors
+        proxy.sent += ran.sent
         elapsed = sample.elapsed_s - t0
         cores, ours_cpu, foreign = {}, {}, {}
         for role, cpu in self.cores.items():
@@ -445,10 +648,13 @@ class Bench:
                 continue
             cores[role] = jiffies = _core_jiffies(before.cores[name], loaded.cores[name])
             mine = sum(_delta(before, loaded, pid) or 0.0 for pid in self.ours[role])
+            if role == "shared":
+                mine += ran.wrk_cpu_s  # wrk ran (and exited) inside the window, on this core
             ours_cpu[role] = round(mine, 3)
             foreign[role] = _foreign_pct(jiffies[3], jiffies[2], mine)
         proxy_cpu = _delta(before, settled_snap, proxy.pid)
-        driver_cpu = sum(_delta(before, loaded, pid) or 0.0 for pid in self.driver_pids)
+        generator_cpu = (_delta(before, loaded, self.generator_pid) or 0.0) + ran.wrk_cpu_s
+        upstream_cpu = _delta(before, loaded, self.upstream_pid) or 0.0
         main_before = before.main_thread_s.get(proxy.pid, 0.0)
         main_cpu = settled_snap.main_thread_s.get(proxy.pid, main_before) - main_before
         return Window(
@@ -460,12 +666,17 @@ class Bench:
             proxy_cpu_s=proxy_cpu or 0.0,
             proxy_main_thread_cpu_s=round(main_cpu, 3),
             worker_cpu_s=_delta(before, settled_snap, proxy.worker_pid),
-            driver_cpu_s=round(driver_cpu, 3),
+            driver_cpu_s=round(generator_cpu + upstream_cpu, 3),
+            generator_cpu_s=round(generator_cpu, 3),
+            upstream_cpu_s=round(upstream_cpu, 3),
             drain_s=drain_s,
             settled=settled,
             cores=cores,
             ours_cpu_s=ours_cpu,
             foreign_pct=foreign,
+            load=phase.load,
+            sent=ran.sent,
+            wrk=ran.wrk,
         )
 
     async def start_py_spy(self, phase: Phase, key: str, r: int) -> list[Any]:
@@ -520,13 +731,31 @@ class Bench:
                 for key, p in self.proxies.items()
             }
 
-        def count(n: int) -> po.Runner:
-            return lambda session, target, sample: po.run_count(session, target, n, sample)
+        def count(n: int) -> Runner:
+            """n requests one after another, from the Python generator."""
 
-        def timed(seconds: float, concurrency: int) -> po.Runner:
-            return lambda session, target, sample: po.run_for(
-                session, target, seconds, concurrency, sample
-            )
+            async def run(target: po.Target, sample: po.Sample) -> Ran:
+                n0 = len(sample.latencies) + sample.errors
+                await po.run_count(self.sessions.get(target, 1), target, n, sample)
+                return Ran(sent=len(sample.latencies) + sample.errors - n0)
+
+            return run
+
+        def timed(seconds: float, concurrency: int) -> Runner:
+            """`concurrency` closed-loop clients for `seconds`, from wrk or Python."""
+            wrk = self.wrk
+
+            async def run(target: po.Target, sample: po.Sample) -> Ran:
+                if wrk is not None:
+                    return await wrk.run(target, seconds, concurrency, sample)
+                n0 = len(sample.latencies) + sample.errors
+                session = self.sessions.get(target, concurrency)
+                await po.run_for(session, target, seconds, concurrency, sample)
+                return Ran(sent=len(sample.latencies) + sample.errors - n0)
+
+            return run
+
+        timed_load = "wrk" if self.wrk is not None else "python"
 
         def c1_share(r: int) -> int:
             # c1_requests split over the rounds, the remainder in the first ones.
@@ -539,6 +768,7 @@ class Bench:
                     "passthrough c=1",
                     False,
                     1,
+                    "python",
                     lambda: count(s.c1_warmup),
                     lambda r: count(c1_share(r)),
                 ),
@@ -549,6 +779,7 @@ class Bench:
                     f"passthrough c={n}",
                     False,
                     n,
+                    timed_load,
                     lambda: timed(s.cn_warmup_s, n),
                     lambda r: timed(s.cn_seconds, n),
                 ),
@@ -559,6 +790,7 @@ class Bench:
                     f"stream c={sn}",
                     True,
                     sn,
+                    timed_load,
                     lambda: timed(s.stream_warmup_s, sn),
                     lambda r: timed(s.stream_seconds, sn),
                 ),
@@ -580,7 +812,9 @@ class Bench:
 def phase_report(sample: po.Sample, windows: list[Window]) -> dict[str, Any]:
     requests = sum(w.requests for w in windows) or 1
     out: dict[str, Any] = {
-        "latency": asdict(po.summarize(sample.latencies, sample.errors, sample.elapsed_s))
+        "load": windows[0].load if windows else None,
+        "latency": asdict(po.summarize(sample.latencies, sample.errors, sample.elapsed_s)),
+        "requests_sent": sum(w.sent for w in windows),
     }
     if sample.ttfts:
         out["ttft"] = asdict(po.summarize(sample.ttfts, sample.errors, sample.elapsed_s))
@@ -595,6 +829,16 @@ def phase_report(sample: po.Sample, windows: list[Window]) -> dict[str, Any]:
     worker = [w.worker_cpu_s for w in windows if w.worker_cpu_s is not None]
     out["worker_cpu_us_per_request"] = round(1e6 * sum(worker) / requests) if worker else None
     out["driver_cpu_us_per_request"] = round(1e6 * sum(w.driver_cpu_s for w in windows) / requests)
+    # the load side, split: the generator (this process, + wrk) and the stand-in upstream
+    out["load_generator_cpu_us_per_request"] = round(
+        1e6 * sum(w.generator_cpu_s for w in windows) / requests
+    )
+    out["upstream_cpu_us_per_request"] = round(
+        1e6 * sum(w.upstream_cpu_s for w in windows) / requests
+    )
+    wrk_cpu = [w.wrk["cpu_s"] for w in windows if w.wrk]
+    if wrk_cpu:
+        out["wrk_cpu_us_per_request"] = round(1e6 * sum(wrk_cpu) / requests)
     drains = [w.drain_s for w in windows if w.drain_s is not None]
     out["worker_drain_s_max"] = max(drains) if drains else None
     for role in ("shared", "proxy"):
@@ -679,13 +923,22 @@ def markdown(
     summary: dict[str, Any],
     stores: dict[str, Any],
     s: Settings,
+    load: dict[str, Any] | None = None,
 ) -> str:
-    lines = [
-        "| phase | scenario | requests | req/s | p50 ms | p99 ms | errors"
+    lines = []
+    if load:
+        by_phase = ", ".join(f"{label}: {mode}" for label, mode in load["by_phase"].items())
+        version = f" ({load['wrk_version']})" if load.get("wrk_version") else ""
+        lines += [
+            f"Load: `{load['mode']}`{version}; {by_phase}. Upstream: {load['upstream']}.",
+            "",
+        ]
+    lines += [
+        "| phase | load | scenario | requests | req/s | p50 ms | p99 ms | errors"
         " | proxy CPU µs/req (loop + other threads)"
-        " | worker CPU µs/req | CPU0 busy / foreign % | CPU1 busy / foreign / steal %"
-        " | worker drain s (max) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | worker CPU µs/req | load side CPU µs/req (generator + upstream)"
+        " | CPU0 busy / foreign % | CPU1 busy / foreign / steal % | worker drain s (max) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for label, entry in phases.items():
         for key, rep in entry.items():
@@ -693,11 +946,14 @@ def markdown(
             worker = rep["worker_cpu_us_per_request"]
             drain = rep["worker_drain_s_max"]
             lines.append(
-                f"| {label} | {key} | {st['requests']} | {st['rps']:.0f} | {st['p50_ms']:.3f} | "
-                f"{st['p99_ms']:.3f} | {st['errors']} | {rep['proxy_cpu_us_per_request']} "
+                f"| {label} | {rep['load']} | {key} | {st['requests']} | {st['rps']:.0f} | "
+                f"{st['p50_ms']:.3f} | {st['p99_ms']:.3f} | {st['errors']} | "
+                f"{rep['proxy_cpu_us_per_request']} "
                 f"({rep['proxy_main_thread_us_per_request']} + "
                 f"{rep['proxy_other_threads_us_per_request']}) | "
-                f"{'-' if worker is None else worker} | {rep['shared_core_busy_pct']} / "
+                f"{'-' if worker is None else worker} | {rep['driver_cpu_us_per_request']} "
+                f"({rep['load_generator_cpu_us_per_request']} + "
+                f"{rep['upstream_cpu_us_per_request']}) | {rep['shared_core_busy_pct']} / "
                 f"{rep['shared_core_foreign_pct']} | {rep['proxy_core_busy_pct']} / "
                 f"{rep['proxy_core_foreign_pct']} / {rep['proxy_core_steal_pct']} | "
                 f"{'-' if drain is None else drain} |"
@@ -974,8 +1230,28 @@ def main() -> int:
         help="profile the proxies with py-spy in the full-concurrency windows (this perturbs "
         "the throughput numbers: use a separate run)",
     )
+    parser.add_argument(
+        "--load",
+        choices=("wrk", "python"),
+        default="wrk",
+        help="what drives the c=64 and stream phases: wrk (default) or the Python generator",
+    )
+    parser.add_argument(
+        "--upstream",
+        choices=("lean", "aiohttp"),
+        help="the stand-in upstream: lean (bench/lean_upstream.py; default with wrk) or "
+        "aiohttp (bench/proxy_overhead.py's; default with --load python)",
+    )
     parser.add_argument("--keep-store", action="store_true", help="keep the temp trace stores")
     args = parser.parse_args()
+    upstream_kind = args.upstream or ("lean" if args.load == "wrk" else "aiohttp")
+    version = None
+    if args.load == "wrk":
+        version = wrk_version()
+        if shutil.which("wrk") is None or version is None:
+            raise SystemExit("--load wrk needs wrk: apt-get install -y wrk (or use --load python)")
+        if shutil.which("taskset") is None:
+            raise SystemExit("--load wrk needs taskset (util-linux)")
     settings = QUICK if args.quick else FULL
     worker_cpus = sorted(set(args.worker_cpu or [0, 1]))
     shared_cpu, proxy_cpu = po.cpu_plan(True)
@@ -998,9 +1274,14 @@ def main() -> int:
     bench: Bench | None = None
     try:
         print("starting upstream and proxies ...", file=sys.stderr, flush=True)
-        upstream, upstream_port = po.start_child(
-            ctx, po.upstream_main, shared_cpu, 0.0, name="upstream"
-        )
+        if upstream_kind == "lean":
+            upstream, upstream_port = po.start_child(
+                ctx, lean_upstream.main, shared_cpu, name="upstream"
+            )
+        else:
+            upstream, upstream_port = po.start_child(
+                ctx, po.upstream_main, shared_cpu, 0.0, name="upstream"
+            )
         for scenario in scenarios:
             child, hello = po.start_child(
                 ctx, proxy_main, proxy_cpu, upstream_port, scenario, name=f"proxy {scenario.key}"
@@ -1025,7 +1306,8 @@ def main() -> int:
                     p.worker_pid
                 )
         cores = {"shared": shared_cpu, "proxy": proxy_cpu}
-        bench = Bench(settings, proxies, cores, ours, py_spy_dir)
+        wrk = Wrk(shared_cpu, tmp) if args.load == "wrk" else None
+        bench = Bench(settings, proxies, cores, ours, py_spy_dir, wrk)
         asyncio.run(bench.run())
         worker_cpu_total = {
             k: None
@@ -1056,6 +1338,31 @@ def main() -> int:
         for label, s in bench.samples.items()
     }
     summary = derive(phases, worker_cpus, settings)
+    load_info: dict[str, Any] = {
+        "mode": args.load,
+        "wrk_version": version,
+        "wrk_commands": bench.wrk.commands if bench.wrk is not None else None,
+        "upstream": upstream_kind,
+        "by_phase": {label: next(iter(v.values()))["load"] for label, v in phases.items() if v},
+        # CPU 0's load side per request (generator + upstream), per phase and scenario: what is
+        # left of CPU 0 for the telemetry worker when it is placed there.
+        "load_side_cpu_us_per_request": {
+            label: {
+                key: {
+                    "generator": rep["load_generator_cpu_us_per_request"],
+                    "upstream": rep["upstream_cpu_us_per_request"],
+                    "total": rep["driver_cpu_us_per_request"],
+                    **(
+                        {"wrk": rep["wrk_cpu_us_per_request"]}
+                        if "wrk_cpu_us_per_request" in rep
+                        else {}
+                    ),
+                }
+                for key, rep in v.items()
+            }
+            for label, v in phases.items()
+        },
+    }
     profiles = None
     if py_spy_dir is not None:
         profiles = {
@@ -1077,6 +1384,7 @@ def main() -> int:
             "worker_cpu_by_scenario": {s.key: s.worker_cpu for s in scenarios},
         },
         "settings": {**asdict(settings), "max_traces": MAX_TRACES},
+        "load": load_info,
         "profiled_with_py_spy": py_spy_dir is not None,
         "unsettled_windows": bench.unsettled,
         # Worker CPU over the whole measuring phase / every request it was sent.
@@ -1091,7 +1399,7 @@ def main() -> int:
         "py_spy": profiles,
         "store_dir": str(tmp) if args.keep_store else None,
     }
-    print(markdown(phases, summary, stores, settings))
+    print(markdown(phases, summary, stores, settings, load_info))
     if result["proxy_tree_digest"]["start"] != result["proxy_tree_digest"]["end"]:
         print("\nwarning: proxy/ changed during the run (someone edited it)")
     if bench.unsettled:
