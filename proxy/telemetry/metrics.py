@@ -297,7 +297,8 @@ class GatewayMetrics:
         self._exposed = _WithoutCreated(r)
         self.dropped = Counter(
             "plano_telemetry_dropped_total",
-            "Telemetry records the request path dropped because the worker fell behind.",
+            "Requests whose trace was dropped because the telemetry worker fell behind "
+            "(their metrics are counted unless the request path dropped them too).",
             registry=r,
         )
 
@@ -374,10 +375,14 @@ class GatewayMetrics:
                 reason = fallback_reason(routing.fallback)
                 self.router_fallbacks.child((routing.backend, reason)).inc()
 
-        for type_ in signal_types:
+        self.observe_signals(signal_quality, signal_types)
+
+    def observe_signals(self, quality: str | None, types: Iterable[str] = ()) -> None:
+        """One analyzed conversation: the analyzer runs after the request is counted."""
+        for type_ in types:
             self.signals.child((type_,)).inc()
-        if signal_quality is not None:
-            self.signal_quality.child((signal_quality,)).inc()
+        if quality is not None:
+            self.signal_quality.child((quality,)).inc()
 
     def _observe_attempts(self, record: TelemetryRecord) -> None:
         previous = None
@@ -394,7 +399,7 @@ class GatewayMetrics:
             previous = attempt
 
     def observe_dropped(self, count: int) -> None:
-        """Records the request path dropped: counted here, since they never arrive."""
+        """Records dropped before they were traced, by the request path or the worker."""
         if count > 0:
             self.dropped.inc(count)
 

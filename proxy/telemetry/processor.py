@@ -32,7 +32,7 @@ class ProcessorStats:
     sampled: int = 0
     stored: int = 0
     ingested_spans: int = 0
-    dropped: int = 0  # reported by the request path: records it could not queue
+    dropped: int = 0  # not traced: the request path or the worker's backlog was full
     store_errors: int = 0
 
 
@@ -55,16 +55,40 @@ class TelemetryProcessor:
         self.scope = InstrumentationScope("plano", __version__)
 
     def process(self, records: list[TelemetryRecord], dropped: int = 0) -> None:
+        """Both stages on one thread (the worker runs them on two)."""
+        self.trace(self.observe(records, dropped))
+
+    def observe(self, records: list[TelemetryRecord], dropped: int = 0) -> list[TelemetryRecord]:
+        """The metrics of every record, at once (they are cheap, and a scrape should not
+        wait for traces); returns the sampled records, whose traces are still to build."""
         if dropped:
-            self.stats.dropped += dropped
-            self.metrics.observe_dropped(dropped)
-        batch = StoreBatch()
+            self.drop(dropped)
+        sampled: list[TelemetryRecord] = []
         for record in records:
             self.stats.records += 1
             try:
-                self._one(record, batch)
+                self.metrics.observe(record, cost_usd=self._cost(record))
             except Exception:  # one odd record must not cost the rest of the batch
-                log.exception("telemetry: could not process request %s", record.request_id)
+                log.exception("telemetry: could not count request %s", record.request_id)
+            if record.sampled:
+                sampled.append(record)
+        return sampled
+
+    def drop(self, count: int) -> None:
+        """Records whose trace will never be built: dropped by the request path, or by
+        the worker when its backlog is full."""
+        self.stats.dropped += count
+        self.metrics.observe_dropped(count)
+
+    def trace(self, records: list[TelemetryRecord]) -> None:
+        """Signals, spans, the store and OTLP for sampled records."""
+        batch = StoreBatch()
+        for record in records:
+            self.stats.sampled += 1
+            try:
+                self._trace_one(record, batch)
+            except Exception:  # one odd record must not cost the rest of the batch
+                log.exception("telemetry: could not trace request %s", record.request_id)
         self._write(batch)
 
     def ingest(self, batch: StoreBatch) -> None:
@@ -72,11 +96,7 @@ class TelemetryProcessor:
         self.stats.ingested_spans += len(batch.spans)
         self._write(batch)
 
-    def _one(self, record: TelemetryRecord, batch: StoreBatch) -> None:
-        if not record.sampled:
-            self.metrics.observe(record, cost_usd=self._cost(record))
-            return
-        self.stats.sampled += 1
+    def _trace_one(self, record: TelemetryRecord, batch: StoreBatch) -> None:
         settings = self.settings
         analysis = analyze_record(
             record,
@@ -85,12 +105,8 @@ class TelemetryProcessor:
             price_overrides=settings.prices,
         )
         report = analysis.report
-        self.metrics.observe(
-            record,
-            cost_usd=analysis.cost_usd,
-            signal_quality=report.quality if report is not None else None,
-            signal_types=[s.type for s in report.signals] if report is not None else (),
-        )
+        if report is not None:
+            self.metrics.observe_signals(report.quality, [s.type for s in report.signals])
         if self.store is None and self.exporter is None:
             return
         spans = build_spans(record, analysis, self.resource, self.scope)

@@ -8,10 +8,6 @@ from proxy.config.model import Config
 from proxy.pricing import Price
 
 DEFAULT_ADMIN_PORT = 9901  # Envoy's admin port, where upstream Plano's admin listens
-# The worker's nice value. Its work can wait and the proxy's cannot: where both want the
-# same CPU (a saturated small box, or hyperthreads of one core) the worker yields, its
-# records wait in the sink's bounded backlog, and it catches up when traffic eases.
-WORKER_NICE = 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +24,8 @@ class WorkerSettings:
     otlp_endpoint: str | None = None  # tracing.opentracing_grpc_endpoint
     prices: dict[str, Price] = field(default_factory=dict)
     service_name: str = "plano"
-    nice: int = WORKER_NICE
+    # Build traces at the lowest CPU priority (the proxy's work cannot wait; this can).
+    background: bool = True
     log_level: str = "WARNING"
 
     @property

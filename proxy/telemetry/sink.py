@@ -27,10 +27,9 @@ from proxy.telemetry.settings import WorkerSettings
 log = logging.getLogger("plano.telemetry")
 
 RESTART_INTERVAL_S = 10.0
-# How much may wait for the worker. It runs at low priority (settings.WORKER_NICE), so
-# while the proxy saturates the CPU records pile up here; past either bound they are
-# dropped and counted. Both bounds keep the backlog to what a worker drains in seconds
-# (~3,000 records/s on one core) once traffic eases, or at shutdown.
+# How much may wait for the worker to read it (it reads at once unless it is stopped,
+# dead or starved of CPU; its own backlog of traces to build is bounded separately). Past
+# either bound records are dropped and counted, and the memory stays bounded.
 MAX_PENDING = 20_000
 MAX_PENDING_BYTES = 64 * 1024 * 1024  # captured bodies: up to 1 MiB of response each
 STOP_TIMEOUT_S = 30.0

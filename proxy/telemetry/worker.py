@@ -5,8 +5,12 @@ done in a thread there still slows requests. This process takes that work to ano
 core: it reads record batches from a pipe, and on its own threads writes the trace store,
 builds spans for OTLP, updates metrics and serves the admin listener.
 
-Threads here: the reader (pipe -> queue), the writer (queue -> processor; it alone uses
-the store), and the main thread's event loop for the admin listener.
+Threads here: the reader (pipe -> metrics -> backlog), the writer (backlog -> signals,
+spans, store, OTLP; it alone uses the store), and the main thread's event loop for the
+admin listener. The writer does nearly all the work and none of it is urgent, so it runs
+at the lowest CPU priority (SCHED_IDLE): wherever it would compete with the proxy for a
+CPU, the proxy wins and traces wait. The reader keeps the metrics current meanwhile, and
+the backlog of traces still to build is bounded; past it traces are dropped and counted.
 
 Messages on the socket the gateway passes as an inherited fd, each one pickled:
   parent -> worker: WorkerSettings (first), then ("batch", [TelemetryRecord, ...],
@@ -30,20 +34,22 @@ from multiprocessing.connection import Connection
 
 from aiohttp import web
 
+from proxy.telemetry.processor import TelemetryProcessor
+from proxy.telemetry.record import TelemetryRecord
 from proxy.telemetry.settings import DEFAULT_ADMIN_PORT, WorkerSettings
 
 log = logging.getLogger("plano.telemetry")
 
 _STOP = object()
-# Batches read ahead of the writer. Beyond these the reader stops reading, so a backlog
-# waits in the gateway's bounded sink (where it is counted and capped), not here.
-MAX_QUEUED_BATCHES = 4
+# Sampled records waiting for the writer. ~10 s of a saturated proxy on one core; the
+# writer builds ~2,000-3,000 a second once it gets a CPU.
+MAX_BACKLOG_RECORDS = 20_000
+MAX_BACKLOG_BYTES = 64 * 1024 * 1024  # captured bodies, up to 1 MiB of response each
 
 
 def main(conn: Connection) -> None:
     """The process entry point (started by proxy.telemetry.sink)."""
     settings: WorkerSettings = conn.recv()
-    _lower_priority(settings.nice)
     # The parent handles Ctrl-C and then tells this process to stop, after its last batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
@@ -59,14 +65,13 @@ def main(conn: Connection) -> None:
 async def _serve(conn: Connection, settings: WorkerSettings) -> None:
     from proxy.telemetry.admin_app import build_admin_app
     from proxy.telemetry.metrics import GatewayMetrics
-    from proxy.telemetry.processor import TelemetryProcessor
 
     store = _open_store(settings)
     exporter = _open_exporter(settings)
     metrics = GatewayMetrics()
     processor = TelemetryProcessor(settings, metrics, store, exporter)
     work: queue.SimpleQueue = queue.SimpleQueue()
-    room = threading.BoundedSemaphore(MAX_QUEUED_BATCHES)
+    backlog = Backlog(work)
 
     runner, port = None, None
     if settings.admin_enabled:
@@ -87,12 +92,17 @@ async def _serve(conn: Connection, settings: WorkerSettings) -> None:
         port = sockets[0].getsockname()[1] if sockets else settings.admin_port
 
     writer = threading.Thread(
-        target=_write_loop, args=(work, processor, room), name="plano-telemetry-writer"
+        target=_write_loop,
+        args=(work, processor, backlog, settings.background),
+        name="plano-telemetry-writer",
     )
     writer.start()
     conn.send(("ready", port))
     reader = threading.Thread(
-        target=_read_loop, args=(conn, work, room), name="plano-telemetry-reader", daemon=True
+        target=_read_loop,
+        args=(conn, work, processor, backlog),
+        name="plano-telemetry-reader",
+        daemon=True,
     )
     reader.start()
     try:
@@ -129,43 +139,96 @@ async def _bind(runner: web.AppRunner, settings: WorkerSettings) -> web.TCPSite:
     raise AssertionError("unreachable")
 
 
-def _read_loop(conn: Connection, work: queue.SimpleQueue, room: threading.Semaphore) -> None:
+class Backlog:
+    """Sampled records queued for the writer, bounded by count and by captured bytes."""
+
+    def __init__(
+        self,
+        work: queue.SimpleQueue,
+        max_records: int = MAX_BACKLOG_RECORDS,
+        max_bytes: int = MAX_BACKLOG_BYTES,
+    ):
+        self.work = work
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.records = 0
+        self.bytes = 0
+        self._lock = threading.Lock()
+
+    def offer(self, records: list[TelemetryRecord]) -> bool:
+        """Queue a batch, or refuse all of it when it does not fit."""
+        size = sum(_body_bytes(r) for r in records)
+        with self._lock:
+            if self.records + len(records) > self.max_records or (
+                self.bytes + size > self.max_bytes
+            ):
+                return False
+            self.records += len(records)
+            self.bytes += size
+        self.work.put(("trace", records, size))
+        return True
+
+    def done(self, count: int, size: int) -> None:
+        with self._lock:
+            self.records -= count
+            self.bytes -= size
+
+
+def _body_bytes(record: TelemetryRecord) -> int:
+    return len(record.request_body or b"") + len(record.response_body or b"")
+
+
+def _read_loop(
+    conn: Connection, work: queue.SimpleQueue, processor: TelemetryProcessor, backlog: Backlog
+) -> None:
     while True:
-        room.acquire()  # released by the writer when it is done with a batch
         try:
             message = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):  # the gateway is gone: write what arrived, then stop
             break
         if message[0] == "stop":
             break
-        work.put(message)
+        if message[0] != "batch":
+            continue
+        try:
+            sampled = processor.observe(message[1], message[2])
+        except Exception:  # the reader must outlive any one batch
+            log.exception("telemetry: a batch failed")
+            continue
+        if sampled and not backlog.offer(sampled):
+            processor.drop(len(sampled))
     work.put(_STOP)
 
 
-def _write_loop(work: queue.SimpleQueue, processor, room: threading.Semaphore) -> None:
+def _write_loop(
+    work: queue.SimpleQueue, processor: TelemetryProcessor, backlog: Backlog, background: bool
+) -> None:
+    if background:
+        _run_in_background()
     while True:
         item = work.get()
         if item is _STOP:
             return
         try:
-            if item[0] == "batch":
-                processor.process(item[1], item[2])
-            elif item[0] == "ingest":  # OTLP from the admin listener: not the reader's
+            if item[0] == "trace":
+                processor.trace(item[1])
+            elif item[0] == "ingest":  # OTLP from the admin listener
                 processor.ingest(item[1])
         except Exception:  # keep the writer alive whatever one batch does
             log.exception("telemetry: a batch failed")
         finally:
-            if item[0] != "ingest":  # the reader's: give its slot back
-                room.release()
+            if item[0] == "trace":
+                backlog.done(len(item[1]), item[2])
 
 
-def _lower_priority(nice: int) -> None:
-    """Run at `nice` (on Linux, per thread: so before any thread starts, which inherit
-    it). Never raises priority, and a platform without it just runs at the default."""
-    with contextlib.suppress(OSError, AttributeError):
-        current = os.getpriority(os.PRIO_PROCESS, 0)
-        if nice > current:
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
+def _run_in_background() -> None:
+    """Give the calling thread (only it: Linux keeps these per thread) the lowest CPU
+    priority: SCHED_IDLE where there is one, else nice 19. Neither needs privileges."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, 19)
 
 
 def _open_store(settings: WorkerSettings):
