@@ -1,16 +1,19 @@
 """`plano traces`: read the requests the gateway traced, for people and for scripts.
 
+    plano traces         at a terminal: the interactive viewer; piped: as `list`
     plano traces list    the newest requests, one line each
     plano traces show    one request: spans, routing, signals, cost, messages
     plano traces stats   counts, latency and TTFT percentiles, tokens, cost, errors
     plano traces tail    requests as they finish
 
 Only typer is imported here: rich, sqlite-utils and the store load when a command runs
-(plano_cli.traces_cli), so `plano validate` does not pay for them.
+(plano_cli.traces_cli), and textual when the viewer opens (plano_cli.traces_tui), so
+`plano validate` does not pay for them.
 """
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +26,7 @@ LIST_LIMIT = 50
 
 app = typer.Typer(
     name="traces",
-    help="Read the local trace store: list, show, stats, tail. Alone: the newest requests.",
+    help="Read the local trace store: list, show, stats, tail. Alone: the interactive viewer.",
     invoke_without_command=True,
     add_completion=False,
     rich_markup_mode=None,  # as the root app: rich help costs start-up time
@@ -34,6 +37,11 @@ app = typer.Typer(
 class Grouping(StrEnum):
     MODEL = "model"
     ROUTE = "route"
+
+
+class Theme(StrEnum):
+    DARK = "dark"
+    LIGHT = "light"
 
 
 Db = Annotated[
@@ -70,16 +78,44 @@ Json = Annotated[bool, typer.Option("--json", metavar="", help="Print JSON for s
 
 
 @app.callback()
-def traces(ctx: typer.Context) -> None:
-    """Read the local trace store: list, show, stats, tail. Alone: the newest requests."""
-    if ctx.invoked_subcommand is None:
-        default_view()
+def traces(
+    ctx: typer.Context,
+    db: Db = None,
+    since: Since = None,
+    where: Where = None,
+    theme: Annotated[
+        Theme, typer.Option("--theme", help="The viewer's colors.", case_sensitive=False)
+    ] = Theme.DARK,
+) -> None:
+    """Read the local trace store: list, show, stats, tail. Alone: the interactive viewer.
+
+    Alone, at a terminal, `plano traces` opens the interactive viewer (j/k move, enter
+    opens a trace, / filters, q quits); piped or in CI it prints `plano traces list`.
+    """
+    if ctx.invoked_subcommand is not None:
+        if db is not None or since is not None or where or theme is not Theme.DARK:
+            # Taken here, they would silently not reach the subcommand.
+            raise typer.BadParameter(
+                f"put them after the subcommand: plano traces {ctx.invoked_subcommand} --db …",
+                param_hint="--db/--since/--where/--theme",
+            )
+        return
+    default_view(db, since, where, theme)
 
 
-def default_view() -> None:
-    """What a bare `plano traces` does. The interactive viewer will take this slot; until
-    it exists, the list."""
-    list_requests(db=None, since=None, where=None, limit=LIST_LIMIT, as_json=False)
+def interactive() -> bool:
+    """Whether a person is at a terminal: the viewer needs both ends of it."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def default_view(db: Path | None, since: str | None, where: list[str] | None, theme: Theme) -> None:
+    """What a bare `plano traces` does: the viewer at a terminal; elsewhere (a pipe, CI)
+    the list, so that scripts keep working."""
+    if interactive():
+        from plano_cli.traces_tui.run import run_viewer
+
+        raise typer.Exit(run_viewer(db, since, where, theme.value))
+    list_requests(db=db, since=since, where=where, limit=LIST_LIMIT, as_json=False)
 
 
 @app.command("list")

@@ -1,4 +1,8 @@
-"""`plano traces show` as text: summary, span waterfall, routing, signals, messages."""
+"""`plano traces show` as text: summary, span waterfall, routing, signals, messages.
+
+The pieces the interactive viewer draws the same way (tree labels, timeline bars, attribute
+values, the routing and signals tables) are public and take their width as a parameter.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,14 @@ from plano_cli.traces_cli.trace_model import (
     LLM,
     ROUTING,
     PlacedSpan,
-    llm_attempts,
+    attempt_usage,
+    message_list,
     routing_decision,
     span_tree,
+    tool_call_parts,
     trace_span_ms,
 )
-from proxy.telemetry.store import RequestRow, TraceDetail
+from proxy.telemetry.store import RequestRow, SignalRow, TraceDetail
 
 BAR_WIDTH = 32
 SCORE_BAR_WIDTH = 20
@@ -70,7 +76,7 @@ KEY_ATTRIBUTES = {
 }
 
 
-class _Glyphs:
+class Glyphs:
     def __init__(self, unicode: bool):
         self.bar, self.open_bar = ("█", "░") if unicode else ("#", ".")
         self.branch, self.last, self.rail = (
@@ -80,7 +86,7 @@ class _Glyphs:
 
 
 def render_show(detail: TraceDetail, out: Console, *, full: bool = False) -> None:
-    glyphs = _Glyphs("utf" in (out.encoding or "").lower())
+    glyphs = Glyphs("utf" in (out.encoding or "").lower())
     out.print(Text.assemble(("trace ", "bold"), (detail.trace_id, "bold cyan")))
     _summary(detail, out, glyphs)
     placed = span_tree(detail)
@@ -90,8 +96,10 @@ def render_show(detail: TraceDetail, out: Console, *, full: bool = False) -> Non
     routing = routing_decision(detail)
     if routing is not None:
         _section(out, "Routing")
-        _routing(routing, out, glyphs)
-    _signals(detail, out)
+        out.print(routing_table(routing, glyphs))
+    if detail.signals:
+        _section(out, "Signals")
+        out.print(signals_table(detail.signals))
     request = detail.request
     if request is not None:
         _messages("Request messages", request.request_messages, out, glyphs, full)
@@ -103,7 +111,7 @@ def _section(out: Console, title: str) -> None:
     out.print(Text(title, style="bold underline"))
 
 
-def _summary(detail: TraceDetail, out: Console, glyphs: _Glyphs) -> None:
+def _summary(detail: TraceDetail, out: Console, glyphs: Glyphs) -> None:
     row = detail.request
     if row is None:
         out.print(
@@ -126,7 +134,7 @@ def _summary(detail: TraceDetail, out: Console, glyphs: _Glyphs) -> None:
     add("request", " ".join(p for p in (row.api, row.path) if p))
     add("listener", row.listener)
     add("request id", row.request_id)
-    add("model", _model_line(row, glyphs))
+    add("model", model_line(row, glyphs))
     if row.route or row.router_backend:
         add("route", f"{row.route or '(none)'} via {row.router_backend or '?'}")
     status = Text(str(row.status or "no status"), style=status_style(row.status))
@@ -135,10 +143,10 @@ def _summary(detail: TraceDetail, out: Console, glyphs: _Glyphs) -> None:
     add("status", status)
     latency = fmt.duration_ms(row.latency_ms)
     add("latency", f"{latency}, first token after {fmt.duration_ms(row.ttft_ms)}")
-    add("tokens", _tokens_line(row))
+    add("tokens", tokens_line(row))
     add("cost", _cost_line(detail, row))
-    attempts = llm_attempts(detail)
-    failed = sum(1 for s in attempts if s.attributes.get("llm.outcome", "ok") != "ok")
+    attempts = attempt_usage(detail)
+    failed = sum(1 for a in attempts if a.failed)
     if len(attempts) > 1 or failed:
         add("attempts", f"{len(attempts)} ({failed} failed)")
     add("stream", "yes" if row.stream else "no")
@@ -148,14 +156,14 @@ def _summary(detail: TraceDetail, out: Console, glyphs: _Glyphs) -> None:
     out.print(grid)
 
 
-def _model_line(row: RequestRow, glyphs: _Glyphs) -> str:
+def model_line(row: RequestRow, glyphs: Glyphs) -> str:
     answered = row.model or fmt.NONE
     if row.requested_model and row.requested_model != row.model:
         answered = f"{row.requested_model} {glyphs.arrow} {answered}"
     return f"{answered} ({row.provider})" if row.provider else answered
 
 
-def _tokens_line(row: RequestRow) -> str | None:
+def tokens_line(row: RequestRow) -> str | None:
     if row.input_tokens is None and row.output_tokens is None:
         return None
     line = f"{row.input_tokens or 0} in, {row.output_tokens or 0} out"
@@ -172,34 +180,25 @@ def _cost_line(detail: TraceDetail, row: RequestRow) -> str:
         return "unknown (no usage or no price for this model)"
     line = fmt.cost(row.cost_usd)
     # The answering call's split, when the gateway priced it.
-    for span in reversed(llm_attempts(detail)):
-        prompt = span.attributes.get("llm.usage.prompt_cost_usd")
-        completion = span.attributes.get("llm.usage.completion_cost_usd")
+    for attempt in reversed(attempt_usage(detail)):
+        prompt, completion = attempt.input_cost_usd, attempt.output_cost_usd
         if prompt is not None and completion is not None:
             return f"{line} (input {fmt.cost(prompt)}, output {fmt.cost(completion)})"
     return line
 
 
-def _waterfall(placed: list[PlacedSpan], out: Console, glyphs: _Glyphs) -> None:
+def _waterfall(placed: list[PlacedSpan], out: Console, glyphs: Glyphs) -> None:
     total = trace_span_ms(placed)
-    labels = [_tree_label(p, glyphs) for p in placed]
+    labels = [tree_label(p, glyphs) for p in placed]
     name_width = min(NAME_WIDTH, max(len(label) for label in labels))
     header = f"{'':<{name_width}}  {'start':>9}  {'duration':>9}  "
-    out.print(
-        Text(
-            header
-            + "0"
-            + " " * (BAR_WIDTH - 2 - len(fmt.duration_ms(total)))
-            + fmt.duration_ms(total),
-            style="dim",
-        )
-    )
+    out.print(Text(header + timeline_scale(total), style="dim"))
     for p, label in zip(placed, labels, strict=True):
         line = Text(f"{fmt.clip(label, name_width):<{name_width}}  ")
         line.append(f"{'+' + fmt.duration_ms(p.offset_ms):>9}  ", style="dim")
         line.append(f"{fmt.duration_ms(p.duration_ms):>9}  ")
         error = p.span.status_code == "error"
-        line.append(_bar(p, total, glyphs), style="red" if error else "blue")
+        line.append(timeline_bar(p, total, glyphs), style="red" if error else "blue")
         if error:
             line.append(f"  {p.span.status_message or 'error'}", style="red")
         out.print(line, no_wrap=True, overflow="ellipsis")
@@ -215,21 +214,27 @@ def _waterfall(placed: list[PlacedSpan], out: Console, glyphs: _Glyphs) -> None:
             out.print(Padding(text, (0, 0, 0, indent), expand=False))
 
 
-def _tree_label(p: PlacedSpan, glyphs: _Glyphs) -> str:
+def tree_label(p: PlacedSpan, glyphs: Glyphs) -> str:
     if p.depth == 0:
         return p.span.name
     rails = "".join("   " if last else glyphs.rail for last in p.ancestors_last)
     return rails + (glyphs.last if p.last else glyphs.branch) + p.span.name
 
 
-def _bar(p: PlacedSpan, total: float, glyphs: _Glyphs) -> str:
-    start = min(BAR_WIDTH - 1, int(p.offset_ms / total * BAR_WIDTH)) if total > 0 else 0
+def timeline_scale(total: float, width: int = BAR_WIDTH) -> str:
+    """The ruler above the bars: 0 at the left, the trace's duration at the right."""
+    end = fmt.duration_ms(total)
+    return "0" + " " * (width - 2 - len(end)) + end
+
+
+def timeline_bar(p: PlacedSpan, total: float, glyphs: Glyphs, width: int = BAR_WIDTH) -> str:
+    start = min(width - 1, int(p.offset_ms / total * width)) if total > 0 else 0
     if p.duration_ms is None:  # still open: drawn to the end, in the lighter shade
-        return " " * start + glyphs.open_bar * (BAR_WIDTH - start)
+        return " " * start + glyphs.open_bar * (width - start)
     if total <= 0:
         return glyphs.bar
-    length = max(1, round(p.duration_ms / total * BAR_WIDTH))
-    return " " * start + glyphs.bar * min(length, BAR_WIDTH - start)
+    length = max(1, round(p.duration_ms / total * width))
+    return " " * start + glyphs.bar * min(length, width - start)
 
 
 def _key_attributes(name: str, attributes: dict[str, Any]) -> Text:
@@ -242,14 +247,15 @@ def _key_attributes(name: str, attributes: dict[str, Any]) -> Text:
             if text:
                 text.append("  ")
             text.append(f"{key}=")
-            text.append(_value(attributes[key]), style="default")
+            text.append(attribute_value(attributes[key]), style="default")
     hidden = len(attributes) - OTHER_ATTRIBUTES
     if name not in KEY_ATTRIBUTES and hidden > 0:
         text.append(f"  …{hidden} more (--json)")
     return text
 
 
-def _value(value: Any) -> str:
+def attribute_value(value: Any, width: int | None = 80) -> str:
+    """An attribute as a person reads it; clipped to one line of `width` unless None."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
@@ -257,12 +263,12 @@ def _value(value: Any) -> str:
             return f"{value:.0f}"
         # Milliseconds read to the hundredth; costs and scores need their small digits.
         return f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) >= 1 else f"{value:.4g}"
-    if isinstance(value, str):
-        return fmt.clip(value, 80)
-    return fmt.clip(json.dumps(value, ensure_ascii=False), 80)
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False)
+    return value if width is None else fmt.clip(value, width)
 
 
-def _routing(routing: dict[str, Any], out: Console, glyphs: _Glyphs) -> None:
+def routing_table(routing: dict[str, Any], glyphs: Glyphs) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column()
@@ -294,28 +300,29 @@ def _routing(routing: dict[str, Any], out: Console, glyphs: _Glyphs) -> None:
             lines.append(f"{name:<{width}}  {score:7.3f}  ", style=style)
             lines.append(bar, style="blue")
         grid.add_row("scores", lines)
-    out.print(grid)
+    return grid
 
 
-def _signals(detail: TraceDetail, out: Console) -> None:
-    if not detail.signals:
-        return
-    _section(out, "Signals")
+def signals_table(signals: list[SignalRow], snippet_width: int | None = 80) -> Table:
+    """One row a signal; snippets clipped to `snippet_width`, or wrapped whole if None."""
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), header_style="bold")
     for column in ("TYPE", "GROUP", "MSG", "CONF", "SNIPPET"):
         table.add_column(column, justify="right" if column in ("MSG", "CONF") else "left")
-    for s in detail.signals:
+    for s in signals:
+        snippet = s.snippet or "(not captured)"
+        if s.snippet and snippet_width is not None:
+            snippet = fmt.clip(s.snippet, snippet_width)
         table.add_row(
             Text(s.type),
             Text(s.group or fmt.NONE),
             fmt.NONE if s.message_index is None else str(s.message_index),
             fmt.NONE if s.confidence is None else f"{s.confidence:.2f}",
-            Text(fmt.clip(s.snippet, 80) if s.snippet else "(not captured)"),
+            Text(snippet),
         )
-    out.print(table)
+    return table
 
 
-def _messages(title: str, messages: Any, out: Console, glyphs: _Glyphs, full: bool) -> None:
+def _messages(title: str, messages: Any, out: Console, glyphs: Glyphs, full: bool) -> None:
     _section(out, title)
     if messages is None:
         out.print(
@@ -325,14 +332,10 @@ def _messages(title: str, messages: Any, out: Console, glyphs: _Glyphs, full: bo
             )
         )
         return
-    if not isinstance(messages, list):
-        messages = [messages]
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            message = {"role": "?", "content": message}
+    for i, message in enumerate(message_list(messages)):
         role = str(message.get("role") or "?")
         head = Text(f"[{i}] ", style="dim")
-        head.append(role, style=_ROLE_STYLES.get(role, "bold"))
+        head.append(role, style=ROLE_STYLES.get(role, "bold"))
         for key in ("name", "tool_call_id"):
             if message.get(key):
                 head.append(f"  {key}={message[key]}", style="dim")
@@ -346,7 +349,7 @@ def _messages(title: str, messages: Any, out: Console, glyphs: _Glyphs, full: bo
             out.print(Padding(_tool_call(call, glyphs, full), (0, 0, 0, 4), expand=False))
 
 
-_ROLE_STYLES = {
+ROLE_STYLES = {
     "system": "bold magenta",
     "user": "bold green",
     "assistant": "bold blue",
@@ -362,14 +365,10 @@ def _content_text(content: Any) -> str:
     return json.dumps(content, ensure_ascii=False, indent=2)
 
 
-def _tool_call(call: Any, glyphs: _Glyphs, full: bool) -> Text:
-    function = call.get("function", {}) if isinstance(call, dict) else {}
-    name = function.get("name") or "?"
-    arguments = function.get("arguments")
-    if not isinstance(arguments, str):
-        arguments = json.dumps(arguments, ensure_ascii=False)
+def _tool_call(call: Any, glyphs: Glyphs, full: bool) -> Text:
+    name, arguments = tool_call_parts(call)
     text = Text(f"{glyphs.arrow} tool call ", style="dim")
-    text.append(str(name), style="bold yellow")
+    text.append(name, style="bold yellow")
     text.append(f"({_clip_block(arguments, ARGUMENT_CHARS, full)})")
     return text
 

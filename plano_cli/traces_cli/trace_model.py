@@ -1,10 +1,12 @@
-"""What `show` reads out of one stored trace: the span tree and the routing decision.
+"""What `show` reads out of one stored trace: the span tree, the routing decision, each
+LLM attempt's usage and the captured messages.
 
-Shared by the text view and the JSON, so both always say the same thing.
+Shared by the text view, the JSON and the interactive viewer, so all say the same thing.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,3 +126,72 @@ def _scores(raw: Any) -> dict[str, float] | None:
 
 def llm_attempts(detail: TraceDetail) -> list[SpanRow]:
     return [s for s in detail.spans if s.name == LLM]
+
+
+@dataclass(slots=True)
+class AttemptUsage:
+    """One call to a model, as its plano(llm) span records it: retries and failovers each
+    have their own. A cost of None means no price was known, which is not the same as $0."""
+
+    span: SpanRow
+    failed: bool
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_tokens: int | None
+    reasoning_tokens: int | None
+    cost_usd: float | None
+    input_cost_usd: float | None
+    output_cost_usd: float | None
+
+
+def attempt_usage(detail: TraceDetail) -> list[AttemptUsage]:
+    out = []
+    for span in llm_attempts(detail):
+        attrs = span.attributes
+        out.append(
+            AttemptUsage(
+                span=span,
+                failed=attrs.get("llm.outcome", "ok") != "ok",
+                input_tokens=_int(attrs.get("llm.usage.prompt_tokens")),
+                output_tokens=_int(attrs.get("llm.usage.completion_tokens")),
+                cached_tokens=_int(attrs.get("llm.usage.cached_input_tokens")),
+                reasoning_tokens=_int(attrs.get("llm.usage.reasoning_tokens")),
+                cost_usd=_number(attrs.get("llm.usage.cost_usd")),
+                input_cost_usd=_number(attrs.get("llm.usage.prompt_cost_usd")),
+                output_cost_usd=_number(attrs.get("llm.usage.completion_cost_usd")),
+            )
+        )
+    return out
+
+
+def _number(value: Any) -> float | None:
+    # Agents' spans can carry anything under these names: a bool or a string is no price.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def _int(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def message_list(messages: Any) -> list[dict[str, Any]]:
+    """Captured messages as a list of dicts, whatever shape the store kept them in."""
+    if messages is None:
+        return []
+    if not isinstance(messages, list):
+        messages = [messages]
+    return [m if isinstance(m, dict) else {"role": "?", "content": m} for m in messages]
+
+
+def tool_call_parts(call: Any) -> tuple[str, str]:
+    """An OpenAI-style tool call's function name and its arguments as the model wrote them
+    (a JSON string, normally)."""
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict):
+        function = {}
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return str(function.get("name") or "?"), arguments

@@ -1,0 +1,59 @@
+"""Screenshots of the trace detail screen, compared with the accepted ones in
+__snapshots__/ (pytest-textual-snapshot; refresh with --snapshot-update after checking)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from textual.app import App
+from trace_seed import T_CODE, seed
+
+from plano_cli.traces_tui.detail_screen import TraceDetailScreen
+from proxy.telemetry.store import TraceDetail, TraceStore
+
+NOW = 1_750_000_000.0  # fixed, so that nothing in a screenshot depends on the day it ran
+
+
+class Host(App[None]):
+    def __init__(self, detail: TraceDetail, theme: str) -> None:
+        super().__init__()
+        self.detail = detail
+        self.start_theme = theme
+
+    def on_mount(self) -> None:
+        self.theme = self.start_theme
+        self.push_screen(TraceDetailScreen(self.detail))
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def code_trace(tmp_path: Path) -> TraceDetail:
+    path = tmp_path / "traces.db"
+    seed(path, NOW)
+    with TraceStore.open(path) as store:
+        detail = store.get_trace(T_CODE)
+    assert detail is not None
+    return detail
+
+
+def test_spans_at_80x24_dark(snap_compare, code_trace):
+    assert snap_compare(Host(code_trace, "textual-dark"), terminal_size=(80, 24))
+
+
+def test_messages_at_80x24_dark(snap_compare, code_trace):
+    assert snap_compare(Host(code_trace, "textual-dark"), terminal_size=(80, 24), press=["2"])
+
+
+def test_routing_at_120x40_light(snap_compare, code_trace):
+    assert snap_compare(Host(code_trace, "textual-light"), terminal_size=(120, 40), press=["3"])
