@@ -27,6 +27,7 @@ from trace_seed import (
     T_REASON,
     T_SPANS_ONLY,
     seed,
+    span_id,
 )
 from typer.testing import CliRunner
 
@@ -35,6 +36,7 @@ from plano_cli.traces_cli import args, columns, fmt, keys
 from plano_cli.traces_cli import tail as tail_mod
 from proxy.telemetry.store import (
     RequestRow,
+    SpanRow,
     StoreBatch,
     TraceStore,
 )
@@ -766,3 +768,32 @@ def test_cli_start_up_does_not_import_rich_or_the_store():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_show_keeps_the_rails_of_nested_spans(runner, tmp_path):
+    trace_id = "9" * 32
+    start = int(time.time() * 1e9)
+
+    def span(n: int, parent: int | None, name: str) -> SpanRow:
+        return SpanRow(
+            span_id(trace_id, n),
+            trace_id,
+            name,
+            start + n * 1_000_000,
+            start + 50_000_000,
+            span_id(trace_id, parent) if parent is not None else None,
+        )
+
+    # root ─┬─ agent ── tool.search
+    #       └─ plano(llm)
+    spans = [span(0, None, "root"), span(1, 0, "agent"), span(2, 1, "tool.search")]
+    spans.append(span(3, 0, "plano(llm)"))
+    path = tmp_path / "traces.db"
+    with TraceStore.open(path) as store:
+        store.write(StoreBatch(spans=spans))
+    result = invoke(runner, "show", trace_id, "--db", str(path))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    # The grandchild keeps its parent's rail: "│  └─", not a collapsed "│ └─".
+    assert any(line.startswith("│  └─ tool.search") for line in lines), result.output
+    assert any(line.startswith("└─ plano(llm)") for line in lines), result.output

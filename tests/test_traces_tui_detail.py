@@ -289,7 +289,7 @@ async def test_a_failed_request_shows_its_error_and_the_routers_fallback(store):
         assert "502" in band
         assert "fallback timeout" in band
         assert "error upstream timeout" in band
-        assert "no spans stored for this trace" in shown(app)
+        assert "✗ plano(inbound)" in shown(app)  # the failed root span stands out
         await pilot.press("3")
         text = shown(app)
         assert "the router fell back: timeout" in text
@@ -428,3 +428,12 @@ async def test_renders_in_light_and_dark_themes(store, theme):
         for widget in (app.screen.query_one("#summary"), app.screen.query_one(SpanAttributes)):
             _, background = widget.background_colors
             assert (background.brightness > 0.5) == (theme == "textual-light")
+
+
+async def test_a_summary_without_spans_says_so(store):
+    trace_id = "5" * 32
+    store.write(StoreBatch(requests=[RequestRow(trace_id=trace_id, started_at=NOW, status=200)]))
+    app = Host(detail_of(store, trace_id))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert "no spans stored for this trace" in shown(app)

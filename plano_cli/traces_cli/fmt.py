@@ -80,3 +80,10 @@ def short_id(trace_id: str) -> str:
 def clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def clip_label(text: str, width: int) -> str:
+    """`clip` for a tree label: its leading spaces are the tree's rails, so whitespace is
+    kept (line breaks become spaces)."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"

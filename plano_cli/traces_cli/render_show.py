@@ -194,7 +194,7 @@ def _waterfall(placed: list[PlacedSpan], out: Console, glyphs: Glyphs) -> None:
     header = f"{'':<{name_width}}  {'start':>9}  {'duration':>9}  "
     out.print(Text(header + timeline_scale(total), style="dim"))
     for p, label in zip(placed, labels, strict=True):
-        line = Text(f"{fmt.clip(label, name_width):<{name_width}}  ")
+        line = Text(f"{fmt.clip_label(label, name_width):<{name_width}}  ")
         line.append(f"{'+' + fmt.duration_ms(p.offset_ms):>9}  ", style="dim")
         line.append(f"{fmt.duration_ms(p.duration_ms):>9}  ")
         error = p.span.status_code == "error"

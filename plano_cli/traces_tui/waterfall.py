@@ -43,8 +43,7 @@ def span_line(p: PlacedSpan, label: str, total: float, name: int, bar: int) -> T
     error = p.span.status_code == "error"
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append("✗ " if error else "  ", style="bold red")
-    clipped = label if len(label) <= name else label[: name - 1] + "…"
-    line.append(f"{clipped:<{name}}  ", style="red" if error else "")
+    line.append(f"{fmt.clip_label(label, name):<{name}}  ", style="red" if error else "")
     line.append(f"{'+' + fmt.duration_ms(p.offset_ms):>{TIME}} ", style="dim")
     line.append(f"{fmt.duration_ms(p.duration_ms):>{TIME}}  ")
     line.append(timeline_bar(p, total, GLYPHS, bar), style="red" if error else "blue")
