@@ -9,6 +9,7 @@ import dataclasses
 import random
 import sqlite3
 import string
+import subprocess
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import REPO
 from sqlite_utils import Database
 from sqlite_utils.db import PrimaryKeyRequired
 from sqlite_utils.utils import hash_record
@@ -1111,3 +1113,44 @@ def test_writer_thread_and_reader_at_once(db_path: Path) -> None:
     assert errors == []
     assert seen == sorted(seen)
     assert seen[-1] == 200
+
+
+def test_read_only_open_reads_while_a_writer_writes_and_never_writes(db_path: Path) -> None:
+    with TraceStore.open(db_path) as writer:
+        writer.write(StoreBatch(requests=[RequestRow(trace_id=tid(1), started_at=NOW)]))
+        with TraceStore.open(db_path, read_only=True) as reader:
+            assert [r.trace_id for r in reader.list_requests()] == [tid(1)]
+            writer.write(StoreBatch(requests=[RequestRow(trace_id=tid(2), started_at=NOW + 1)]))
+            assert reader.count() == 2
+            assert reader.get_trace(tid(2)) is not None
+            with pytest.raises(TraceStoreError, match="read-only"):
+                reader.write(StoreBatch(requests=[RequestRow(trace_id=tid(3), started_at=NOW)]))
+            with pytest.raises(TraceStoreError, match="read-only"):
+                reader.prune()
+
+
+def test_read_only_open_creates_nothing_and_refuses_a_non_store(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    with pytest.raises(TraceStoreError, match="cannot open"):
+        TraceStore.open(missing, read_only=True)
+    assert not missing.exists()
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(TraceStoreError, match="not a trace store"):
+        TraceStore.open(other, read_only=True)
+
+
+def test_readers_do_not_load_sqlite_utils_or_numpy(db_path: Path) -> None:
+    with TraceStore.open(db_path) as writer:
+        writer.write(StoreBatch(requests=[RequestRow(trace_id=tid(1), started_at=NOW)]))
+    code = (
+        "import sys\n"
+        "from proxy.telemetry.store import TraceStore\n"
+        f"store = TraceStore.open({str(db_path)!r}, read_only=True)\n"
+        "assert len(store.list_requests()) == 1\n"
+        "print(sorted(m for m in ('sqlite_utils', 'numpy') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "[]"

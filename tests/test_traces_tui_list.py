@@ -3,6 +3,7 @@ update, driven with textual's Pilot over a real SQLite store in tmp_path."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -723,3 +724,27 @@ def test_options_before_a_subcommand_are_refused(runner, db):
     result = runner.invoke(cli, ["traces", "--db", str(db), "list"])
     assert result.exit_code == 2
     assert "after the subcommand" in result.output
+
+
+async def test_a_result_for_a_widget_already_taken_down_is_dropped(db):
+    from textual.widgets import Static
+
+    calls: list[str] = []
+
+    class Gone(Static):
+        def land(self, value: str) -> None:
+            calls.append(value)
+            self.update(value)  # would fail on a widget no longer in the DOM
+
+    app = viewer(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        here = Gone()
+        await app.screen.mount(here)
+        # As the loader threads hand results over: from another thread.
+        assert await asyncio.to_thread(list_screen._deliver, app, here.land, "mounted")
+        await pilot.pause()
+        await here.remove()
+        assert await asyncio.to_thread(list_screen._deliver, app, here.land, "removed")
+        await pilot.pause()
+    assert calls == ["mounted"]

@@ -39,7 +39,7 @@ def open_store(db: Path | None) -> TraceStore | None:
             )
         return None
     try:
-        return TraceStore.open(path)
+        return TraceStore.open(path, read_only=True)
     except TraceStoreError as exc:
         raise AccessError(str(exc)) from None
 

@@ -15,6 +15,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from plano_cli.traces_cli.access import empty_store_hint, no_store_hint
@@ -364,8 +365,17 @@ class TraceListScreen(Screen[None]):
 
 def _deliver(app: App[Any], callback: Callable[..., object], *args: object) -> bool:
     """Run `callback` on the UI thread; False when the app has gone (it was quitting)."""
+
+    def on_ui_thread() -> None:
+        # A result that lands while the app shuts down finds the screen taken apart
+        # (its status line already gone): it is dropped, not raised as a traceback.
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, Widget) and not owner.is_attached:
+            return
+        callback(*args)
+
     try:
-        app.call_from_thread(callback, *args)
+        app.call_from_thread(on_ui_thread)
     except RuntimeError:
         return False
     return True

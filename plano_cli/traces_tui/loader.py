@@ -83,7 +83,7 @@ class StoreReader:
             # TraceStore.open would create it: a reader leaves no file behind.
             raise StoreUnreadable(f"the trace store {self.path} is gone")
         try:
-            return TraceStore.open(self.path)
+            return TraceStore.open(self.path, read_only=True)
         except TraceStoreError as exc:
             raise StoreUnreadable(str(exc)) from None
 

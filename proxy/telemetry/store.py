@@ -23,12 +23,9 @@ from dataclasses import fields
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from sqlite_utils import Database
-from sqlite_utils.db import PrimaryKeyRequired
-from sqlite_utils.utils import hash_record
 
 from proxy.paths import plano_home
 from proxy.telemetry.store_query import GROUP_KEYS, group_stats, request_filter, where_sql
@@ -42,8 +39,11 @@ from proxy.telemetry.store_rows import (
     TraceDetail,
     TraceStoreError,
 )
-from proxy.telemetry.store_schema import migrate
+from proxy.telemetry.store_schema import check_readable, migrate
 from proxy.telemetry.store_scrub import scrub_json_column, scrub_text, scrub_texts, scrub_value
+
+if TYPE_CHECKING:  # loaded by open() for writers only: readers skip sqlite-utils and numpy
+    from sqlite_utils import Database
 
 __all__ = [
     "GroupStats",
@@ -83,9 +83,16 @@ sqlite3.register_adapter(type(None), {}.get)
 
 class TraceStore:
     def __init__(
-        self, db: Database, path: Path, retention_days: float, max_requests: int, prune_every: int
+        self,
+        conn: sqlite3.Connection,
+        db: Database | None,
+        path: Path,
+        retention_days: float,
+        max_requests: int,
+        prune_every: int,
     ):
-        self._db = db
+        self._conn = conn
+        self._db = db  # sqlite-utils, for writes and migrations; None when read-only
         self.path = path
         self.retention_days = retention_days
         self.max_requests = max_requests
@@ -100,12 +107,21 @@ class TraceStore:
         retention_days: float = 7,
         max_requests: int = 100_000,
         prune_every: int = 1_000,
+        read_only: bool = False,
     ) -> TraceStore:
         """Open (creating or migrating) the store; default `$PLANO_HOME/traces.db`.
+
+        `read_only`: for readers (`plano traces`): the file must exist at the current
+        schema, nothing is created or migrated, and sqlite-utils is not loaded (with the
+        numpy it imports, a third of the viewer's start-up).
 
         Raises TraceStoreError when the file cannot be used, e.g. a newer Plano wrote it.
         """
         target = Path(path).expanduser() if path is not None else plano_home() / "traces.db"
+        if read_only:
+            return cls._open_read_only(target)
+        from sqlite_utils import Database
+
         conn: sqlite3.Connection | None = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,10 +149,29 @@ class TraceStore:
             if conn is not None:
                 conn.close()
             raise
-        return cls(db, target, retention_days, max_requests, prune_every)
+        return cls(conn, db, target, retention_days, max_requests, prune_every)
+
+    @classmethod
+    def _open_read_only(cls, target: Path) -> TraceStore:
+        conn: sqlite3.Connection | None = None
+        try:
+            # mode=ro: never creates the file, never writes it; WAL lets it read while the
+            # gateway writes.
+            uri = f"{target.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+            check_readable(conn, str(target))
+        except (sqlite3.Error, OSError) as exc:
+            if conn is not None:
+                conn.close()
+            raise TraceStoreError(f"cannot open the trace store {target}: {exc}") from None
+        except TraceStoreError:
+            if conn is not None:
+                conn.close()
+            raise
+        return cls(conn, None, target, 0, 0, 0)
 
     def close(self) -> None:
-        self._db.close()
+        self._conn.close()
 
     def __enter__(self) -> TraceStore:
         return self
@@ -159,8 +194,8 @@ class TraceStore:
             )
             if rows
         ]
-        conn = self._db.conn
-        with self._db.atomic():
+        conn = self._conn
+        with self._writable().atomic():
             for writer, params in work:
                 writer.execute(conn, params)
         self._written_since_prune += len(batch.requests)
@@ -172,7 +207,7 @@ class TraceStore:
         with their spans, events and signals. Returns how many requests went."""
         self._written_since_prune = 0
         cutoff = (time.time() if now is None else now) - self.retention_days * DAY_S
-        db = self._db
+        db = self._writable()
         with db.atomic():
             db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (trace_id TEXT PRIMARY KEY)")
             db.execute("DELETE FROM temp.doomed")
@@ -227,7 +262,7 @@ class TraceStore:
             params.extend(before)
         columns = _ALL_COLUMNS if with_messages else _SUMMARY_COLUMNS
         sql = f"SELECT {columns} FROM requests{where_sql(clauses)}{_NEWEST_FIRST} LIMIT ?"
-        return [_request_row(r) for r in self._db.query(sql, [*params, limit])]
+        return [_request_row(r) for r in self._query(sql, [*params, limit])]
 
     def newest_after(self, started_at: float, trace_id: str, limit: int = 100) -> list[RequestRow]:
         """Requests after the cursor, oldest first, for tailing: pass the last row back.
@@ -239,15 +274,14 @@ class TraceStore:
             f"SELECT {_SUMMARY_COLUMNS} FROM requests WHERE (started_at, trace_id) > (?, ?)"
             " ORDER BY started_at, trace_id LIMIT ?"
         )
-        return [_request_row(r) for r in self._db.query(sql, [started_at, trace_id, limit])]
+        return [_request_row(r) for r in self._query(sql, [started_at, trace_id, limit])]
 
     def get_trace(self, trace_id: str) -> TraceDetail | None:
-        db = self._db
         sql = f"SELECT {_ALL_COLUMNS} FROM requests WHERE trace_id = ?"
-        found = list(db.query(sql, [trace_id]))
+        found = list(self._query(sql, [trace_id]))
         spans = [
             _span_row(r)
-            for r in db.query(
+            for r in self._query(
                 "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", [trace_id]
             )
         ]
@@ -255,13 +289,13 @@ class TraceStore:
             return None
         events = [
             _event_row(r)
-            for r in db.query(
+            for r in self._query(
                 "SELECT * FROM span_events WHERE trace_id = ? ORDER BY time_ns, id", [trace_id]
             )
         ]
         signals = [
             SignalRow(**r)
-            for r in db.query(
+            for r in self._query(
                 "SELECT * FROM signals WHERE trace_id = ? ORDER BY message_index, type, id",
                 [trace_id],
             )
@@ -285,10 +319,21 @@ class TraceStore:
             f" output_tokens, cost_usd FROM requests{where_sql(clauses)}"
         )
         # Plain tuples, not sqlite-utils' dicts: this reads every matching row.
-        return group_stats(self._db.execute(sql, params))
+        return group_stats(self._conn.execute(sql, params))
 
     def count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM requests").fetchone()[0]
+        return self._conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts by column name (what sqlite-utils' query gives)."""
+        cursor = self._conn.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def _writable(self) -> Database:
+        if self._db is None:
+            raise TraceStoreError(f"{self.path} was opened read-only")
+        return self._db
 
 
 class _Writer:
@@ -364,6 +409,8 @@ class _Writer:
             columns.append(list(map(self.hash_id, zip(*columns, strict=True))))
         elif None in columns[self.pk_index]:
             # A NULL primary key never conflicts: the row would be duplicated forever.
+            from sqlite_utils.db import PrimaryKeyRequired
+
             raise PrimaryKeyRequired(f"a {self.table} row without {self.pk}")
         return list(zip(*columns, strict=True))
 
@@ -384,6 +431,8 @@ class _Writer:
                 parts.append(prefix + "null")
             else:
                 record = {name: values[i] for name, _, i in self.hash_columns}
+                from sqlite_utils.utils import hash_record
+
                 return hash_record(record)
         return hashlib.sha1(("{" + ",".join(parts) + "}").encode()).hexdigest()
 

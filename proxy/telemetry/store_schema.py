@@ -7,13 +7,16 @@ by every released Plano must keep opening.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
-
-from sqlite_utils import Database
+from typing import TYPE_CHECKING
 
 from proxy.telemetry.store_rows import TraceStoreError
 
-Migration = Callable[[Database], None]
+if TYPE_CHECKING:  # readers never load sqlite-utils (and the numpy it imports)
+    from sqlite_utils import Database
+
+Migration = Callable[["Database"], None]
 
 
 def _v1(db: Database) -> None:
@@ -136,6 +139,21 @@ def migrate(db: Database, label: str) -> int:
         db.rollback()
         raise
     return found
+
+
+def check_readable(conn: sqlite3.Connection, label: str) -> None:
+    """For a read-only open, which cannot migrate: the file must be at SCHEMA_VERSION."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError:  # no meta table: not a trace store (or an empty file)
+        row = None
+    found = int(row[0]) if row else 0
+    _refuse_newer(found, label)
+    if found < SCHEMA_VERSION:
+        raise TraceStoreError(
+            f"{label} is not a trace store at schema {SCHEMA_VERSION} (found {found}); "
+            "`plano up` creates or upgrades it"
+        )
 
 
 def _refuse_newer(found: int, label: str) -> None:
