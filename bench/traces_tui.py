@@ -600,7 +600,7 @@ def main() -> None:
     result = {
         "date": started.isoformat(timespec="seconds"),
         "command": shlex.join(["python", "bench/traces_tui.py", *sys.argv[1:]]),
-        "store": {**store, "path": str(args.db) if args.db else None},
+        "store": {**store, "path": args.db.name if args.db else None},  # no machine paths
         "open": opened,
         "in_process": ui,
         "machine": info,

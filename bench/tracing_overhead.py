@@ -94,6 +94,7 @@ MAX_TRACES = 10_000_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SETTLE_POLL_S = 0.1
 SETTLE_QUIET_POLLS = 2  # worker CPU unchanged this many polls in a row: it is idle
+ROOT = Path(__file__).resolve().parents[1]
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_post.lua"
 
 
@@ -397,7 +398,9 @@ class Wrk:
             "WRK_EXPECT_EVENTS": str(po.EXPECTED_STREAM_EVENTS if target.stream else 0),
         }
         kind = target.name.split("|", 1)[-1]
-        self.commands.setdefault(f"{kind} c={concurrency} {duration}s", " ".join(cmd))
+        # Recorded relative to the repository: results must not carry this machine's paths.
+        shown = [os.path.relpath(c, ROOT) if c == str(WRK_SCRIPT) else c for c in cmd]
+        self.commands.setdefault(f"{kind} c={concurrency} {duration}s", " ".join(shown))
         stdout, stderr, code, cpu_s = await _run_measured(cmd, env, duration + 60)
         if code != 0:
             raise RuntimeError(f"wrk exited {code}: {stderr[-2000:]!r} {stdout[-2000:]!r}")
