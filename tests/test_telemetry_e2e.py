@@ -619,13 +619,15 @@ def test_the_worker_backlog_refuses_what_does_not_fit_and_counts_it():
 
     work: queue.SimpleQueue = queue.SimpleQueue()
     backlog = Backlog(work, max_records=3, max_bytes=1_000)
-    assert backlog.offer([record(100), record(100)])
-    assert not backlog.offer([record(100), record(100)])  # 4 records > 3
-    assert not backlog.offer([record(900)])  # 1,100 bytes > 1,000
-    backlog.done(2, 200)
-    assert backlog.offer([record(900)])
-    assert (backlog.records, backlog.bytes) == (1, 900)
-    assert work.qsize() == 2
+    assert backlog.offer([record(100), record(100)]) == 0
+    # Room for one more record: the first is taken, the second refused (not both).
+    assert backlog.offer([record(100), record(100)]) == 1
+    assert (backlog.records, backlog.bytes) == (3, 300)
+    backlog.done(3, 300)
+    # By bytes: 600 + 300 fit in 1,000, the next 300 does not.
+    assert backlog.offer([record(600), record(300), record(300)]) == 1
+    assert (backlog.records, backlog.bytes) == (2, 900)
+    assert [len(item[1]) for item in (work.get(), work.get(), work.get())] == [2, 1, 2]
 
     metrics = GatewayMetrics()
     processor = TelemetryProcessor(WorkerSettings(store_enabled=False), metrics)
@@ -633,3 +635,22 @@ def test_the_worker_backlog_refuses_what_does_not_fit_and_counts_it():
     families = {f.name: f for f in text_string_to_metric_families(metrics.render()[0].decode())}
     assert families["plano_telemetry_dropped"].samples[0].value == 2
     assert processor.stats.dropped == 2
+
+
+def test_a_worker_that_cannot_read_a_message_exits_and_is_replaced(tmp_path):
+    with gateway(tmp_path) as (proxy, _):
+        sink = proxy.server.sink
+        sink.restart_interval_s = 0.0
+        old_pid = sink.pid
+        with sink._send_lock:
+            sink._conn.send_bytes(b"not a pickle")
+        # It stops (rather than hanging with a dead reader), and the next batch restarts it.
+        wait_for(lambda: sink._process.poll() is not None)
+        client = openai_client(proxy)
+        for i in range(3):
+            client.chat.completions.create(
+                model="openai/gpt-4o", messages=[{"role": "user", "content": f"after {i}"}]
+            )
+        wait_for(lambda: sink.pid != old_pid and sink._alive())
+        wait_for(lambda: sink.sent + sink.dropped == 3)
+        wait_for(lambda: len(stored(tmp_path, 1)) == sink.sent)

@@ -132,8 +132,9 @@ class ProcessSink:
         # A sender still stuck in a send (a worker that stopped reading) holds the lock:
         # then what is pending is lost, and said so, rather than shutdown hanging.
         if not self._send_lock.acquire(timeout=timeout_s):
-            self.dropped += len(self._pending) + self._unreported_drops
-            log.warning("telemetry worker is not reading; %d records dropped", self.dropped)
+            lost = len(self._pending) + self._unreported_drops
+            self.dropped += lost
+            log.warning("telemetry worker is not reading; %d records dropped", lost)
             self._kill()
             if conn is not None:
                 conn.close()
@@ -157,7 +158,12 @@ class ProcessSink:
         try:
             process.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            log.warning("telemetry worker did not stop in %.0fs; terminating it", timeout_s)
+            # Its backlog of traces still to write is lost with it: the log says so.
+            log.warning(
+                "telemetry worker did not finish writing traces in %.0fs; terminating it "
+                "(traces it had not written are lost)",
+                timeout_s,
+            )
             self._kill()
         conn.close()
         self._conn = self._process = None

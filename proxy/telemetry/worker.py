@@ -155,18 +155,24 @@ class Backlog:
         self.bytes = 0
         self._lock = threading.Lock()
 
-    def offer(self, records: list[TelemetryRecord]) -> bool:
-        """Queue a batch, or refuse all of it when it does not fit."""
-        size = sum(_body_bytes(r) for r in records)
+    def offer(self, records: list[TelemetryRecord]) -> int:
+        """Queue as many of the records as fit, oldest first; returns how many were not."""
+        sizes = [_body_bytes(r) for r in records]
         with self._lock:
-            if self.records + len(records) > self.max_records or (
-                self.bytes + size > self.max_bytes
+            room = self.max_records - self.records
+            taken = size = 0
+            # Whole-or-nothing would drop a large batch (the sink ships everything pending
+            # after a stall in one message) for want of a little room.
+            while taken < min(room, len(records)) and self.bytes + size + sizes[taken] <= (
+                self.max_bytes
             ):
-                return False
-            self.records += len(records)
+                size += sizes[taken]
+                taken += 1
+            self.records += taken
             self.bytes += size
-        self.work.put(("trace", records, size))
-        return True
+        if taken:
+            self.work.put(("trace", records[:taken], size))
+        return len(records) - taken
 
     def done(self, count: int, size: int) -> None:
         with self._lock:
@@ -181,23 +187,36 @@ def _body_bytes(record: TelemetryRecord) -> int:
 def _read_loop(
     conn: Connection, work: queue.SimpleQueue, processor: TelemetryProcessor, backlog: Backlog
 ) -> None:
-    while True:
-        try:
-            message = pickle.loads(conn.recv_bytes())
-        except (EOFError, OSError):  # the gateway is gone: write what arrived, then stop
-            break
-        if message[0] == "stop":
-            break
-        if message[0] != "batch":
-            continue
-        try:
-            sampled = processor.observe(message[1], message[2])
-        except Exception:  # the reader must outlive any one batch
-            log.exception("telemetry: a batch failed")
-            continue
-        if sampled and not backlog.offer(sampled):
-            processor.drop(len(sampled))
-    work.put(_STOP)
+    try:
+        while True:
+            try:
+                message = pickle.loads(conn.recv_bytes())
+            except (EOFError, OSError):  # the gateway is gone: write what arrived, then stop
+                break
+            if message[0] == "stop":
+                break
+            if message[0] == "batch":
+                _take(message[1], message[2], processor, backlog)
+    except BaseException:
+        # A message this process cannot read (or no memory for it): without the reader
+        # nothing gets in, so stop; the gateway starts a new worker and counts the loss.
+        log.exception("telemetry: the reader failed; the worker stops")
+        raise
+    finally:
+        work.put(_STOP)  # the writer finishes what is queued, then the worker exits
+
+
+def _take(
+    records: list[TelemetryRecord], dropped: int, processor: TelemetryProcessor, backlog: Backlog
+) -> None:
+    try:
+        sampled = processor.observe(records, dropped)
+        refused = backlog.offer(sampled) if sampled else 0
+    except Exception:  # the reader must outlive any one batch
+        log.exception("telemetry: a batch failed")
+        return
+    if refused:
+        processor.drop(refused)
 
 
 def _write_loop(
