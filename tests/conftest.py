@@ -47,3 +47,15 @@ def _isolated_plano_home(tmp_path_factory):
         os.environ.pop("PLANO_HOME", None)
     else:
         os.environ["PLANO_HOME"] = previous
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch):
+    """Local time is UTC for the test: screens and screenshots show fixed times."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -24,6 +24,7 @@ from fakes.providers import status
 from prometheus_client.parser import text_string_to_metric_families
 from proxy_harness import ProxyThread, config_from_yaml, openai_and_anthropic_upstreams
 
+from proxy.telemetry.record import TelemetryRecord
 from proxy.telemetry.settings import WorkerSettings
 from proxy.telemetry.store import TraceStore
 
@@ -564,24 +565,27 @@ def test_a_stalled_worker_catches_up_on_everything_queued_meanwhile(tmp_path):
         assert sink.dropped == 0
 
 
+def bare_record(**fields: object) -> TelemetryRecord:
+    """A sampled record with only what the bounds look at: the captured bodies."""
+    return TelemetryRecord(
+        trace_id="0" * 31 + "1",
+        span_id="0" * 15 + "1",
+        sampled=True,
+        start_ns=0,
+        end_ns=1,
+        request_id="r",
+        listener="llm",
+        api="openai_chat",
+        path="/v1/chat/completions",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
 def test_the_sink_backlog_is_bounded_by_count_and_by_bytes():
-    from proxy.telemetry.record import TelemetryRecord
     from proxy.telemetry.sink import ProcessSink
 
     def record(body: bytes) -> TelemetryRecord:
-        return TelemetryRecord(
-            trace_id="0" * 31 + "1",
-            span_id="0" * 15 + "1",
-            sampled=True,
-            start_ns=0,
-            end_ns=1,
-            request_id="r",
-            listener="llm",
-            api="openai_chat",
-            path="/v1/chat/completions",
-            request_body=body,
-            response_body=body,
-        )
+        return bare_record(request_body=body, response_body=body)
 
     by_bytes = ProcessSink(WorkerSettings(), max_pending=100, max_pending_bytes=10_000)
     for _ in range(10):
@@ -600,22 +604,10 @@ def test_the_worker_backlog_refuses_what_does_not_fit_and_counts_it():
 
     from proxy.telemetry.metrics import GatewayMetrics
     from proxy.telemetry.processor import TelemetryProcessor
-    from proxy.telemetry.record import TelemetryRecord
     from proxy.telemetry.worker import Backlog
 
     def record(size: int) -> TelemetryRecord:
-        return TelemetryRecord(
-            trace_id="0" * 31 + "1",
-            span_id="0" * 15 + "1",
-            sampled=True,
-            start_ns=0,
-            end_ns=1,
-            request_id="r",
-            listener="llm",
-            api="openai_chat",
-            path="/v1/chat/completions",
-            request_body=b"x" * size,
-        )
+        return bare_record(request_body=b"x" * size)
 
     work: queue.SimpleQueue = queue.SimpleQueue()
     backlog = Backlog(work, max_records=3, max_bytes=1_000)

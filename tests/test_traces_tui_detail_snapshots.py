@@ -3,8 +3,6 @@ __snapshots__/ (pytest-textual-snapshot; refresh with --snapshot-update after ch
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,13 +26,7 @@ class Host(App[None]):
         self.push_screen(TraceDetailScreen(self.detail))
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # conftest: local time is UTC
 
 
 @pytest.fixture

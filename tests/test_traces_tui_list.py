@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,13 +42,7 @@ NOW = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
 SEEDED = [T_CODE, T_REASON, T_FAIL, T_AGENT, T_OLD]
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # conftest: local time is UTC
 
 
 @pytest.fixture

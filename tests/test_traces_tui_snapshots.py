@@ -5,8 +5,6 @@ the same on every run; `pytest --snapshot-update` writes them anew after a wante
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +17,7 @@ from plano_cli.traces_tui.app import TracesApp
 NOW = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("utc")  # conftest: local time is UTC
 
 
 @pytest.fixture
