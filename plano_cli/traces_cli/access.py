@@ -33,15 +33,19 @@ def open_store(db: Path | None) -> TraceStore | None:
     path = store_path(db)
     if not path.exists():
         if db is not None:
-            raise AccessError(
-                f"no trace store at {path} (--db): check the path, e.g. the "
-                "tracing.store.path of your config, or leave --db out for the default"
-            )
+            raise AccessError(missing_db_message(path))
         return None
     try:
         return TraceStore.open(path, read_only=True)
     except TraceStoreError as exc:
         raise AccessError(str(exc)) from None
+
+
+def missing_db_message(path: Path) -> str:
+    return (
+        f"no trace store at {path} (--db): check the path, e.g. the "
+        "tracing.store.path of your config, or leave --db out for the default"
+    )
 
 
 def no_store_hint(path: Path) -> str:

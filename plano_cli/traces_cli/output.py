@@ -7,10 +7,18 @@ import os
 import sys
 
 from rich.console import Console
+from rich.text import Text
 
 from plano_cli.json_output import print_json_line
 
-__all__ = ["err_console", "print_json_line", "print_jsonl", "stdout_console"]
+__all__ = [
+    "err_console",
+    "print_error",
+    "print_json_line",
+    "print_jsonl",
+    "print_usage_error",
+    "stdout_console",
+]
 
 # Piped, rich would wrap tables at 80 columns; a pipe has no width, so use a generous one.
 PIPE_WIDTH = 160
@@ -30,3 +38,14 @@ def print_jsonl(payload: object) -> None:
     """One compact line per object, flushed: `tail --json | jq` sees each as it comes."""
     sys.stdout.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n")
     sys.stdout.flush()
+
+
+def print_error(message: str) -> None:
+    line = Text("error:", style="bold red")
+    line.append(f" {message}")
+    err_console().print(line)
+
+
+def print_usage_error(message: str, usage: str) -> None:
+    print_error(message)
+    err_console().print(Text(f"  usage: {usage}"))

@@ -27,7 +27,14 @@ from plano_cli.traces_cli.access import (
 )
 from plano_cli.traces_cli.args import ArgumentError, Filters, parse_since, parse_where
 from plano_cli.traces_cli.keys import TAIL_KEYS
-from plano_cli.traces_cli.output import err_console, print_json_line, print_jsonl, stdout_console
+from plano_cli.traces_cli.output import (
+    err_console,
+    print_error,
+    print_json_line,
+    print_jsonl,
+    print_usage_error,
+    stdout_console,
+)
 from plano_cli.traces_cli.payloads import list_json, request_json, stats_json, stats_total
 from proxy.telemetry.store import GroupStats, TraceStore
 
@@ -50,7 +57,7 @@ def _exit_codes(command: Callable[..., int]) -> Callable[..., int]:
         try:
             return command(*args, **kwargs)
         except AccessError as exc:
-            _error(str(exc))
+            print_error(str(exc))
             return NOT_FOUND
         except BrokenPipeError:  # `plano traces list | head`: the reader left, which is fine
             _silence_stdout()
@@ -88,7 +95,7 @@ def run_list(
 def run_show(db: Path | None, trace_id: str, as_json: bool, full: bool) -> int:
     store = open_store(db)
     if store is None:
-        _error(f"no trace {trace_id!r}: {no_store_hint(store_path(db))}")
+        print_error(f"no trace {trace_id!r}: {no_store_hint(store_path(db))}")
         return NOT_FOUND
     with store:
         try:
@@ -210,8 +217,7 @@ def _filters(command: str, since: str | None, where: list[str] | None) -> Filter
             filters = parse_where(where)
         filters.since = parse_since(since)
     except ArgumentError as exc:
-        _error(str(exc))
-        err_console().print(Text(f"  usage: {_USAGE[command]}"))
+        print_usage_error(str(exc), _USAGE[command])
         return None
     return filters
 
@@ -237,12 +243,6 @@ def _nothing(store: TraceStore, filters: Filters, as_json: bool) -> None:
         if filters.where or filters.has_extras:
             message += " with these --where filters"
     (err_console() if as_json else stdout_console()).print(Text(message))
-
-
-def _error(message: str) -> None:
-    line = Text("error:", style="bold red")
-    line.append(f" {message}")
-    err_console().print(line)
 
 
 def _silence_stdout() -> None:

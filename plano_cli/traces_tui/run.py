@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.text import Text
-
-from plano_cli.traces_cli.access import AccessError, open_store, store_path
+from plano_cli.traces_cli.access import missing_db_message, store_path
 from plano_cli.traces_cli.args import ArgumentError, parse_since, parse_where
-from plano_cli.traces_cli.output import err_console
+from plano_cli.traces_cli.output import print_error, print_usage_error
 from plano_cli.traces_tui.filter_text import ViewFilter, filter_line
 
 OK, NOT_FOUND, USAGE = 0, 1, 2
@@ -27,29 +25,15 @@ def run_viewer(
         filters = parse_where(where)
         filters.since = parse_since(since)
     except ArgumentError as exc:
-        _error(str(exc))
-        err_console().print(Text(f"  usage: {USAGE_LINE}"))
+        print_usage_error(str(exc), USAGE_LINE)
         return USAGE
     path = store_path(db)
     if db is not None and not path.exists():
-        try:
-            # Raises, with the message `plano traces list --db` gives (unless the file
-            # appeared just now: then it opens, and the viewer can go on).
-            store = open_store(db)
-            if store is not None:
-                store.close()
-        except AccessError as exc:
-            _error(str(exc))
-            return NOT_FOUND
+        print_error(missing_db_message(path))
+        return NOT_FOUND
     # textual loads only now: the scriptable commands never pay for it.
     from plano_cli.traces_tui.app import TracesApp
 
     view = ViewFilter(filter_line(since, where), filters)
     TracesApp(path, view=view, theme="light" if theme == "light" else "dark").run()
     return OK
-
-
-def _error(message: str) -> None:
-    line = Text("error:", style="bold red")
-    line.append(f" {message}")
-    err_console().print(line)

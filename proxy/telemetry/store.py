@@ -23,7 +23,7 @@ from dataclasses import fields
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 
@@ -119,56 +119,30 @@ class TraceStore:
         """
         target = Path(path).expanduser() if path is not None else plano_home() / "traces.db"
         if read_only:
-            return cls._open_read_only(target)
-        from sqlite_utils import Database
-
-        conn: sqlite3.Connection | None = None
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # timeout is SQLite's busy timeout: wait for another process's lock, not fail.
-            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-            db = Database(conn, execute_plugins=False)
-            db.enable_wal()
-            # NORMAL in WAL mode: a power cut may lose the last batches, never corrupt.
-            db.execute("PRAGMA synchronous=NORMAL")
-            # Random trace and span ids touch pages all over their indexes; 2 MB (the
-            # default) holds little of a 250 MB store. Not measured to matter yet.
-            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            # A batch of 500 requests dirties ~4,000 pages (every random-id index takes a
-            # page per row), so at SQLite's default of 1,000 every commit checkpointed.
-            # Checkpointing every few batches copies a page rewritten by each only once:
-            # -15-25% write time at 100k requests (bench/trace_store.py). The WAL file
-            # grows to ~50 MB; a power cut may lose a few more batches, still not corrupt.
-            db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-            migrate(db, str(target))
-        except (sqlite3.Error, OSError) as exc:
-            if conn is not None:
-                conn.close()
-            raise TraceStoreError(f"cannot open the trace store {target}: {exc}") from None
-        except TraceStoreError:
-            if conn is not None:
-                conn.close()
-            raise
-        return cls(conn, db, target, retention_days, max_requests, prune_every)
-
-    @classmethod
-    def _open_read_only(cls, target: Path) -> TraceStore:
-        conn: sqlite3.Connection | None = None
-        try:
             # mode=ro: never creates the file, never writes it; WAL lets it read while the
             # gateway writes.
             uri = f"{target.resolve().as_uri()}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-            check_readable(conn, str(target))
-        except (sqlite3.Error, OSError) as exc:
-            if conn is not None:
-                conn.close()
-            raise TraceStoreError(f"cannot open the trace store {target}: {exc}") from None
-        except TraceStoreError:
-            if conn is not None:
-                conn.close()
-            raise
-        return cls(conn, None, target, 0, 0, 0)
+            conn, _ = _connect(
+                target,
+                lambda: sqlite3.connect(
+                    uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+                ),
+                lambda conn: check_readable(conn, str(target)),
+            )
+            return cls(conn, None, target, 0, 0, 0)
+
+        def create() -> sqlite3.Connection:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # timeout is SQLite's busy timeout: wait for another process's lock, not fail.
+            return sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+
+        def prepare(conn: sqlite3.Connection) -> Database:
+            db = _writer_db(conn)
+            migrate(db, str(target))
+            return db
+
+        conn, db = _connect(target, create, prepare)
+        return cls(conn, db, target, retention_days, max_requests, prune_every)
 
     def close(self) -> None:
         self._conn.close()
@@ -336,6 +310,45 @@ class TraceStore:
         return self._db
 
 
+def _connect(
+    target: Path,
+    connect: Callable[[], sqlite3.Connection],
+    prepare: Callable[[sqlite3.Connection], _Prepared],
+) -> tuple[sqlite3.Connection, _Prepared]:
+    """A connection made and prepared (checked, or set up and migrated), or
+    TraceStoreError; a connection that fails its preparation is closed."""
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = connect()
+        return conn, prepare(conn)
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, sqlite3.Error | OSError):
+            raise TraceStoreError(f"cannot open the trace store {target}: {exc}") from None
+        raise
+
+
+def _writer_db(conn: sqlite3.Connection) -> Database:
+    """sqlite-utils over the connection, set up for writing."""
+    from sqlite_utils import Database
+
+    db = Database(conn, execute_plugins=False)
+    db.enable_wal()
+    # NORMAL in WAL mode: a power cut may lose the last batches, never corrupt.
+    db.execute("PRAGMA synchronous=NORMAL")
+    # Random trace and span ids touch pages all over their indexes; 2 MB (the
+    # default) holds little of a 250 MB store. Not measured to matter yet.
+    db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+    # A batch of 500 requests dirties ~4,000 pages (every random-id index takes a
+    # page per row), so at SQLite's default of 1,000 every commit checkpointed.
+    # Checkpointing every few batches copies a page rewritten by each only once:
+    # -15-25% write time at 100k requests (bench/trace_store.py). The WAL file
+    # grows to ~50 MB; a power cut may lose a few more batches, still not corrupt.
+    db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+    return db
+
+
 class _Writer:
     """One table's upsert: a prepared statement built once from its row dataclass, and the
     conversion of rows into its parameters with every free-text and JSON field scrubbed.
@@ -450,6 +463,7 @@ class _Writer:
 _json_str: Callable[[str], str] = encode_basestring_ascii
 
 
+_Prepared = TypeVar("_Prepared")
 _SCALAR_TYPES = frozenset({int, float, bool, type(None)})
 _STR_OR_NONE = frozenset({str, type(None)})
 
