@@ -5,10 +5,19 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from proxy.config import LoadResult, Mode, check_text
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property-based tests: `ci` bounds the examples so the suite keeps its run time (.ci/run and
+# the README use it); `thorough` searches much longer, for local runs before a release.
+_PROFILE_DEFAULTS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("ci", max_examples=60, derandomize=True, **_PROFILE_DEFAULTS)
+settings.register_profile("dev", max_examples=100, **_PROFILE_DEFAULTS)
+settings.register_profile("thorough", max_examples=2000, **_PROFILE_DEFAULTS)
+settings.load_profile("dev")
 
 
 def shared_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -14,6 +15,16 @@ if TYPE_CHECKING:
 
 # A stream's text kept for its trace, at most; the rest is cut and marked truncated.
 MAX_CAPTURED_RESPONSE = 1 << 20
+
+
+class Outcome(enum.StrEnum):
+    """How a request ended, beyond its status: a stream that failed after its 200 is not ok."""
+
+    OK = "ok"
+    ERROR = "error"  # answered with an error status
+    STREAM_ERROR = "stream_error"  # committed (200 sent), then ended by an error event
+    CLIENT_DISCONNECT = "client_disconnect"
+    SHUTDOWN = "shutdown"  # cut by the gateway at the end of its shutdown bound
 
 
 @dataclass(slots=True)
@@ -57,6 +68,18 @@ class Exchange:
     started_ns: int = field(default_factory=time.time_ns)  # the same instant, epoch
     first_token_at: float | None = None
     finished_at: float | None = None
+    # Set where the status alone cannot tell (a shutdown); otherwise derived by `outcome`.
+    forced_outcome: Outcome | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.forced_outcome is not None:
+            return self.forced_outcome
+        if self.status == 499:
+            return Outcome.CLIENT_DISCONNECT
+        if not 200 <= self.status < 400:
+            return Outcome.ERROR
+        return Outcome.STREAM_ERROR if self.error else Outcome.OK
 
     @property
     def latency_s(self) -> float:

@@ -83,6 +83,7 @@ class TelemetryHub:
             provider=exchange.provider,
             status=exchange.status,
             error=exchange.error,
+            outcome=exchange.outcome.value,
             first_token_ns=None
             if exchange.first_token_at is None
             else exchange.epoch_ns(exchange.first_token_at),

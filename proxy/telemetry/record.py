@@ -64,6 +64,7 @@ class TelemetryRecord:
     provider: str | None = None
     status: int = 0
     error: str | None = None
+    outcome: str = "ok"  # proxy.gateway.exchange.Outcome's value
     first_token_ns: int | None = None
     # Usage as the upstream reported it; None when it reported none.
     input_tokens: int | None = None
