@@ -62,3 +62,11 @@ OPENAI_CHAT = ClientAPI("openai_chat", Wire.OPENAI, openai_chat)
 # Errors of /v1/responses before a request has its own ResponsesAPI (bad JSON, say).
 OPENAI_RESPONSES = ClientAPI("openai_responses", None, openai_responses)
 ANTHROPIC_MESSAGES = ClientAPI("anthropic_messages", Wire.ANTHROPIC, anthropic_messages)
+
+
+def api_for_path(path: str) -> ClientAPI:
+    """The API whose error shape answers for a path: Anthropic's under /v1/messages (and its
+    routing twin), OpenAI's everywhere else, unknown paths included."""
+    if path.startswith(("/v1/messages", "/routing/v1/messages")):
+        return ANTHROPIC_MESSAGES
+    return OPENAI_CHAT

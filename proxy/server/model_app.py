@@ -20,22 +20,23 @@ from proxy.gateway.client_api import (
     OPENAI_RESPONSES,
     ClientAPI,
     ResponsesAPI,
+    api_for_path,
 )
 from proxy.gateway.exchange import Exchange
 from proxy.gateway.pipeline import ClientError, Gateway
 from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.routes import RouteSpecError, routes_from_body
 from proxy.routing.service import RoutingService, decision_payload
+from proxy.server.client_input import MAX_BODY_BYTES, check_headers, header_text, read_json
 from proxy.state.conversations import open_store
 from proxy.telemetry.hub import TRACE_ID_HEADER, TelemetryHub
 from proxy.telemetry.tracecontext import new_trace_id, parse_traceparent
 from proxy.upstream.retry import Backoff
-from proxy.wire import openai_chat, openai_responses
+from proxy.wire import openai_responses
 
 log = logging.getLogger("plano.server")
 access_log = logging.getLogger("plano.access")
 
-MAX_BODY_BYTES = 32 * 1024 * 1024  # room for a few base64 images
 GATEWAY = web.AppKey("gateway", Gateway)
 STORE = web.AppKey("store", object)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
@@ -109,17 +110,18 @@ def _endpoint(api: ClientAPI, serve):
 
     async def handler(request: web.Request) -> web.StreamResponse:
         exchange = Exchange(
-            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            request_id=header_text(request, "x-request-id") or uuid.uuid4().hex,
             api=api.name,
             path=request.path,
-            session=request.headers.get(AFFINITY_HEADER),
+            session=header_text(request, AFFINITY_HEADER),
         )
         telemetry = request.app[TELEMETRY]
         telemetry.start(request, exchange)
         try:
-            body = await _read_json(request)
+            check_headers(request)
+            body, raw = await read_json(request)
             if exchange.capture:
-                exchange.request_body = await request.read()  # aiohttp's cached copy
+                exchange.request_body = raw
             response = await serve(request, exchange, body)
         except ClientError as exc:
             exchange.status, exchange.error = exc.status, exc.message
@@ -167,7 +169,8 @@ def _routing_endpoint(api: ClientAPI):
 
     async def handler(request: web.Request) -> web.Response:
         try:
-            body = await _read_json(request)
+            check_headers(request)
+            body, _ = await read_json(request)
             try:
                 routes = routes_from_body(body)
                 # The model is optional here: the router is what is being asked.
@@ -238,22 +241,6 @@ async def _serve_responses(request: web.Request, exchange: Exchange, body: dict)
     return response
 
 
-async def _read_json(request: web.Request) -> dict:
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise ClientError(413, f"request body is larger than {MAX_BODY_BYTES} bytes") from None
-    if not raw.strip():
-        raise ClientError(400, "request body is empty; send a JSON object")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ClientError(400, f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ClientError(400, "request body must be a JSON object")
-    return body
-
-
 def _observe(app: web.Application, exchange: Exchange) -> None:
     if access_log.isEnabledFor(logging.INFO):  # build the line only when it is written
         usage = exchange.usage
@@ -289,9 +276,8 @@ async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        codec = ANTHROPIC_MESSAGES.codec if request.path.startswith("/v1/messages") else openai_chat
         message = f"{request.method} {request.path}: {exc.reason}"
-        return _json(codec.render_error(exc.status, message), exc.status)
+        return _json(api_for_path(request.path).render_error(exc.status, message), exc.status)
 
 
 def _json(payload: dict, status: int = 200, headers: dict | None = None) -> web.Response:

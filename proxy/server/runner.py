@@ -17,6 +17,7 @@ from proxy.routing.backends.ollama_router import ProgressCallback
 from proxy.routing.service import RoutingService
 from proxy.routing.setup import RouterSetupError, build_routing
 from proxy.server.model_app import Observer, build_model_app
+from proxy.server.protocol import ModelAppRunner
 from proxy.telemetry.hub import TelemetryHub
 from proxy.telemetry.settings import WorkerSettings
 from proxy.telemetry.sink import ProcessSink, TelemetryStartError
@@ -120,7 +121,7 @@ class ProxyServer:
             app = build_model_app(
                 self.config, listener, self.observers, self.backoff, self.router, hub
             )
-            runner = web.AppRunner(
+            runner = ModelAppRunner(
                 app,
                 handle_signals=False,
                 access_log=None,

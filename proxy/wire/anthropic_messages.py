@@ -195,7 +195,10 @@ def parse_request(body: dict) -> ChatRequest:
     model = _string(_required(body, "model", "model"), "model")
     max_tokens = _max_tokens(_required(body, "max_tokens", "max_tokens"))
     messages = _system_messages(body.get("system"))
-    for i, item in enumerate(_array(_required(body, "messages", "messages"), "messages")):
+    raw_messages = _array(_required(body, "messages", "messages"), "messages")
+    if not raw_messages:  # Anthropic's own wording
+        raise WireError("messages: at least one message is required", "messages")
+    for i, item in enumerate(raw_messages):
         messages.extend(_parse_message(item, f"messages.{i}"))
     tool_choice, parallel = _parse_tool_choice(body.get("tool_choice"))
     return ChatRequest(

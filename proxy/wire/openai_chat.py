@@ -65,9 +65,9 @@ def parse_request(body: dict) -> ChatRequest:
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise WireError("'messages' must be a non-empty array", "messages")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 1):
-        raise WireError("'max_tokens' must be a positive integer", "max_tokens")
+    # Both are checked: a null max_completion_tokens must not wave a bad max_tokens through.
+    legacy_max_tokens = _positive_int(body, "max_tokens")
+    max_tokens = _positive_int(body, "max_completion_tokens") or legacy_max_tokens
     stop = body.get("stop")
     if isinstance(stop, str):
         stop = [stop]
@@ -86,10 +86,17 @@ def parse_request(body: dict) -> ChatRequest:
         temperature=_number(body, "temperature"),
         top_p=_number(body, "top_p"),
         stop=stop or [],
-        stream=body.get("stream") is True,
+        stream=_optional(body, "stream", bool) is True,
         user=_optional(body, "user", str),
         metadata=_optional(body, "metadata", dict),
     )
+
+
+def _positive_int(body: dict, key: str) -> int | None:
+    value = body.get(key)
+    if value is not None and (not _is_int(value) or value < 1):
+        raise WireError(f"'{key}' must be a positive integer", key)
+    return value
 
 
 def wants_usage_in_stream(body: dict) -> bool:
@@ -335,7 +342,11 @@ class StreamRenderer:
 def render_error(
     status: int, message: str, error_type: str | None = None, param: str | None = None
 ) -> dict:
-    kind = error_type or _ERROR_TYPES.get(status, "api_error")
+    kind = (
+        error_type
+        or _ERROR_TYPES.get(status)
+        or ("invalid_request_error" if 400 <= status < 500 else "api_error")
+    )
     return {"error": {"message": message, "type": kind, "param": param, "code": None}}
 
 
