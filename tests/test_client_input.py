@@ -199,6 +199,37 @@ def test_a_null_max_completion_tokens_does_not_hide_a_bad_max_tokens(client, fak
     assert message == "'max_tokens' must be a positive integer"
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "needle"),
+    [
+        ("/v1/chat/completions", {**CHAT, "messages": [{"role": ["user"]}]}, "got ['user']"),
+        ("/v1/responses", {**RESPONSES, "input": [{"role": {"a": 1}}]}, "got {'a': 1}"),
+        (
+            "/v1/responses",
+            {
+                **RESPONSES,
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_image", "image_url": "data:,", "detail": []}],
+                    }
+                ],
+            },
+            "got []",
+        ),
+        ("/v1/messages", {**MESSAGES, "tool_choice": {"type": ["auto"]}}, "got ['auto']"),
+        # a client's value is quoted cut short, however large it is
+        ("/v1/chat/completions", {**CHAT, "messages": [{"role": "x" * 10**6}]}, "x...x"),
+    ],
+)
+def test_a_list_where_a_name_belongs_is_a_400(client, fakes, caplog, path, body, needle):
+    status, message = post(client, path, body)
+    assert (status, calls(fakes)) == (400, 0)
+    assert needle in message
+    assert len(message) < 200
+    assert_no_traceback(caplog)
+
+
 @pytest.mark.parametrize("path", ["/v1/messages", "/routing/v1/messages"])
 def test_anthropic_messages_must_not_be_empty(client, fakes, path):
     status, message = post(client, path, {**MESSAGES, "messages": []})
@@ -369,3 +400,20 @@ async def test_an_unhandled_handler_error_is_json_in_the_paths_shape(caplog):
     finally:
         await runner.cleanup()
     assert [r.exc_info[0] for r in caplog.records if r.exc_info] == [RuntimeError] * 2
+
+
+@pytest.mark.parametrize(
+    ("read", "path"),
+    [
+        (b"POST /v1/messages HTTP/1.1\r\nHost: x\r\n", "/v1/messages"),
+        # the end of a body answered before it was read, then the next request
+        (b'"}]}POST /v1/messages HTTP/1.1\r\nx-a: \x00\r\n', "/v1/messages"),
+        (b"GET /v1/messages?q=" + b"a" * 9000, "/v1/messages?q=" + "a" * 49),
+        (b"POST /v1/messages HTTP/1.1\r\nUser-Agent: x HTTP/1.1\r\n", "/v1/messages"),
+        (b'{"model": "x"}', None),
+    ],
+)
+def test_the_path_of_an_unparseable_request_is_found_in_the_read(read, path):
+    from proxy.server.protocol import _last_request_path
+
+    assert _last_request_path(read) == path

@@ -30,8 +30,10 @@ from proxy.server.client_input import UNSUPPORTED_ENCODING
 
 log = logging.getLogger("plano.server")
 
-# The path of a request line at the start of a read, remembered to shape a later error.
-_REQUEST_LINE = re.compile(rb"[A-Z]{3,7} (/[!-~]{0,64})")
+# A request line's method and path: at the start of a read, or just before " HTTP/1.x".
+_REQUEST_START = re.compile(rb"[A-Z]{3,7} (/[!-~]*)")
+_REQUEST_LINE = re.compile(rb"[A-Z]{3,7} (/[!-~]*)\Z")
+_MAX_REQUEST_LINE = 8190
 
 
 class ModelAppRunner(web.AppRunner):
@@ -60,12 +62,12 @@ class _Connection(RequestHandler):
         self._path_hint = "/"
 
     def data_received(self, data: bytes) -> None:
-        # A read that starts a request starts with its request line. When parsing fails
-        # aiohttp has forgotten the path; this keeps it. A body chunk that happens to look
-        # like a request line only changes which error shape a later parse error takes.
-        match = _REQUEST_LINE.match(data)
-        if match is not None:
-            self._path_hint = match.group(1).decode("ascii")
+        # When parsing fails aiohttp has forgotten the path: remember the last one seen.
+        # A body that happens to hold a request line only changes which shape a later
+        # parse error on this connection takes.
+        path = _last_request_path(data)
+        if path is not None:
+            self._path_hint = path
         super().data_received(data)
 
     def log_exception(self, *args, **kwargs) -> None:
@@ -123,3 +125,19 @@ class _Connection(RequestHandler):
         if isinstance(exc, InvalidURLError | BadHttpMethod):
             return status, "the request line is malformed"
         return status, "the HTTP request is malformed"
+
+
+def _last_request_path(data: bytes) -> str | None:
+    """The path of the last request line in a read (one that ends in it, or starts with it).
+
+    Not only at the start: a read can begin with the end of the previous request's body
+    (one answered before it was read) and go on into the next request.
+    """
+    end = data.rfind(b" HTTP/1.")
+    match = None
+    if end >= 0:  # aiohttp refuses request lines over 8190 bytes: look no further back
+        start = max(data.rfind(b"\n", 0, end) + 1, end - _MAX_REQUEST_LINE)
+        match = _REQUEST_LINE.search(data, start, end)
+    if match is None:
+        match = _REQUEST_START.match(data)  # a request line longer than the read
+    return match.group(1)[:64].decode("ascii") if match is not None else None

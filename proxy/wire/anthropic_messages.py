@@ -54,6 +54,7 @@ from proxy.canonical import (
     UsageReport,
     WireError,
 )
+from proxy.wire.fields import one_of, shown
 from proxy.wire.sse import SSEEvent, format_sse
 
 __all__ = [
@@ -335,7 +336,7 @@ def _image_part(block: dict, path: str) -> ImagePart:
     if kind == "url":
         return ImagePart(url=_field_string(source, "url", source_path))
     raise WireError(
-        f"{source_path}.type: image source must be 'base64' or 'url', got {kind!r}",
+        f"{source_path}.type: image source must be 'base64' or 'url', got {shown(kind)}",
         f"{source_path}.type",
     )
 
@@ -369,7 +370,7 @@ def _tool_result_part(value: object, path: str) -> Part:
     kind = _block_type(value, path)
     if kind not in ("text", "image"):
         raise WireError(
-            f"{path}.type: tool_result content blocks must be 'text' or 'image', got {kind!r}",
+            f"{path}.type: tool_result content blocks must be 'text' or 'image', got {shown(kind)}",
             f"{path}.type",
         )
     return _content_part(value, kind, path)
@@ -401,9 +402,9 @@ def _parse_tool_choice(value: object) -> tuple[ToolChoice | None, bool | None]:
         return None, None
     choice = _object(value, "tool_choice")
     kind = _required(choice, "type", "tool_choice.type")
-    if kind not in _CHOICE_FROM_WIRE:
+    if not one_of(kind, _CHOICE_FROM_WIRE):
         raise WireError(
-            f"tool_choice.type: must be one of 'auto', 'any', 'tool', 'none', got {kind!r}",
+            f"tool_choice.type: must be one of 'auto', 'any', 'tool', 'none', got {shown(kind)}",
             "tool_choice.type",
         )
     name = None

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import reprlib
 import uuid
 from typing import Any
 
 from proxy.canonical import WireError
 
 _KIND_NAMES = {str: "a string", bool: "a boolean", dict: "an object", list: "an array"}
+# A client's value quoted in an error: bounded work and length, whatever its size.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxdict, _SHOWN.maxlist = 2, 3, 3
+_SHOWN.maxstring = _SHOWN.maxother = 40
 
 
 def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
+
+
+def shown(value: object) -> str:
+    """A value a client sent, for an error message: its repr, cut short."""
+    return _SHOWN.repr(value)
+
+
+def one_of(value: object, allowed) -> bool:
+    """Whether a client's value is one of a set of strings (a list is not hashable)."""
+    return isinstance(value, str) and value in allowed
 
 
 def is_int(value: object) -> bool:

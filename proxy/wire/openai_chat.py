@@ -34,7 +34,9 @@ from proxy.canonical import (
 from proxy.wire.fields import is_int as _is_int
 from proxy.wire.fields import new_id as _new_id
 from proxy.wire.fields import number_field as _number
+from proxy.wire.fields import one_of as _one_of
 from proxy.wire.fields import optional_field as _optional
+from proxy.wire.fields import shown as _shown
 from proxy.wire.sse import SSEEvent
 
 _FINISH_TO_STOP = {
@@ -109,9 +111,10 @@ def _parse_message(raw: object, index: int) -> Message:
     if not isinstance(raw, dict):
         raise WireError(f"{where} must be an object", where)
     role = raw.get("role")
-    if role not in _ROLES:
+    if not _one_of(role, _ROLES):
         raise WireError(
-            f"{where}.role must be one of system, developer, user, assistant, tool; got {role!r}",
+            f"{where}.role must be one of system, developer, user, assistant, tool; "
+            f"got {_shown(role)}",
             f"{where}.role",
         )
     content = _parse_content(raw.get("content"), f"{where}.content")

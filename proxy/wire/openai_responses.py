@@ -62,7 +62,9 @@ from proxy.wire import openai_chat
 from proxy.wire.fields import is_int as _is_int
 from proxy.wire.fields import new_id as _new_id
 from proxy.wire.fields import number_field as _number
+from proxy.wire.fields import one_of as _one_of
 from proxy.wire.fields import optional_field as _optional
+from proxy.wire.fields import shown as _shown
 from proxy.wire.sse import format_sse
 
 __all__ = [
@@ -216,9 +218,9 @@ def _parse_input(raw: object, continues: bool) -> list[Message]:
 
 def _parse_message(item: dict, where: str) -> Message:
     role = item.get("role")
-    if role not in _MESSAGE_ROLES:
+    if not _one_of(role, _MESSAGE_ROLES):
         raise WireError(
-            f"{where}.role must be one of user, assistant, system, developer; got {role!r}",
+            f"{where}.role must be one of user, assistant, system, developer; got {_shown(role)}",
             f"{where}.role",
         )
     content = _parse_content(item.get("content"), f"{where}.content")
@@ -260,9 +262,9 @@ def _parse_image(part: dict, where: str) -> ImagePart:
             f"{where}.image_url must be a string (an https: or data: URL)", f"{where}.image_url"
         )
     detail = part.get("detail")
-    if detail is not None and detail not in _IMAGE_DETAILS:
+    if detail is not None and not _one_of(detail, _IMAGE_DETAILS):
         raise WireError(
-            f"{where}.detail must be one of low, high, auto, original; got {detail!r}",
+            f"{where}.detail must be one of low, high, auto, original; got {_shown(detail)}",
             f"{where}.detail",
         )
     return ImagePart(url=url, detail=detail)
