@@ -75,3 +75,23 @@ def openai_and_anthropic_upstreams(openai_key: str, anthropic_key: str):
     oa, an = FakeProvider(expected_key=openai_key), FakeProvider(expected_key=anthropic_key)
     with ServerThread(openai_app(oa)) as oa_server, ServerThread(anthropic_app(an)) as an_server:
         yield {"openai": (oa, oa_server.base_url), "anthropic": (an, an_server.base_url)}
+
+
+def openai_and_anthropic_config(
+    upstreams: dict, openai_key: str, anthropic_key: str, retries: int = 2, extra: str = ""
+) -> Config:
+    """A listener over the two stand-ins of `openai_and_anthropic_upstreams`: openai/gpt-4o
+    (the default) and anthropic/claude-sonnet-4-6; `extra` is more top-level YAML."""
+    head = textwrap.dedent(
+        f"""\
+        version: v0.4.0
+        listeners: [{{type: model, max_retries: {retries}}}]
+        model_providers:
+          - {{model: openai/gpt-4o, base_url: "{upstreams["openai"][1]}/v1",
+              access_key: $OA, default: true}}
+          - {{model: anthropic/claude-sonnet-4-6, base_url: "{upstreams["anthropic"][1]}",
+              access_key: $AN}}
+        """
+    )
+    env = {"OA": openai_key, "AN": anthropic_key}
+    return config_from_yaml(head + textwrap.dedent(extra), env=env)

@@ -11,7 +11,7 @@ import zlib
 
 import orjson
 import pytest
-from proxy_harness import ProxyThread, config_from_yaml, openai_and_anthropic_upstreams
+from proxy_harness import ProxyThread, openai_and_anthropic_config, openai_and_anthropic_upstreams
 from raw_http import RawClient, error_message
 
 from proxy.server.client_input import MAX_BODY_BYTES, MAX_JSON_DEPTH, READ_HEADERS
@@ -42,18 +42,7 @@ def upstreams():
 
 @pytest.fixture(scope="module")
 def proxy(upstreams):
-    config = config_from_yaml(
-        f"""\
-        version: v0.4.0
-        listeners: [{{type: model, max_retries: 2}}]
-        model_providers:
-          - {{model: openai/gpt-4o, base_url: "{upstreams["openai"][1]}/v1",
-              access_key: $OA, default: true}}
-          - {{model: anthropic/claude-sonnet-4-6, base_url: "{upstreams["anthropic"][1]}",
-              access_key: $AN}}
-        """,
-        env={"OA": OPENAI_KEY, "AN": ANTHROPIC_KEY},
-    )
+    config = openai_and_anthropic_config(upstreams, OPENAI_KEY, ANTHROPIC_KEY)
     with ProxyThread(config) as running:
         yield running
 

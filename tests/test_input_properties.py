@@ -22,7 +22,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from proxy_harness import ProxyThread, config_from_yaml, openai_and_anthropic_upstreams
+from proxy_harness import ProxyThread, openai_and_anthropic_config, openai_and_anthropic_upstreams
 from raw_http import RawClient, Reply, error_message
 
 from proxy.server.client_input import MAX_BODY_BYTES, READ_HEADERS
@@ -170,25 +170,18 @@ def exchanges() -> list:
 @pytest.fixture(scope="module")
 def client(loud, exchanges):
     with openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as upstreams:
-        config = config_from_yaml(
-            f"""\
-            version: v0.4.0
-            listeners: [{{type: model, max_retries: 1}}]
-            model_providers:
-              - {{model: openai/gpt-4o, base_url: "{upstreams["openai"][1]}/v1",
-                  access_key: $OA, default: true}}
-              - {{model: anthropic/claude-sonnet-4-6, base_url: "{upstreams["anthropic"][1]}",
-                  access_key: $AN}}
+        extra = """\
             model_aliases:
-              fast: {{target: gpt-4o, fallbacks: [anthropic/claude-sonnet-4-6]}}
+              fast: {target: gpt-4o, fallbacks: [anthropic/claude-sonnet-4-6]}
             routing_preferences:
               - name: code_generation
                 description: writing code, functions and unit tests
                 models: [anthropic/claude-sonnet-4-6, openai/gpt-4o]
             routing:
-              router: {{backend: embedded}}
-            """,
-            env={"OA": OPENAI_KEY, "AN": ANTHROPIC_KEY},
+              router: {backend: embedded}
+            """
+        config = openai_and_anthropic_config(
+            upstreams, OPENAI_KEY, ANTHROPIC_KEY, retries=1, extra=extra
         )
         with ProxyThread(config, observers=[exchanges.append]) as proxy:
             raw = RawClient(proxy.server.bound[0].port)
