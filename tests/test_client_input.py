@@ -406,3 +406,35 @@ def test_the_path_of_an_unparseable_request_is_found_in_the_read(read, path):
     from proxy.server.protocol import _last_request_path
 
     assert _last_request_path(read) == path
+
+
+# --- a body that never finishes arriving -----------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_a_body_sent_too_slowly_is_a_408_in_the_paths_shape(proxy, fakes, monkeypatch, path):
+    import socket
+
+    from proxy.server import client_input
+
+    monkeypatch.setattr(client_input, "BODY_READ_TIMEOUT_S", 0.5)
+    with socket.create_connection(("127.0.0.1", proxy.server.bound[0].port), timeout=10) as sock:
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"model": ')  # then nothing more
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            reply += data
+    status_line, _, rest = reply.partition(b"\r\n")
+    assert b" 408 " in status_line
+    body = orjson.loads(rest.partition(b"\r\n\r\n")[2])
+    message = body["error"]["message"]
+    assert "did not arrive within 0.5 s" in message
+    if path == "/v1/messages":
+        assert body["type"] == "error"
+    assert calls(fakes) == 0

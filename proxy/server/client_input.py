@@ -14,6 +14,7 @@ rendered by `proxy.server.protocol`.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from array import array
 from itertools import accumulate
@@ -34,6 +35,9 @@ MAX_BODY_BYTES = 32 * 1024 * 1024  # room for a few base64 images
 # 128 keeps half of orjson's limit as headroom, and is far deeper than real requests
 # (tool JSON schemas rarely pass 20 levels).
 MAX_JSON_DEPTH = 128
+# A client that sends its body slower than this holds a handler and a buffer for nothing
+# (a slow-loris): the whole body must arrive within it.
+BODY_READ_TIMEOUT_S = 60.0
 
 SUPPORTED_ENCODINGS = ("gzip", "deflate")
 UNSUPPORTED_ENCODING = (
@@ -124,10 +128,15 @@ async def _read_body(request: web.Request, coding: str | None) -> bytes:
     body = bytearray()
     stream = request.content
     try:
-        while chunk := await stream.readany():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise too_large
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+            while chunk := await stream.readany():
+                body += chunk
+                if len(body) > MAX_BODY_BYTES:
+                    raise too_large
+    except TimeoutError:
+        raise ClientError(
+            408, f"request body did not arrive within {BODY_READ_TIMEOUT_S:g} s"
+        ) from None
     except RequestPayloadError:
         if coding:
             raise ClientError(
