@@ -9,7 +9,6 @@ stops the gateway from serving.
 
 from __future__ import annotations
 
-
 from proxy.config.model import Config, RouterSettings
 from proxy.routing.backends.base import RouterUnavailable
 from proxy.routing.backends.embedded import EmbeddedBackend
@@ -18,7 +17,6 @@ from proxy.routing.backends.ollama_router import OllamaBackend, ProgressCallback
 from proxy.routing.backends.openai_router import OpenAICompatibleBackend
 from proxy.routing.routes import routes_from_config
 from proxy.routing.service import RoutingService
-
 
 
 class RouterSetupError(Exception):
