@@ -48,9 +48,11 @@ def _config(ups, extra: str = ""):
 
 @pytest.fixture(scope="module")
 def proxy():
-    with openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as ups:
-        with ProxyThread(_config(ups)) as running:
-            yield running
+    with (
+        openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as ups,
+        ProxyThread(_config(ups)) as running,
+    ):
+        yield running
 
 
 def oa(proxy) -> openai.OpenAI:
