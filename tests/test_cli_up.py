@@ -8,10 +8,10 @@ import socket
 import subprocess
 import sys
 import time
-from http.client import HTTPConnection
 
 import pytest
 from fakes.ollama_server import closed_port_url
+from test_cli_daemon import answers, free_port
 
 PROVIDERS = (
     "model_providers:\n"
@@ -22,12 +22,6 @@ ROUTES = (
     "routing_preferences:\n"
     "  - {name: code, description: writing code and fixing bugs, models: [openai/gpt-4o]}\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write(tmp_path, port: int, extra: str = "") -> str:
@@ -62,7 +56,7 @@ def serve_then_stop(tmp_path, config: str, port: int) -> str:
     )
     try:
         deadline = time.monotonic() + 90
-        while not _answers(port):
+        while not answers(port):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"plano up did not serve: {process.communicate(timeout=10)[1]}")
             time.sleep(0.2)
@@ -70,17 +64,6 @@ def serve_then_stop(tmp_path, config: str, port: int) -> str:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     return stderr
-
-
-def _answers(port: int) -> bool:
-    conn = HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 def test_a_taken_port_is_an_error_and_nothing_is_left_open(tmp_path):
