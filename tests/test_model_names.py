@@ -13,7 +13,10 @@ import sqlite3
 
 import anthropic
 import openai
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from proxy_harness import ProxyThread, config_from_yaml, openai_and_anthropic_upstreams
 
 from proxy.config.redact import MASK, mask_key_like
@@ -120,6 +123,31 @@ def test_renaming_touches_only_the_model_key():
     delta = '{"type":"content_block_delta","delta":{"text":"the \\"model\\" key"}}'
     assert rename.text(delta) == delta
     assert rename.body(chunk.encode()) == rename.text(chunk).encode()
+
+
+# Text that looks like the key: quotes, backslashes, `"model":` itself, any unicode.
+TRICKY = st.lists(st.sampled_from(['"', "\\", ",", "{", ":", " ", '"model"', "é", "\n"])).map(
+    "".join
+)
+
+
+@given(
+    model=st.text(),
+    content=TRICKY,
+    args=TRICKY,
+    spaced=st.booleans(),
+)
+def test_renaming_any_answer_changes_its_model_only(model, content, args, spaced):
+    chunk = {
+        "id": content,
+        "object": "chat.completion.chunk",
+        "model": model,
+        "choices": [{"delta": {"content": content, "tool_calls": [{"arguments": args}]}}],
+    }
+    text = json.dumps(chunk) if spaced else orjson.dumps(chunk).decode()
+    renamed = json.loads(ModelRenamer("local/x").text(text))
+    assert renamed == {**chunk, "model": "local/x"}
+    assert orjson.loads(ModelRenamer("a/b").body(text.encode())) == {**chunk, "model": "a/b"}
 
 
 # --- a client's key sent as the model -------------------------------------------------------
