@@ -6,8 +6,10 @@ import logging
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from plano_cli.pull_progress import PullBar
 from proxy.config.model import Config
@@ -20,8 +22,15 @@ from proxy.telemetry.settings import worker_settings
 from proxy.upstream.targets import TargetError
 
 
-def run_foreground(config: Config, *, shutdown_timeout: float, access_log: bool) -> int:
+def run_foreground(
+    config: Config, *, shutdown_timeout: float, access_log: bool, detached: bool = False
+) -> int:
+    """Serve until a signal. `detached`: the background process of `plano up -d`, whose
+    output is plano.log; stopped with `plano down`."""
     console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        # A log file or a pipe: no 80-column wrapping of messages (rich's default there).
+        console.soft_wrap = True
     log_writer = _configure_logging(access_log)
     pull_bar = PullBar(console, config.routing.router.model or "router model")
     server = ProxyServer(
@@ -43,7 +52,13 @@ def run_foreground(config: Config, *, shutdown_timeout: float, access_log: bool)
         except OSError as exc:
             console.print(f"[red]error:[/red] cannot listen: {exc.strerror or exc}")
             raise SystemExit(1) from None
-        console.print(_panel(config, server))
+        rows = summary_rows(config, server)
+        if console.is_terminal:
+            console.print(_panel(rows))
+        else:
+            # A log is read later, in another width: plain lines, and how to stop this one.
+            stop = "`plano down` stops it" if detached else "Ctrl-C or SIGTERM stops it"
+            console.print(_plain(rows, stop), markup=False)
         await server.serve_until_signalled()
 
     try:
@@ -58,35 +73,58 @@ def run_foreground(config: Config, *, shutdown_timeout: float, access_log: bool)
     return 0
 
 
-def _panel(config: Config, server: ProxyServer) -> Panel:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+def summary_rows(config: Config, server: ProxyServer) -> list[tuple[str, str]]:
+    """What is being served, as (name, value) rows in rich markup."""
+    rows: list[tuple[str, str]] = []
     for bound in server.bound:
-        table.add_row(
-            f"{bound.listener.type.value} listener",
-            f"{bound.url}  [dim]({bound.listener.name})[/dim]",
+        rows.append(
+            (
+                f"{bound.listener.type.value} listener",
+                f"{bound.url}  [dim]({bound.listener.name})[/dim]",
+            )
         )
     for listener in server.skipped:
-        table.add_row(
-            f"{listener.type.value} listener",
-            f"[yellow]not served yet[/yellow] [dim]({listener.name}, port {listener.port})[/dim]",
+        rows.append(
+            (
+                f"{listener.type.value} listener",
+                "[yellow]not served yet[/yellow] "
+                f"[dim]({listener.name}, port {listener.port})[/dim]",
+            )
         )
     default = config.default_provider
     for provider in config.providers:
         mark = " [green](default)[/green]" if provider is default else ""
-        table.add_row("model", f"{provider.model}{mark}")
+        rows.append(("model", f"{escape(provider.model)}{mark}"))
     for alias, target in config.aliases.items():
-        table.add_row("alias", f"{alias} → {target}")
-    table.add_row("routes", ", ".join(r.name for r in config.routes) or "[dim]none[/dim]")
+        fallbacks = config.alias_fallbacks.get(alias, ())
+        then = f"  [dim]fallbacks: {escape(', '.join(fallbacks))}[/dim]" if fallbacks else ""
+        rows.append(("alias", f"{escape(alias)} → {escape(target)}{then}"))
+    rows.append(("routes", escape(", ".join(r.name for r in config.routes)) or "[dim]none[/dim]"))
     if server.router is not None:
         *notes, router = server.router.notes or ["router: -"]
-        table.add_row("router", router.removeprefix("router: "))
-        for note in notes:
-            table.add_row("", f"[yellow]{note}[/yellow]")
-    for name, value in telemetry_rows(config, server):
+        rows.append(("router", escape(router.removeprefix("router: "))))
+        rows.extend(("", f"[yellow]{escape(note)}[/yellow]") for note in notes)
+    rows.extend(telemetry_rows(config, server))
+    return rows
+
+
+def _panel(rows: list[tuple[str, str]]) -> Panel:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for name, value in rows:
         table.add_row(name, value)
     return Panel(table, title="plano up", subtitle="Ctrl-C to stop", expand=False)
+
+
+def _plain(rows: list[tuple[str, str]], stop: str) -> str:
+    width = max(len(name) for name, _ in rows)
+    lines = ["plano up: serving"]
+    lines += [
+        f"  {name:<{width}}  {Text.from_markup(value).plain}".rstrip() for name, value in rows
+    ]
+    lines.append(f"  {stop}")
+    return "\n".join(lines)
 
 
 def telemetry_rows(config: Config, server: ProxyServer) -> list[tuple[str, str]]:

@@ -128,8 +128,22 @@ def test_up_detach_serves_in_the_background(home, running):
     assert meta["listeners"] == [f"http://127.0.0.1:{port}"]
     assert meta["started_at"]
     log = home.log_file.read_text()
-    assert "plano up" in log  # the start-up panel went to the log
     assert SECRET not in log + home.meta_file.read_text() + result.stdout + result.stderr
+
+
+def test_the_log_gets_a_plain_summary_not_the_terminal_panel(home, running):
+    port, _ = running
+    deadline = time.monotonic() + 10
+    while "stops it" not in home.log_file.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the child writes it once its listeners are up
+    log = home.log_file.read_text()
+    assert "plano up: serving\n" in log
+    assert f"  model listener  http://127.0.0.1:{port}  (model_listener)\n" in log
+    assert "  `plano down` stops it\n" in log
+    assert "Ctrl-C" not in log
+    assert not set(log) & set("╭╮╰╯│─")  # no box
+    summary = log.split("plano up: serving\n", 1)[1].split("  `plano down`", 1)[0]
+    assert all(line == line.rstrip() for line in summary.splitlines())  # no padding to 200
 
 
 def test_status_reports_a_running_proxy(home, running):
@@ -239,14 +253,18 @@ def test_a_busy_port_exits_1_before_spawning(home):
 
 
 def test_a_crash_during_start_up_shows_the_log(home):
-    # Valid config, but the gateway cannot call Bedrock yet: the background process exits 1.
-    path = home.config(free_port(), model="amazon_bedrock/us.amazon.nova-pro-v1:0")
+    # A valid config whose local model does not exist: the background process exits 1.
+    path = home.root / "local.yaml"
+    path.write_text(
+        "version: v0.4.0\n"
+        f"listeners:\n  - {{type: model, address: 127.0.0.1, port: {free_port()}}}\n"
+        "model_providers:\n  - model: local/no-such-model.gguf\n"
+    )
     result = home.plano("up", "--detach", str(path))
     assert result.returncode == 1
     assert "plano exited during start-up (exit code 1); the end of its log:" in result.stderr
-    assert "  | error: amazon_bedrock/us.amazon.nova-pro-v1:0: amazon_bedrock is not" in (
-        result.stderr
-    )
+    assert "  | error: " in result.stderr
+    assert "no-such-model.gguf" in result.stderr
     assert not home.pid_file.exists()
     assert not home.meta_file.exists()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 
 import anthropic
 import openai
@@ -35,6 +36,9 @@ TOOL = {
 }
 
 
+SEEN: list = []  # every request's Exchange: what the access log and telemetry record
+
+
 @pytest.fixture(scope="module")
 def proxy():
     config = config_from_yaml("""\
@@ -44,7 +48,7 @@ def proxy():
           - {model: local/smollm2-135m, default: true}
         model_aliases: {fast: {target: local/smollm2-135m}}
         """)
-    with ProxyThread(config, shutdown_timeout=30) as running:
+    with ProxyThread(config, shutdown_timeout=30, observers=[SEEN.append]) as running:
         yield running
 
 
@@ -115,8 +119,50 @@ def test_anthropic_client_is_translated(proxy, stream):
     assert message.content[0].type == "text"
     assert message.content[0].text.strip()
     assert message.stop_reason in ("end_turn", "max_tokens")
-    if not stream:  # llama.cpp's server reports no usage in streams
-        assert message.usage.output_tokens > 0
+    assert message.usage.output_tokens > 0  # streamed too: the server is asked for usage
+
+
+ASK = {
+    "temperature": 0,
+    "max_tokens": 12,
+    "messages": [{"role": "user", "content": "Name a fruit."}],
+}
+
+
+def test_streams_record_the_tokens_the_unstreamed_answer_reports(proxy):
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    whole = client.chat.completions.create(model="fast", **ASK).usage
+    SEEN.clear()
+    # The client does not ask for usage: it gets none, the gateway still records it.
+    chunks = list(client.chat.completions.create(model="fast", stream=True, **ASK))
+    assert all(c.usage is None for c in chunks)
+    deadline = time.monotonic() + 10
+    while not SEEN and time.monotonic() < deadline:  # recorded once the handler returns
+        time.sleep(0.01)
+    (exchange,) = SEEN
+    assert exchange.stream
+    assert (exchange.usage.input_tokens, exchange.usage.output_tokens) == (
+        whole.prompt_tokens,
+        whole.completion_tokens,
+    )
+    # Asked for, it is the last chunk, with the same counts.
+    asked = list(
+        client.chat.completions.create(
+            model="fast", stream=True, stream_options={"include_usage": True}, **ASK
+        )
+    )
+    assert asked[-1].choices == []
+    assert asked[-1].usage.prompt_tokens == whole.prompt_tokens
+    assert asked[-1].usage.completion_tokens == whole.completion_tokens
+
+
+def test_the_answer_names_the_model_as_x_plano_model(proxy):
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(model="fast", **ASK)
+    assert raw.headers["x-plano-model"] == "local/smollm2-135m"
+    assert raw.parse().model == "local/smollm2-135m"  # not llama.cpp's "smollm2-135m"
+    chunks = list(client.chat.completions.create(model="fast", stream=True, **ASK))
+    assert {c.model for c in chunks} == {"local/smollm2-135m"}
 
 
 def test_forced_tool_call(proxy):

@@ -49,6 +49,52 @@ def test_inline_routes_in_v04_warn():
     assert found(result, "inline-routing-preferences")[0][1:] == (6, 5)
 
 
+def test_inline_routes_warn_once_per_list():
+    result = check("""\
+        version: v0.4.0
+        listeners: [{name: m, type: model}]
+        model_providers:
+          - model: openai/gpt-4o
+            access_key: $K
+            routing_preferences:
+              - {name: code, description: writing code}
+              - {name: code, description: the same name again}
+              - {name: debug, description: fixing bugs}
+        """)
+    problems = [p for p in result.problems if p.code == "inline-routing-preferences"]
+    assert [(p.message, p.line) for p in problems] == [
+        ("inline routing_preferences under openai/gpt-4o are deprecated in v0.4.0", 6)
+    ]
+    assert problems[0].hint == (
+        "move routes 'code', 'debug' to the top-level routing_preferences "
+        "with `models: [openai/gpt-4o]`."
+    )
+
+
+def test_upstream_timeout_ms_is_the_default_listener_timeout():
+    result = check("""\
+        version: v0.4.0
+        listeners:
+          - {name: m, type: model}
+          - {name: n, type: prompt, timeout: 5s}
+        model_providers: [{model: openai/gpt-4o, access_key: $K}]
+        overrides: {upstream_timeout_ms: 45000}
+        """)
+    assert [lst.timeout_s for lst in result.config.listeners] == [45.0, 5.0]
+
+
+def test_legacy_routing_llm_provider_names_the_router_model():
+    result = check("""\
+        version: v0.1.0
+        listeners: [{name: m, type: model}]
+        llm_providers:
+          - {name: arch-router, model: arch/Arch-Router, base_url: 'http://localhost:11434'}
+        routing: {llm_provider: arch-router}
+        """)
+    assert result.config.routing.router_model == "arch-router"
+    assert result.config.models.resolve("arch-router").model == "arch/Arch-Router"
+
+
 def test_legacy_listeners_and_providers():
     result = check("""\
         version: v0.1.0

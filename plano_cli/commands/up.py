@@ -75,7 +75,10 @@ def up(
 
     try:
         code = run_foreground(
-            result.config, shutdown_timeout=shutdown_timeout, access_log=not quiet
+            result.config,
+            shutdown_timeout=shutdown_timeout,
+            access_log=not quiet,
+            detached=detached_child,
         )
     finally:
         if detached_child:

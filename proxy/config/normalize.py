@@ -70,7 +70,7 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         for alias, spec in _mapping(data.get("model_aliases")).items()
         if isinstance(spec, dict) and spec.get("fallbacks")
     }
-    listeners = _listeners(data, providers, report)
+    listeners = _listeners(data, providers, report, _default_timeout(data))
     return Config(
         version=version,
         path=report.source_map.file,
@@ -152,7 +152,15 @@ def _providers(data: dict, key: str, report: Reporter) -> Iterator[ModelProvider
         )
 
 
-def _listeners(data: dict, providers: tuple, report: Reporter) -> tuple[Listener, ...]:
+def _default_timeout(data: dict) -> float:
+    """overrides.upstream_timeout_ms: the timeout of listeners that set none of their own."""
+    millis = _mapping(data.get("overrides")).get("upstream_timeout_ms")
+    return millis / 1000 if _is_int(millis) and millis > 0 else DEFAULT_TIMEOUT_S
+
+
+def _listeners(
+    data: dict, providers: tuple, report: Reporter, timeout_s: float
+) -> tuple[Listener, ...]:
     raw = data.get("listeners")
     listeners: list[Listener] = []
     if isinstance(raw, list):
@@ -163,7 +171,7 @@ def _listeners(data: dict, providers: tuple, report: Reporter) -> tuple[Listener
                 kind = ListenerType(item.get("type"))
             except ValueError:
                 continue
-            listeners.append(_listener(item, kind, ("listeners", index)))
+            listeners.append(_listener(item, kind, ("listeners", index), timeout_s))
     elif isinstance(raw, dict):
         report.warning(
             "legacy-listeners",
@@ -177,7 +185,9 @@ def _listeners(data: dict, providers: tuple, report: Reporter) -> tuple[Listener
             ("egress_traffic", ListenerType.MODEL),
         ):
             if isinstance(raw.get(key), dict):
-                listeners.append(_listener({"name": key, **raw[key]}, kind, ("listeners", key)))
+                listeners.append(
+                    _listener({"name": key, **raw[key]}, kind, ("listeners", key), timeout_s)
+                )
 
     has_model_listener = any(lst.type is ListenerType.MODEL for lst in listeners)
     port = DEFAULT_PORTS[ListenerType.MODEL]
@@ -189,7 +199,7 @@ def _listeners(data: dict, providers: tuple, report: Reporter) -> tuple[Listener
                 type=ListenerType.MODEL,
                 address=DEFAULT_ADDRESS,
                 port=port,
-                timeout_s=DEFAULT_TIMEOUT_S,
+                timeout_s=timeout_s,
                 max_retries=DEFAULT_MAX_RETRIES,
                 implicit=True,
             )
@@ -197,7 +207,7 @@ def _listeners(data: dict, providers: tuple, report: Reporter) -> tuple[Listener
     return tuple(listeners)
 
 
-def _listener(item: dict, kind: ListenerType, path: Path) -> Listener:
+def _listener(item: dict, kind: ListenerType, path: Path, timeout_s: float) -> Listener:
     port = item.get("port")
     retries = item.get("max_retries")
     return Listener(
@@ -205,7 +215,7 @@ def _listener(item: dict, kind: ListenerType, path: Path) -> Listener:
         type=kind,
         address=_str(item.get("address")) or DEFAULT_ADDRESS,
         port=port if _is_int(port) else DEFAULT_PORTS[kind],
-        timeout_s=parse_duration(item.get("timeout"), DEFAULT_TIMEOUT_S),
+        timeout_s=parse_duration(item.get("timeout"), timeout_s),
         max_retries=retries if _is_int(retries) and retries >= 0 else DEFAULT_MAX_RETRIES,
         router=_str(item.get("router")),
         agents=tuple(
@@ -246,24 +256,29 @@ def _routes(data: dict, providers_key: str, version: str, report: Reporter):
         model = model_name(provider)
         if model is None:
             continue
-        for pref_path, pref in _items(provider, "routing_preferences", provider_path):
-            name = pref.get("name")
-            if not isinstance(name, str):
-                continue
-            if modern:
-                report.warning(
-                    "inline-routing-preferences",
-                    f"inline routing_preferences under {model} are deprecated in v0.4.0",
-                    (*provider_path, "routing_preferences"),
-                    f"move route '{name}' to the top-level routing_preferences "
-                    f"with `models: [{model}]`.",
-                    at_key=True,
-                )
+        inline = [
+            (pref_path, pref)
+            for pref_path, pref in _items(provider, "routing_preferences", provider_path)
+            if isinstance(pref.get("name"), str)
+        ]
+        if modern and inline:
+            # One warning per list, at its key, naming every route in it.
+            unique = dict.fromkeys(pref["name"] for _, pref in inline)
+            names = ", ".join(f"'{name}'" for name in unique)
+            report.warning(
+                "inline-routing-preferences",
+                f"inline routing_preferences under {model} are deprecated in v0.4.0",
+                (*provider_path, "routing_preferences"),
+                f"move route{'s' if len(unique) > 1 else ''} {names} to the top-level "
+                f"routing_preferences with `models: [{model}]`.",
+                at_key=True,
+            )
+        for pref_path, pref in inline:
             # A name used twice is an error (rules.duplicates); the first one is kept.
             routes.setdefault(
-                name,
+                pref["name"],
                 RoutingPreference(
-                    name=name,
+                    name=pref["name"],
                     description=str(pref.get("description", "")),
                     models=(model,),
                     source=pref_path,
@@ -401,7 +416,11 @@ def _routing(raw: dict, overrides: dict) -> Routing:
             url=_str(cache.get("url")),
             tenant_header=_str(cache.get("tenant_header")),
         ),
-        router_model=_str(overrides.get("llm_routing_model")) or _str(raw.get("model")),
+        # Legacy routing.model names the router model; routing.llm_provider, its provider
+        # entry, stands in for it when it is absent.
+        router_model=_str(overrides.get("llm_routing_model"))
+        or _str(raw.get("model"))
+        or _str(raw.get("llm_provider")),
         router=_router(_mapping(raw.get("router"))),
     )
 

@@ -97,3 +97,22 @@ def redact_text(text: str, limit: int = 500) -> str:
     """
     text = _KEY_LIKE.sub(MASK, redact_line(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# What _KEY_LIKE's tokens are made of: a cut inside such a run could leave a fragment of a
+# key too short to be recognised as one, so names are cut before the run instead.
+_TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-*."
+
+
+def mask_key_like(name: str, limit: int = 256) -> str:
+    """A name a client sent (a model), fit for logs, spans and messages: key-like tokens
+    masked (clients put their key in `model` by mistake), control characters replaced and
+    the length capped.
+
+    Linear in `limit`, whatever the input's size: it runs on the request path.
+    """
+    if len(name) > limit:
+        name = name[:limit].rstrip(_TOKEN_CHARS) + "..."
+    if not name.isprintable():  # a newline in a name must not forge a log line
+        name = "".join(ch if ch.isprintable() else "?" for ch in name)
+    return _KEY_LIKE.sub(MASK, name)

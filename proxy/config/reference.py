@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from proxy.config.schema_check import load_schema
+from proxy.config.served import TABLE, Status
 
 HEADER = """# Config reference
 
@@ -24,9 +25,10 @@ def render_reference() -> str:
     out = [HEADER]
     for key, prop in schema["properties"].items():
         flag = " (required)" if key in required else ""
-        out.append(f"## `{key}`{flag}\n\n{_text(prop.get('description', ''))}\n\n")
+        description = _text(prop.get("description", "")) + _served(f"/{key}")
+        out.append(f"## `{key}`{flag}\n\n{description}\n\n")
         out.append(f"Type: {_type(prop, schema)}.{_enum(prop)}\n\n")
-        rows = list(_rows(prop, key, schema))
+        rows = list(_rows(prop, key, schema, f"/{key}"))
         if rows:
             out.append("| Field | Type | Required | Description |\n|---|---|---|---|\n")
             out.extend(
@@ -37,32 +39,42 @@ def render_reference() -> str:
     return "".join(out).rstrip() + "\n"
 
 
-def _rows(node: dict, path: str, root: dict) -> Iterator[tuple[str, str, bool, str]]:
+def _rows(node: dict, path: str, root: dict, pointer: str) -> Iterator[tuple[str, str, bool, str]]:
+    """(path, type, required, description) of each field below `node`; `pointer` is its
+    key path in proxy.config.served's table, which says what `plano up` does not serve."""
     node = _deref(node, root)
     if "if" in node and "then" in node and "else" in node:  # listeners: list or legacy object
-        yield from _rows(node["then"], path, root)
-        yield from _rows(node["else"], path, root)
+        yield from _rows(node["then"], path, root, pointer)
+        yield from _rows(node["else"], path, root, pointer)
         return
     items = node.get("items")
     if isinstance(items, dict) and _deref(items, root).get("type") == "object":
-        yield from _rows(items, f"{path}[]", root)
+        yield from _rows(items, f"{path}[]", root, f"{pointer}/*")
         return
     properties = node.get("properties", {})
     required = set(node.get("required", ()))
     for key, child in properties.items():
         resolved = _deref(child, root)
         description = child.get("description") or resolved.get("description", "")
-        child_path = f"{path}.{key}"
+        child_path, child_pointer = f"{path}.{key}", f"{pointer}/{key}"
         yield (
             child_path,
             _type(child, root),
             key in required,
-            _text(description) + _enum(resolved),
+            _text(description) + _enum(resolved) + _served(child_pointer),
         )
-        yield from _rows(child, child_path, root)
+        yield from _rows(child, child_path, root, child_pointer)
     extra = node.get("additionalProperties")
     if isinstance(extra, dict) and _deref(extra, root).get("type") == "object":
-        yield from _rows(extra, f"{path}.<name>", root)
+        yield from _rows(extra, f"{path}.<name>", root, f"{pointer}/*")
+
+
+def _served(pointer: str) -> str:
+    entry = TABLE.get(pointer)
+    if entry is None or entry.status is not Status.NOT_SERVED:
+        return ""
+    which = "" if entry.reason is None else f" for {entry.note}"
+    return f" **Not served yet**{which}: `plano up` refuses it (see docs/up.md)."
 
 
 def _deref(node: dict, root: dict) -> dict:

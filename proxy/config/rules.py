@@ -15,9 +15,10 @@ from urllib.parse import SplitResult, urlsplit
 from proxy.config.hints import did_you_mean
 from proxy.config.model import Config, ListenerType, ModelProvider
 from proxy.config.normalize import model_name
-from proxy.config.problems import Path
+from proxy.config.problems import Path, format_path
 from proxy.config.redact import redact_url
 from proxy.config.report import Reporter
+from proxy.config.served import refusals
 from proxy.config.versions import version_tuple
 from proxy.providers.catalog import PROVIDERS
 
@@ -573,6 +574,23 @@ def admin_port(facts: Facts, report: Reporter) -> None:
             return
 
 
+# --- what is not served yet -------------------------------------------------------
+
+
+def not_served(facts: Facts, report: Reporter) -> None:
+    """Keys the gateway would silently skip (proxy.config.served): up refuses, validate warns."""
+    for refusal in refusals(facts.data):
+        message = f"{format_path(refusal.path)}: {refusal.message}"
+        if facts.serving:
+            hint = (
+                "Plano refuses to start rather than skip it silently; remove it to serve the rest."
+            )
+            report.error("not-served", message, refusal.path, hint, at_key=refusal.at_key)
+        else:
+            hint = "`plano up` refuses this config until it is served; remove it to serve the rest."
+            report.warning("not-served", message, refusal.path, hint, at_key=refusal.at_key)
+
+
 RULES: tuple[Rule, ...] = (
     version_features,
     provider_model_names,
@@ -586,4 +604,5 @@ RULES: tuple[Rule, ...] = (
     references,
     urls,
     admin_port,
+    not_served,
 )

@@ -82,7 +82,8 @@ class LocalModelServer:
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            # llama_cpp.server, with usage at the end of streams (see llama_server.py)
+            "proxy.embedded.llama_server",
             "--model",
             str(model),
             "--model_alias",

@@ -35,7 +35,7 @@ from proxy.canonical import (
 )
 from proxy.config.model import Config, Listener
 from proxy.config.model_index import Resolution
-from proxy.config.redact import MASK, redact_text
+from proxy.config.redact import MASK, mask_key_like, redact_text
 from proxy.gateway.client_api import CODECS, ClientAPI
 from proxy.gateway.exchange import Attempt, Exchange
 from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates, is_unpinned
@@ -48,6 +48,7 @@ from proxy.telemetry.hub import TRACE_ID_HEADER
 from proxy.telemetry.tracecontext import new_span_id
 from proxy.upstream.retry import FAILOVER_STATUS, RETRYABLE_STATUS, Backoff
 from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS, Target, target_for
+from proxy.wire.model_name import ModelRenamer, renamer
 from proxy.wire.sse import SSEEvent, SSEParser, format_sse
 
 log = logging.getLogger("plano.gateway")
@@ -135,7 +136,8 @@ class Gateway:
         chat: ChatRequest,
     ) -> web.StreamResponse:
         """Resolve the model and serve an already parsed request."""
-        exchange.requested_model = chat.model
+        # For the access log, spans and the store: a key sent as the model stays masked.
+        exchange.requested_model = mask_key_like(chat.model) if chat.model else chat.model
         exchange.stream = chat.stream
         try:
             body_routes = routes_from_body(body)
@@ -276,7 +278,7 @@ class Gateway:
                 failure = await _status_failure(upstream, resolution)
                 failure.message = self._mask(failure.message)
                 return failure
-            exchange.model, exchange.provider = resolution.model, resolution.provider.provider
+            exchange.model, exchange.provider = _answered(resolution), resolution.provider.provider
             exchange.passthrough = same_wire
             if stream:
                 return await self._stream(
@@ -308,7 +310,9 @@ class Gateway:
         exchange.result = response
         exchange.status = 200
         if not same_wire:
-            raw = orjson.dumps(api.render_response(response, resolution.model_id, body))
+            raw = orjson.dumps(api.render_response(response, exchange.model, body))
+        else:
+            raw = renamer(exchange.model).body(raw)  # as x-plano-model says
         if exchange.capture:
             exchange.response_body = raw
         return web.Response(
@@ -320,7 +324,7 @@ class Gateway:
     ) -> web.StreamResponse | Failure:
         sse = SSEParser()
         tap = CODECS[target.wire].StreamParser()  # canonical view, for usage and errors
-        renderer = None if same_wire else api.stream_renderer(resolution.model_id, body)
+        renderer = None if same_wire else api.stream_renderer(exchange.model, body)
         drop_usage_chunk = (
             same_wire
             and api.wire is Wire.OPENAI
@@ -358,7 +362,7 @@ class Gateway:
         )
         await response.prepare(request)
         exchange.status = 200
-        relay = _Relay(response, exchange, tap, renderer, drop_usage_chunk)
+        relay = _Relay(response, exchange, tap, renderer, drop_usage_chunk, renamer(exchange.model))
         try:
             await relay.emit(first_parsed)
             async for chunk in chunks:
@@ -375,7 +379,7 @@ class Gateway:
             exchange.error = f"{resolution.model}: {_describe(exc)}"
             await relay.fail(
                 api,
-                resolution.model_id,
+                exchange.model,
                 f"upstream {resolution.model} failed mid-stream: {_describe(exc)}",
             )
         return response
@@ -441,12 +445,14 @@ class _Relay:
         tap,
         renderer,
         drop_usage_chunk: bool,
+        renamer: ModelRenamer,
     ):
         self.response = response
         self.exchange = exchange
         self.tap = tap
         self.renderer = renderer
         self.drop_usage_chunk = drop_usage_chunk
+        self.renamer = renamer  # passed-through events name the model as x-plano-model does
         self.finished = False
         self.failed = False
 
@@ -462,7 +468,7 @@ class _Relay:
             self._record(canonical)
             if self.renderer is None:
                 if not (self.drop_usage_chunk and _is_usage_only(canonical)):
-                    out += format_sse(event.data, event.event)
+                    out += format_sse(self.renamer.text(event.data), event.event)
             else:
                 for item in canonical:
                     out += self.renderer.render(item)
@@ -521,6 +527,14 @@ async def _first_events(chunks: AsyncIterator[bytes], sse: SSEParser) -> list[SS
     except (aiohttp.ClientError, TimeoutError) as exc:
         return _describe(exc)
     return sse.flush() or "the stream ended before its first event"
+
+
+def _answered(resolution: Resolution) -> str:
+    """The name of the model that answers, for x-plano-model, the answer's `model`, logs and
+    traces. A wildcard provider's model id is the client's: a key sent there stays masked."""
+    if resolution.provider.is_wildcard:
+        return mask_key_like(resolution.model)
+    return resolution.model
 
 
 def _is_usage_only(events: list[StreamEvent]) -> bool:

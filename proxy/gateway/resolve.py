@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from proxy.config.model import Config
 from proxy.config.model_index import Resolution
+from proxy.config.redact import mask_key_like
 
 # Upstream Plano's header for choosing a provider regardless of the body's model.
 PROVIDER_HINT_HEADER = "x-arch-llm-provider-hint"
@@ -11,6 +12,7 @@ PROVIDER_HINT_HEADER = "x-arch-llm-provider-hint"
 
 class UnknownModel(Exception):
     def __init__(self, model: str):
+        model = mask_key_like(model)  # a client's key sent as the model is not echoed
         # Upstream's exact wording, which clients may match on.
         super().__init__(f"Model '{model}' not found in configured providers")
         self.model = model

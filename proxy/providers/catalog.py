@@ -13,6 +13,7 @@ class Wire(StrEnum):
     ANTHROPIC = "anthropic"  # Anthropic Messages
     AZURE_OPENAI = "azure_openai"  # OpenAI wire, deployment path and api-key header
     BEDROCK = "bedrock"  # Amazon Bedrock Converse
+    OPENAI_RESPONSES = "openai_responses"  # OpenAI Responses (the ChatGPT Codex backend)
 
 
 class Auth(StrEnum):
@@ -59,6 +60,16 @@ _SPECS = (
     # Models `plano up` serves itself through llama.cpp (proxy.embedded); a base_url
     # points at a llama.cpp server of your own instead.
     ProviderSpec("local", Wire.OPENAI, Auth.NONE, needs_key=False),
+    # A ChatGPT Plus/Pro subscription: the Responses API of ChatGPT's Codex backend, with an
+    # OAuth token from a device login (upstream: `planoai chatgpt login`) instead of a key.
+    # Known so upstream configs validate; `plano up` refuses it until it is served.
+    ProviderSpec(
+        "chatgpt",
+        Wire.OPENAI_RESPONSES,
+        Auth.BEARER,
+        "https://chatgpt.com/backend-api/codex",
+        needs_key=False,
+    ),
     # Plano's own router/orchestrator models, served locally (Ollama, vLLM).
     ProviderSpec("plano", Wire.OPENAI, Auth.BEARER, needs_base_url=True, needs_key=False),
     ProviderSpec("arch", Wire.OPENAI, Auth.BEARER, needs_base_url=True, needs_key=False),
@@ -83,9 +94,9 @@ INTERFACES: dict[str, str] = {
     "vercel": "vercel",
     "ollama": "ollama",
     "plano": "plano",
+    "chatgpt": "chatgpt",  # the subscription provider, not an OpenAI-compatible server
     # OpenAI-compatible services upstream names; they take base_url from the config.
     "xiaomi": "openai",
-    "chatgpt": "openai",
 }
 
 

@@ -9,8 +9,6 @@ stops the gateway from serving.
 
 from __future__ import annotations
 
-import logging
-
 from proxy.config.model import Config, RouterSettings
 from proxy.routing.backends.base import RouterUnavailable
 from proxy.routing.backends.embedded import EmbeddedBackend
@@ -19,8 +17,6 @@ from proxy.routing.backends.ollama_router import OllamaBackend, ProgressCallback
 from proxy.routing.backends.openai_router import OpenAICompatibleBackend
 from proxy.routing.routes import routes_from_config
 from proxy.routing.service import RoutingService
-
-log = logging.getLogger("plano.routing")
 
 
 class RouterSetupError(Exception):
@@ -58,9 +54,9 @@ async def build_routing(
         except RouterUnavailable as again:
             await embedded.close()
             raise RouterSetupError(str(again)) from None
+    # The caller shows the notes (the start-up panel, `plano route --explain`): logged
+    # here as well, `plano up` said each of them twice.
     service.notes = [*notes, f"router: {service.backend.describe()}"]
-    for note in notes:
-        log.warning("%s", note)
     return service
 
 
@@ -87,17 +83,14 @@ async def _choose(config, settings: RouterSettings, embedded, notes, progress, p
         ollama = OllamaBackend(
             None, settings.base_url, settings.timeout_s, settings.keep_alive, settings.pull
         )
+        # An Ollama that happens to run helps; one that does not is no news: the config
+        # asked for no router LLM, and the embedded router is the default.
         if await ollama.reachable(timeout_s=0.5):
             llm = await _ready_ollama(settings, None, notes, progress, ollama)
             if llm is not None:
                 return HybridBackend(embedded, llm, settings.escalate_below_margin)
         else:
             await ollama.close()
-            notes.append(
-                f"no router LLM: Ollama is not running at {ollama.host}. Routing uses the "
-                "embedded CPU router. For Arch-Router, install Ollama from "
-                "https://ollama.com/download and start it with `ollama serve`"
-            )
     return embedded
 
 

@@ -130,10 +130,11 @@ class ProxyServer:
                 # A client that goes away cancels its handler, and so its upstream call.
                 handler_cancellation=True,
             )
-            await runner.setup()
+            await runner.setup()  # opens the app's client session (on_startup)
+            # Kept before binding: a port that is taken must still close that session.
+            self._runners.append(runner)
             site = web.TCPSite(runner, listener.address, listener.port, reuse_address=True)
             await site.start()
-            self._runners.append(runner)
             sockets = site._server.sockets if site._server else []
             port = sockets[0].getsockname()[1] if sockets else listener.port
             self.bound.append(Bound(listener, listener.address, port))

@@ -25,6 +25,10 @@ class Target:
     passthrough_auth: bool = False
 
 
+# Provider wires the gateway has no adapter for yet.
+_NO_ADAPTER = frozenset({Wire.BEDROCK, Wire.OPENAI_RESPONSES})
+
+
 class TargetError(Exception):
     """A provider Plano cannot call (yet): reported by `plano up` before serving."""
 
@@ -33,8 +37,8 @@ def target_for(provider: ModelProvider, model_id: str | None = None) -> Target:
     spec = provider.spec
     if spec is None or not provider.base_url:
         raise TargetError(f"{provider.name}: no base_url to send requests to")
-    if spec.wire is Wire.BEDROCK:
-        raise TargetError(f"{provider.name}: amazon_bedrock is not supported by this gateway yet")
+    if spec.wire in _NO_ADAPTER:  # refused at load too (proxy.config.served)
+        raise TargetError(f"{provider.name}: {spec.name} is not supported by this gateway yet")
     base = provider.base_url.rstrip("/")
     wire = Wire.OPENAI if spec.wire is Wire.AZURE_OPENAI else spec.wire
     if spec.wire is Wire.AZURE_OPENAI:
