@@ -916,3 +916,25 @@ def test_sdk_stream_helper_sees_response_failed():
     assert events[-1].type == "response.failed"
     assert events[-1].response.error is not None
     assert events[-1].response.error.message == "boom"
+
+
+def test_a_long_stream_renders_in_linear_time() -> None:
+    # Each delta was added to its item's string, which copied it every time: 8x the deltas
+    # took ~30x the time. Process time, the best of three runs, with a generous margin.
+    import time
+
+    def cost(deltas: int) -> float:
+        best = float("inf")
+        for _ in range(3):
+            renderer = StreamRenderer("m", RESP_ID, {})
+            started = time.process_time()
+            for _ in range(deltas):
+                renderer.render(TextDelta("word"))
+            renderer.render(Finish(StopReason.END))
+            renderer.finish()
+            best = min(best, time.process_time() - started)
+        assert renderer.result.text == "word" * deltas
+        return best
+
+    small, large = cost(25_000), cost(200_000)
+    assert large < 16 * small, (small, large)

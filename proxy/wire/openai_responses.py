@@ -561,12 +561,16 @@ class StreamRenderer:
         self._output: list[dict] = []
         self._open: int | None = None  # output index of the item receiving deltas
         self._calls: dict[int, int] = {}  # canonical call index -> output index
+        # Deltas not yet written into their item, by output index: joined once when the
+        # item is read, since adding each to the item's string copied it every time.
+        self._pieces: dict[int, list[str]] = {}
         self._stop: StopReason | None = None
         self._usage: Usage | None = None
         self._error: str | None = None
 
     @property
     def result(self) -> ChatResponse:
+        self._settle()
         text = "".join(
             part["text"]
             for item in self._output
@@ -651,7 +655,7 @@ class StreamRenderer:
         index = self._open
         assert index is not None
         item = self._output[index]
-        item["content"][0]["text"] += text
+        self._pieces.setdefault(index, []).append(text)
         return out + self._emit(
             "response.output_text.delta",
             item_id=item["id"],
@@ -675,7 +679,7 @@ class StreamRenderer:
         if index is None or not event.arguments:
             return b""  # a delta without its start has no call id or name to render
         item = self._output[index]
-        item["arguments"] += event.arguments
+        self._pieces.setdefault(index, []).append(event.arguments)
         return self._emit(
             "response.function_call_arguments.delta",
             item_id=item["id"],
@@ -706,6 +710,7 @@ class StreamRenderer:
 
     def _terminal(self) -> bytes:
         self._done = True
+        self._settle()
         status, reason, error = _outcome(self._stop or StopReason.END)
         if self._error is not None:
             error = _error_json(self._error)
@@ -713,6 +718,16 @@ class StreamRenderer:
             status, output=self._output, incomplete_reason=reason, error=error
         )
         return self._emit(_TERMINAL_EVENTS[status], response=response)
+
+    def _settle(self) -> None:
+        """Write the deltas received so far into their items."""
+        for index, pieces in self._pieces.items():
+            item = self._output[index]
+            if item["type"] == "message":
+                item["content"][0]["text"] += "".join(pieces)
+            else:
+                item["arguments"] += "".join(pieces)
+        self._pieces.clear()
 
     def _add(self, item: dict) -> tuple[int, dict]:
         self._output.append(item)
@@ -723,6 +738,7 @@ class StreamRenderer:
         if self._open is None:
             return b""
         index, self._open = self._open, None
+        self._settle()
         item = self._output[index]
         item["status"] = status
         if item["type"] == "message":
