@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -17,6 +18,10 @@ import pytest
 from fakes.providers import (
     FakeProvider,
     anthropic_app,
+    drip,
+    endless_line,
+    endless_stream,
+    giant_answer,
     hang,
     malformed_json,
     ok,
@@ -565,6 +570,61 @@ def test_anthropic_hang_times_out(ant: Fake) -> None:
     client = ant_client(ant, timeout=0.5)
     err = raised(lambda: client.messages.create(model="c", max_tokens=10, messages=USER))
     assert isinstance(err, anthropic.APITimeoutError)
+
+
+# ------------------------------------------------------------- what a gateway must bound
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_a_giant_answer_is_a_valid_answer_of_that_size(oai: Fake, ant: Fake, declared) -> None:
+    size = 3 * 1024 * 1024 + 7
+    oai.state.push(giant_answer(size, content_length=declared))
+    reply = oai_client(oai).chat.completions.create(model="m", messages=USER)
+    assert reply.choices[0].message.content == "a" * size
+    assert reply.usage.completion_tokens == 1
+    ant.state.push(giant_answer(size, content_length=declared))
+    message = ant_client(ant).messages.create(model="m", max_tokens=5, messages=USER)
+    assert message.content[0].text == "a" * size
+
+
+def test_an_endless_stream_runs_until_the_client_leaves(oai: Fake, ant: Fake) -> None:
+    oai.state.push(endless_stream(0))
+    stream = oai_client(oai).chat.completions.create(model="m", messages=USER, stream=True)
+    chunks = [chunk for chunk, _ in zip(stream, range(50), strict=False)]
+    stream.close()
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert {c.choices[0].delta.content for c in chunks[1:]} == {"more"}
+    ant.state.push(endless_stream(0))
+    with ant_client(ant).messages.stream(model="m", max_tokens=5, messages=USER) as events:
+        texts = [
+            e.delta.text
+            for e, _ in zip(events, range(50), strict=False)
+            if e.type == "content_block_delta"
+        ]
+    assert set(texts) == {"more"}
+    deadline = time.monotonic() + 5
+    while oai.state.disconnects + ant.state.disconnects < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (oai.state.disconnects, ant.state.disconnects) == (1, 1)
+
+
+def test_an_endless_line_is_one_unfinished_data_line(oai: Fake) -> None:
+    oai.state.push(endless_line(size=200_000))
+    conn = http.client.HTTPConnection(oai.url.removeprefix("http://"), timeout=5)
+    body = json.dumps({"model": "m", "messages": USER, "stream": True})
+    conn.request("POST", "/v1/chat/completions", body, {"Authorization": f"Bearer {KEY}"})
+    response = conn.getresponse()
+    assert response.status == 200
+    with pytest.raises(http.client.IncompleteRead) as cut:  # and then the connection closed
+        response.read()
+    assert cut.value.partial == b"data: " + b"a" * 200_000  # no line end
+    conn.close()
+
+
+def test_a_drip_sends_the_normal_answer_a_byte_at_a_time(oai: Fake) -> None:
+    oai.state.push(drip(0.0))
+    reply = oai_client(oai).chat.completions.create(model="m", messages=USER)
+    assert reply.choices[0].message.content == "echo: hello there world"
 
 
 # --------------------------------------------------------------------------- ServerThread

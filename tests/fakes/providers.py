@@ -12,6 +12,10 @@ queues behaviours on `state.script` (one consumed per request) to inject faults:
 
 Normal replies echo the last user message so a test can tell which request a reply
 answers; tokens are whitespace-separated words so usage is predictable.
+
+Faults: status codes, slow and hung replies, resets mid-stream, malformed bodies, and
+what a gateway must bound: `giant_answer` (any size, made as it is sent), `endless_stream`,
+`endless_line` (one SSE line that never ends) and `drip` (one byte at a time).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import re
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +46,10 @@ class Kind(enum.Enum):
     MALFORMED = "malformed"
     TEXT = "text"
     TOOL_CALL = "tool_call"
+    GIANT = "giant"
+    ENDLESS = "endless"
+    DRIP = "drip"
+    ENDLESS_LINE = "endless_line"
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,9 @@ class Behaviour:
     text: str = ""
     tool_name: str = ""
     arguments_json: str = "{}"
+    size: int = 0
+    content_length: bool = False
+    opening: bool = False
 
 
 def ok() -> Behaviour:
@@ -101,6 +112,32 @@ def tool_call(name: str, arguments_json: str | Mapping[str, Any] = "{}") -> Beha
     if not isinstance(arguments_json, str):
         arguments_json = orjson.dumps(dict(arguments_json)).decode()
     return Behaviour(Kind.TOOL_CALL, tool_name=name, arguments_json=arguments_json)
+
+
+def giant_answer(size: int, content_length: bool = False) -> Behaviour:
+    """A valid non-streaming answer whose text is `size` bytes, sent in 64 KiB chunks that
+    are made as they go (the fake never holds it). `content_length=True` declares its size
+    up front; otherwise it is chunked, as most providers send JSON."""
+    return Behaviour(Kind.GIANT, size=size, content_length=content_length)
+
+
+def endless_stream(between_chunks_s: float = 0.05) -> Behaviour:
+    """A stream that starts normally and then sends a text delta every `between_chunks_s`,
+    never ending, until the client (the gateway) goes away or the server stops."""
+    return Behaviour(Kind.ENDLESS, between_chunks_s=between_chunks_s)
+
+
+def drip(between_bytes_s: float) -> Behaviour:
+    """The normal answer (JSON or stream), one byte every `between_bytes_s`."""
+    return Behaviour(Kind.DRIP, between_chunks_s=between_bytes_s)
+
+
+def endless_line(size: int = 0, opening: bool = False) -> Behaviour:
+    """A stream with one `data:` line that never ends: `size` bytes of it and then the
+    connection closes, or with 0, until the client goes away. It is the first event, or
+    with `opening=True` it follows the stream's normal opening events (the role chunk,
+    message_start...), so it comes after the gateway has committed the stream."""
+    return Behaviour(Kind.ENDLESS_LINE, size=size, opening=opening)
 
 
 # --------------------------------------------------------------------------- state
@@ -152,6 +189,7 @@ class FakeProvider:
     def clear(self) -> None:
         self.requests.clear()
         self.script.clear()
+        self.disconnects = 0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -287,6 +325,14 @@ class _Dialect:
 
     def broken_event(self) -> bytes:
         raise NotImplementedError
+
+    # Index of the first text delta in `events` of a text reply: what comes before it opens
+    # a stream, the delta itself repeats forever in an endless one.
+    first_delta = 1
+
+    def endless_parts(self, body: dict[str, Any], state: FakeProvider) -> tuple[bytes, bytes]:
+        events = self.events(body, _Reply(text="more"), state)
+        return b"".join(events[: self.first_delta]), events[self.first_delta]
 
     def models(self, state: FakeProvider) -> dict[str, Any]:
         raise NotImplementedError
@@ -536,6 +582,7 @@ _ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
 
 class _Anthropic(_Dialect):
     request_id_header = "request-id"
+    first_delta = 3  # message_start, content_block_start, ping
 
     def error_body(self, code: int, message: str | None = None) -> dict[str, Any]:
         kind, default = _ANTHROPIC_ERRORS.get(
@@ -832,9 +879,7 @@ async def _send_json(
     return resp
 
 
-async def _send_stream(
-    request: web.Request, dialect: _Dialect, events: list[bytes], behaviour: Behaviour
-) -> web.StreamResponse:
+async def _open_stream(request: web.Request, dialect: _Dialect) -> web.StreamResponse:
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -843,6 +888,13 @@ async def _send_stream(
         }
     )
     await resp.prepare(request)
+    return resp
+
+
+async def _send_stream(
+    request: web.Request, dialect: _Dialect, events: list[bytes], behaviour: Behaviour
+) -> web.StreamResponse:
+    resp = await _open_stream(request, dialect)
     gap = 0.0
     if behaviour.kind is Kind.SLOW:
         await _pause(request, behaviour.delay_s)
@@ -862,6 +914,103 @@ async def _send_stream(
     return resp
 
 
+_FILLER = b"a" * (64 * 1024)
+_MARK = "\u0000giant\u0000"
+
+
+@contextlib.contextmanager
+def _counting_disconnects(state: FakeProvider) -> Iterator[None]:
+    """A client that goes away shows as a failed write or, with handler cancellation, as a
+    cancelled handler: either way it is counted, and a failed write ends the reply."""
+    try:
+        yield
+    except ConnectionError:
+        state.disconnects += 1
+    except asyncio.CancelledError:
+        state.disconnects += 1
+        raise
+
+
+async def _send_giant(
+    request: web.Request,
+    dialect: _Dialect,
+    body: dict[str, Any],
+    state: FakeProvider,
+    behaviour: Behaviour,
+) -> web.StreamResponse:
+    """The dialect's own answer, its text `behaviour.size` bytes of filler, made as sent."""
+    whole = orjson.dumps(dialect.message(body, _Reply(text=_MARK), state))
+    head, tail = whole.split(orjson.dumps(_MARK)[1:-1])
+    resp = web.StreamResponse(
+        headers={"Content-Type": "application/json", dialect.request_id_header: "req_" + _hex()}
+    )
+    if behaviour.content_length:
+        resp.content_length = len(head) + behaviour.size + len(tail)
+    await resp.prepare(request)
+    with _counting_disconnects(state):
+        await resp.write(head)
+        left = behaviour.size
+        while left > 0:
+            piece = _FILLER if left >= len(_FILLER) else _FILLER[:left]
+            await resp.write(piece)
+            left -= len(piece)
+        await resp.write(tail)
+        await resp.write_eof()
+    return resp
+
+
+async def _send_endless(
+    request: web.Request,
+    dialect: _Dialect,
+    body: dict[str, Any],
+    state: FakeProvider,
+    behaviour: Behaviour,
+) -> web.StreamResponse:
+    """A stream that never ends; the handler returns when the client or the server goes."""
+    resp = await _open_stream(request, dialect)
+    closing = request.app[_CLOSING]
+    opening, delta = dialect.endless_parts(body, state)
+    with _counting_disconnects(state):
+        if behaviour.kind is Kind.ENDLESS_LINE:
+            await resp.write((opening if behaviour.opening else b"") + b"data: ")
+            left = behaviour.size or -1
+            while left and not closing.is_set():
+                piece = _FILLER if left < 0 or left >= len(_FILLER) else _FILLER[:left]
+                await resp.write(piece)
+                left = -1 if left < 0 else left - len(piece)
+        else:
+            await resp.write(opening)
+            while not closing.is_set():
+                await resp.write(delta)
+                await _pause(request, behaviour.between_chunks_s)
+        # A sized line was sent, or the server is stopping: the stream never got its end.
+        _drop_connection(request)
+    return resp
+
+
+async def _send_drip(
+    request: web.Request,
+    dialect: _Dialect,
+    payload: bytes,
+    state: FakeProvider,
+    stream: bool,
+    behaviour: Behaviour,
+) -> web.StreamResponse:
+    """`payload`, one byte at a time."""
+    if stream:
+        resp = await _open_stream(request, dialect)
+    else:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = len(payload)
+        await resp.prepare(request)
+    with _counting_disconnects(state):
+        for index in range(len(payload)):
+            await resp.write(payload[index : index + 1])
+            await _pause(request, behaviour.between_chunks_s)
+        await resp.write_eof()
+    return resp
+
+
 def _completion_handler(state: FakeProvider, dialect: _Dialect) -> _Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         recorded, behaviour, early = await _prelude(request, state, dialect)
@@ -871,7 +1020,19 @@ def _completion_handler(state: FakeProvider, dialect: _Dialect) -> _Handler:
         problem = dialect.validate(body)
         if problem is not None:
             return dialect.error_response(400, problem)
+        if behaviour.kind is Kind.GIANT:
+            return await _send_giant(request, dialect, body, state, behaviour)
+        if behaviour.kind in (Kind.ENDLESS, Kind.ENDLESS_LINE):
+            return await _send_endless(request, dialect, body, state, behaviour)
         reply = dialect.plan(body, behaviour)
+        if behaviour.kind is Kind.DRIP:
+            stream = _is_stream(body)
+            payload = (
+                b"".join(dialect.events(body, reply, state))
+                if stream
+                else orjson.dumps(dialect.message(body, reply, state))
+            )
+            return await _send_drip(request, dialect, payload, state, stream, behaviour)
         if _is_stream(body):
             return await _send_stream(
                 request, dialect, dialect.events(body, reply, state), behaviour
