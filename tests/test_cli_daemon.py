@@ -11,10 +11,10 @@ import subprocess
 import sys
 import threading
 import time
-from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
+from gateway_process import answers, free_port
 
 SECRET = "sk-plano-test-0123456789abcdef"
 PLANO = [sys.executable, "-m", "plano_cli"]
@@ -27,23 +27,6 @@ FAKE_CHILD = [
     "print('ready', flush=True)\n"
     "time.sleep(60)\n",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def answers(port: int) -> bool:
-    conn = HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 def alive(pid: int) -> bool:

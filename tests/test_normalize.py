@@ -140,6 +140,7 @@ def test_defaults_are_filled_in():
     assert (agent.name, agent.port) == ("agent_listener", 8001)
     assert result.config.routing.session_ttl_seconds == 600
     assert result.config.overrides.upstream_connect_timeout_s == 5.0
+    assert result.config.overrides.max_upstream_response_bytes == 32 * 1024 * 1024
     assert result.config.providers[0].base_url == "https://api.openai.com/v1"
 
 
@@ -192,3 +193,16 @@ def test_model_index_resolution():
     assert index.resolve("openai/gpt-oss-20b").model == "together_ai/openai/gpt-oss-20b"
     assert index.resolve("mistral/x") is None
     assert result.config.default_provider.name == "main"
+
+
+def test_max_upstream_response_bytes_is_read_and_checked():
+    base = (
+        "version: v0.4.0\nlisteners: [{type: model}]\nmodel_providers: [{model: openai/gpt-4o}]\n"
+    )
+    set_ = check(base + "overrides: {max_upstream_response_bytes: 1048576}\n")
+    assert set_.ok
+    assert set_.config.overrides.max_upstream_response_bytes == 1048576
+    assert "max_upstream_response_bytes" not in set_.config.overrides.other
+    too_small = check(base + "overrides: {max_upstream_response_bytes: 10}\n")
+    assert not too_small.ok
+    assert any("max_upstream_response_bytes" in p.message for p in too_small.errors)

@@ -242,6 +242,10 @@ class StateStorage:
     path: str | None = None  # sqlite file; None means $PLANO_HOME/state.db
 
 
+# overrides.max_upstream_response_bytes: the most of one answer the gateway will hold.
+DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES = 32 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Overrides:
     disable_signals: bool = False
@@ -253,6 +257,7 @@ class Overrides:
     orchestrator_model_context_length: int = 8192
     optimize_context_window: bool = False
     prompt_target_intent_matching_threshold: float | None = None
+    max_upstream_response_bytes: int = DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES
     other: Mapping[str, object] = field(
         default_factory=lambda: EMPTY, repr=False
     )  # keys we do not know, kept for forward compatibility

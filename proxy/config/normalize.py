@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from proxy.config.durations import parse_duration
 from proxy.config.model import (
+    DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES,
     Admin,
     Agent,
     AgentRoute,
@@ -476,12 +477,14 @@ _OVERRIDE_FIELDS = {
     "orchestrator_model_context_length",
     "optimize_context_window",
     "prompt_target_intent_matching_threshold",
+    "max_upstream_response_bytes",
 }
 
 
 def _overrides(raw: dict) -> Overrides:
     context = raw.get("orchestrator_model_context_length")
     threshold = raw.get("prompt_target_intent_matching_threshold")
+    max_answer = raw.get("max_upstream_response_bytes")
     return Overrides(
         disable_signals=raw.get("disable_signals") is True,
         use_agent_orchestrator=raw.get("use_agent_orchestrator") is True,
@@ -492,6 +495,9 @@ def _overrides(raw: dict) -> Overrides:
         orchestrator_model_context_length=context if _is_int(context) and context > 0 else 8192,
         optimize_context_window=raw.get("optimize_context_window") is True,
         prompt_target_intent_matching_threshold=float(threshold) if _is_number(threshold) else None,
+        max_upstream_response_bytes=max_answer
+        if _is_int(max_answer) and max_answer >= 1024
+        else DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES,
         other=_freeze({k: v for k, v in raw.items() if k not in _OVERRIDE_FIELDS}),
     )
 

@@ -133,14 +133,15 @@ class LocalModelServer:
             f"within {timeout_s:.0f}s: {self._log_tail()}"
         )
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM, and SIGKILL if it has not exited within `timeout_s`."""
         process, self._process = self._process, None
         if process is None or process.returncode is not None:
             self._log.close()
             return
         process.terminate()
         try:
-            await asyncio.wait_for(process.wait(), 10)
+            await asyncio.wait_for(process.wait(), timeout_s)
         except TimeoutError:
             process.kill()
             await process.wait()

@@ -16,7 +16,11 @@ class ClientAPI:
 
     `wire` is the upstream wire format that speaks the same API, for the passthrough;
     None when no upstream does (the Responses API is always translated).
+    `holds_stream`: its stream renderer keeps the whole answer (to end with it), so a
+    stream's size is bounded like a non-streaming answer's.
     """
+
+    holds_stream = False
 
     def __init__(self, name: str, wire: Wire | None, codec: ModuleType):
         self.name, self.wire, self.codec = name, wire, codec
@@ -39,6 +43,8 @@ class ClientAPI:
 class ResponsesAPI(ClientAPI):
     """The OpenAI Responses API, for one request: it knows its response id up front, and
     keeps its stream renderer so the finished response can be stored."""
+
+    holds_stream = True  # response.completed carries the whole output
 
     def __init__(self, response_id: str, previous_id: str | None):
         super().__init__("openai_responses", None, openai_responses)

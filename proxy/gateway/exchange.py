@@ -22,7 +22,9 @@ class Outcome(enum.StrEnum):
 
     OK = "ok"
     ERROR = "error"  # answered with an error status
-    STREAM_ERROR = "stream_error"  # committed (200 sent), then ended by an error event
+    # Committed (200 sent), then failed: a stream ended by an error event, or a large
+    # answer being relayed that was cut short.
+    STREAM_ERROR = "stream_error"
     CLIENT_DISCONNECT = "client_disconnect"
     SHUTDOWN = "shutdown"  # cut by the gateway at the end of its shutdown bound
 

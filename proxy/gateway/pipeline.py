@@ -7,14 +7,19 @@ time. Otherwise the request goes through the canonical model of proxy.canonical.
 
 Retries and failover happen only before anything has been sent to the client. For a
 stream that means: until the upstream's first event has arrived.
+
+What the gateway holds of an answer is bounded (overrides.max_upstream_response_bytes):
+a non-streaming answer it translates, a large one it passes through (see answer.py), and
+one event of a stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -36,8 +41,16 @@ from proxy.canonical import (
 from proxy.config.model import Config, Listener
 from proxy.config.model_index import Resolution
 from proxy.config.redact import MASK, mask_key_like, redact_text
+from proxy.gateway.answer import (
+    PASSTHROUGH_HOLD,
+    declared_size,
+    read_head,
+    relay_answer,
+    too_large_message,
+)
 from proxy.gateway.client_api import CODECS, ClientAPI
 from proxy.gateway.exchange import Attempt, Exchange
+from proxy.gateway.inflight import SHUTDOWN_MESSAGE, InFlight, absorb_shutdown
 from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates, is_unpinned
 from proxy.providers.catalog import Wire
 from proxy.routing.affinity import AFFINITY_HEADER
@@ -49,7 +62,7 @@ from proxy.telemetry.tracecontext import new_span_id
 from proxy.upstream.retry import FAILOVER_STATUS, RETRYABLE_STATUS, Backoff
 from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS, Target, target_for
 from proxy.wire.model_name import ModelRenamer, renamer
-from proxy.wire.sse import SSEEvent, SSEParser, format_sse
+from proxy.wire.sse import SSEEvent, SSEEventTooLarge, SSEParser, format_sse
 
 log = logging.getLogger("plano.gateway")
 
@@ -86,6 +99,13 @@ class _ClientGone(Exception):
     """The client disconnected while we were writing to it."""
 
 
+class _StreamTooLarge(ValueError):
+    """A stream whose whole answer the gateway keeps (Responses API) grew past the limit."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"more than {limit} bytes of answer")
+
+
 class Gateway:
     """The model listener's request handler; one per listener, shared by its requests."""
 
@@ -102,6 +122,9 @@ class Gateway:
         self.session = session
         self.backoff = backoff or Backoff()
         self.router = router
+        # What is being served, for the shutdown to wait on and, at its bound, end.
+        self.inflight = InFlight()
+        self._max_answer = config.overrides.max_upstream_response_bytes
         self._targets: dict[tuple[str, str], Target] = {}
         # Exact credential values, masked in any text from a provider before it is shown.
         self._secrets = [
@@ -136,6 +159,25 @@ class Gateway:
         chat: ChatRequest,
     ) -> web.StreamResponse:
         """Resolve the model and serve an already parsed request."""
+        task = self.inflight.add(exchange)
+        try:
+            return await self._serve(request, api, exchange, body, chat)
+        except asyncio.CancelledError:
+            if not absorb_shutdown(exchange):
+                raise  # the client went away
+            # Nothing was sent yet (a stream under way answers for itself): say why.
+            raise ClientError(503, SHUTDOWN_MESSAGE) from None
+        finally:
+            self.inflight.discard(task)
+
+    async def _serve(
+        self,
+        request: web.Request,
+        api: ClientAPI,
+        exchange: Exchange,
+        body: dict,
+        chat: ChatRequest,
+    ) -> web.StreamResponse:
         # For the access log, spans and the store: a key sent as the model stays masked.
         exchange.requested_model = mask_key_like(chat.model) if chat.model else chat.model
         exchange.stream = chat.stream
@@ -284,7 +326,9 @@ class Gateway:
                 return await self._stream(
                     request, api, exchange, target, resolution, upstream, same_wire, body
                 )
-            return await self._json(api, exchange, target, resolution, upstream, same_wire, body)
+            return await self._json(
+                request, api, exchange, target, resolution, upstream, same_wire, body
+            )
         except TimeoutError:
             return Failure(504, "timeout", f"{resolution.model}: timed out reading", False, True)
         except aiohttp.ClientError as exc:
@@ -292,8 +336,29 @@ class Gateway:
         finally:
             upstream.release()  # back to the pool when fully read, closed otherwise
 
-    async def _json(self, api, exchange, target, resolution, upstream, same_wire, body):
-        raw = await upstream.read()
+    async def _json(self, request, api, exchange, target, resolution, upstream, same_wire, body):
+        limit = self._max_answer
+        declared = declared_size(upstream)
+        if declared is not None and declared > limit:
+            return self._too_large(resolution)
+        # Translating needs the whole answer; passed through, it is held only while small.
+        hold = min(limit, PASSTHROUGH_HOLD) if same_wire else limit
+        raw, complete = await read_head(upstream.content, hold)
+        if not complete:
+            if not same_wire:
+                return self._too_large(resolution)
+            response = web.StreamResponse(
+                status=200, headers={"Content-Type": _JSON, **self._reply_headers(exchange)}
+            )
+            # The model is named before the content: in the head, renamed as x-plano-model.
+            head = renamer(exchange.model).body(bytes(raw))
+            if declared is not None:
+                response.content_length = declared - len(raw) + len(head)
+            parse_usage = CODECS[target.wire].parse_usage
+            await relay_answer(
+                request, response, exchange, upstream, head, limit, resolution.model, parse_usage
+            )
+            return response
         try:
             parsed = orjson.loads(raw)
             response = CODECS[target.wire].parse_response(parsed)
@@ -312,17 +377,24 @@ class Gateway:
         if not same_wire:
             raw = orjson.dumps(api.render_response(response, exchange.model, body))
         else:
-            raw = renamer(exchange.model).body(raw)  # as x-plano-model says
+            raw = renamer(exchange.model).body(bytes(raw))  # as x-plano-model says
         if exchange.capture:
-            exchange.response_body = raw
+            exchange.keep_response_chunk(raw)  # at most its first MiB, as for streams
         return web.Response(
             body=raw, status=200, content_type=_JSON, headers=self._reply_headers(exchange)
+        )
+
+    def _too_large(self, resolution: Resolution) -> Failure:
+        # Not retried: the same model would most likely send as much again, and each try is
+        # a paid generation. Another model may answer within the bound.
+        return Failure(
+            502, "too large", too_large_message(resolution.model, self._max_answer), False, True
         )
 
     async def _stream(
         self, request, api, exchange, target, resolution, upstream, same_wire, body
     ) -> web.StreamResponse | Failure:
-        sse = SSEParser()
+        sse = SSEParser(self._max_answer)
         tap = CODECS[target.wire].StreamParser()  # canonical view, for usage and errors
         renderer = None if same_wire else api.stream_renderer(exchange.model, body)
         drop_usage_chunk = (
@@ -332,7 +404,10 @@ class Gateway:
         )
         chunks = upstream.content.iter_any()
 
-        first = await _first_events(chunks, sse)
+        try:
+            first = await _first_events(chunks, sse)
+        except SSEEventTooLarge:
+            return self._too_large(resolution)
         if isinstance(first, str):
             return Failure(502, "stream error", f"{resolution.model}: {first}", True, True)
         # Parsed once, by the tap: the relay reuses these instead of parsing them again.
@@ -362,7 +437,14 @@ class Gateway:
         )
         await response.prepare(request)
         exchange.status = 200
-        relay = _Relay(response, exchange, tap, renderer, drop_usage_chunk, renamer(exchange.model))
+        relay = _Relay(
+            response, exchange, tap, renderer, drop_usage_chunk, renamer(exchange.model), self._mask
+        )
+        if api.holds_stream:
+            relay.max_held = self._max_answer
+        # The client already has a 200 and part of the answer: whatever ends the stream now
+        # ends it with an error event in the client's own format, so SDKs raise instead of
+        # hanging or taking a cut stream for a whole one; the record says why.
         try:
             await relay.emit(first_parsed)
             async for chunk in chunks:
@@ -374,14 +456,33 @@ class Gateway:
         except _ClientGone:
             exchange.status, exchange.error = 499, "client disconnected"
         except (aiohttp.ClientError, TimeoutError) as exc:
-            # The client already has a 200 and part of the answer: end its stream with an
-            # error event in its own format, so SDKs raise instead of hanging.
             exchange.error = f"{resolution.model}: {_describe(exc)}"
             await relay.fail(
                 api,
                 exchange.model,
                 f"upstream {resolution.model} failed mid-stream: {_describe(exc)}",
             )
+        except (SSEEventTooLarge, _StreamTooLarge) as exc:
+            exchange.error = f"{resolution.model}: sent {exc}"
+            await relay.fail(
+                api,
+                exchange.model,
+                f"upstream {resolution.model} sent {exc} (overrides.max_upstream_response_bytes)",
+            )
+        except asyncio.CancelledError:
+            if relay.ended:
+                # The client has the whole answer, end marker included; only the provider
+                # had not hung up yet. A client leaving now (the OpenAI SDK closes at
+                # [DONE]), or a shutdown, does not make it a failure.
+                asyncio.current_task().uncancel()
+                exchange.forced_outcome = None
+                with contextlib.suppress(_ClientGone):
+                    await relay.close()
+            elif absorb_shutdown(exchange):
+                exchange.error = SHUTDOWN_MESSAGE
+                await relay.fail(api, exchange.model, SHUTDOWN_MESSAGE, "server_error")
+            else:
+                raise  # the client went away mid-answer
         return response
 
     def _mask(self, text: str) -> str:
@@ -446,6 +547,7 @@ class _Relay:
         renderer,
         drop_usage_chunk: bool,
         renamer: ModelRenamer,
+        mask: Callable[[str], str],
     ):
         self.response = response
         self.exchange = exchange
@@ -453,8 +555,12 @@ class _Relay:
         self.renderer = renderer
         self.drop_usage_chunk = drop_usage_chunk
         self.renamer = renamer  # passed-through events name the model as x-plano-model does
+        self.mask = mask
         self.finished = False
+        self.ended = False  # the stream's own end marker ([DONE], message_stop) was relayed
         self.failed = False
+        self.max_held: int | None = None  # set when the renderer keeps the whole answer
+        self.held = 0
 
     async def events(self, events: list[SSEEvent]) -> None:
         await self.emit([(event, self.tap.feed(event)) for event in events])
@@ -465,6 +571,8 @@ class _Relay:
         for event, canonical in parsed:
             if event.data == "[DONE]":
                 self.finished = True  # OpenAI's end of stream, finish_reason or not
+            if event.data == "[DONE]" or event.event == "message_stop":
+                self.ended = True
             self._record(canonical)
             if self.renderer is None:
                 if not (self.drop_usage_chunk and _is_usage_only(canonical)):
@@ -483,10 +591,13 @@ class _Relay:
             await self._write(self.renderer.finish())
         await self._eof()
 
-    async def fail(self, api: ClientAPI, model: str, message: str) -> None:
+    async def fail(
+        self, api: ClientAPI, model: str, message: str, kind: str = "upstream_error"
+    ) -> None:
         renderer = self.renderer or api.stream_renderer(model, {})
+        self.failed = True
         try:
-            await self._write(renderer.render(StreamError(message, "upstream_error")))
+            await self._write(renderer.render(StreamError(message, kind)))
             await self._eof()
         except _ClientGone:
             pass
@@ -495,12 +606,23 @@ class _Relay:
         for item in events:
             if isinstance(item, TextDelta | ToolCallStart | ToolCallDelta):
                 self.exchange.mark_first_token()
+                if self.max_held is not None:
+                    self._hold(item)
             elif isinstance(item, UsageReport):
                 self.exchange.usage = item.usage
             elif isinstance(item, Finish):
                 self.finished = True
             elif isinstance(item, StreamError):
-                self.exchange.error = item.message
+                # Recorded as the stream's failure (outcome stream_error), never its key.
+                self.exchange.error = self.mask(redact_text(item.message))
+
+    def _hold(self, item: TextDelta | ToolCallStart | ToolCallDelta) -> None:
+        if isinstance(item, TextDelta):
+            self.held += len(item.text)
+        elif isinstance(item, ToolCallDelta):
+            self.held += len(item.arguments)
+        if self.max_held is not None and self.held > self.max_held:
+            raise _StreamTooLarge(self.max_held)
 
     async def _write(self, data: bytes) -> None:
         if self.exchange.capture:

@@ -22,7 +22,7 @@ from proxy.gateway.client_api import (
     ResponsesAPI,
     api_for_path,
 )
-from proxy.gateway.exchange import Exchange
+from proxy.gateway.exchange import Exchange, Outcome
 from proxy.gateway.pipeline import ClientError, Gateway
 from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.routes import RouteSpecError, routes_from_body
@@ -41,6 +41,7 @@ GATEWAY = web.AppKey("gateway", Gateway)
 STORE = web.AppKey("store", object)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 Observer = Callable[[Exchange], None]
+_SAID_BY_STATUS = (Outcome.OK, Outcome.ERROR)
 OBSERVERS = web.AppKey("observers", list)
 TELEMETRY = web.AppKey("telemetry", TelemetryHub)
 
@@ -246,11 +247,14 @@ def _observe(app: web.Application, exchange: Exchange) -> None:
         usage = exchange.usage
         ttft = exchange.ttft_s if exchange.stream else None
         routing = exchange.routing
+        outcome = exchange.outcome
         access_log.info(
-            "%s %s %d model=%s%s attempts=%d%s latency=%.3fs%s",
+            "%s %s %d%s model=%s%s attempts=%d%s latency=%.3fs%s",
             exchange.api,
             exchange.path,
             exchange.status,
+            # What the status cannot say: a 200 stream that failed, a shutdown, a client gone.
+            "" if outcome in _SAID_BY_STATUS else f" outcome={outcome}",
             exchange.model or exchange.requested_model,
             ""
             if routing is None

@@ -13,10 +13,11 @@ from aiohttp import web
 from proxy.config.model import Config, Listener, ListenerType
 from proxy.config.model_index import ModelIndex
 from proxy.embedded.local_model import LOCAL_PROVIDER, LocalModelServer
+from proxy.gateway.inflight import CUT_GRACE_S
 from proxy.routing.backends.ollama_router import ProgressCallback
 from proxy.routing.service import RoutingService
 from proxy.routing.setup import RouterSetupError, build_routing
-from proxy.server.model_app import Observer, build_model_app
+from proxy.server.model_app import GATEWAY, Observer, build_model_app
 from proxy.server.protocol import ModelAppRunner
 from proxy.telemetry.hub import TelemetryHub
 from proxy.telemetry.settings import WorkerSettings
@@ -25,6 +26,11 @@ from proxy.upstream.retry import Backoff
 from proxy.upstream.targets import TargetError, target_for
 
 log = logging.getLogger("plano.server")
+
+# After the shutdown bound: what the last steps (the telemetry worker writing the traces
+# of finished requests, local models stopping) get at least. The whole shutdown takes at
+# most the bound, the grace of the requests it ends, and this.
+FINAL_STEPS_S = 3.0
 
 
 @dataclass(slots=True)
@@ -69,6 +75,7 @@ class ProxyServer:
         self.skipped: list[Listener] = []
         self._runners: list[web.AppRunner] = []
         self.admin_port: int | None = None
+        self._deadline: float | None = None  # the loop's clock when in-flight requests end
 
     async def start(self) -> None:
         """Start local models, check every provider can be called, then bind listeners.
@@ -121,12 +128,15 @@ class ProxyServer:
             app = build_model_app(
                 self.config, listener, self.observers, self.backoff, self.router, hub
             )
+            # Runs once the listener has stopped accepting and closed its idle connections.
+            app.on_shutdown.append(self._drain)
             runner = ModelAppRunner(
                 app,
                 handle_signals=False,
                 access_log=None,
-                # Finish in-flight requests and streams on shutdown, up to this bound.
-                shutdown_timeout=self.shutdown_timeout,
+                # Only a backstop: _drain has ended every request by the time aiohttp waits
+                # (it waits this long, then cancels and waits as long again).
+                shutdown_timeout=CUT_GRACE_S,
                 # A client that goes away cancels its handler, and so its upstream call.
                 handler_cancellation=True,
             )
@@ -148,20 +158,39 @@ class ProxyServer:
         return f"http://{host}:{self.admin_port}"
 
     async def stop(self) -> None:
-        for runner in reversed(self._runners):
-            await runner.cleanup()
+        """Stop accepting; let in-flight requests finish until the shutdown timeout; end
+        those still running (a stream gets an error event in its client's format); then
+        stop the telemetry worker and local models. Bounded: see FINAL_STEPS_S."""
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + self.shutdown_timeout
+        # Together, so that every listener drains against the same deadline.
+        await asyncio.gather(*(runner.cleanup() for runner in self._runners))
         self._runners.clear()
+        # The last steps share what is left of the bound, and FINAL_STEPS_S after it.
+        end = max(self._deadline, loop.time()) + FINAL_STEPS_S
         if self.sink is not None:
             # After the listeners: the requests they finished have their records queued.
-            await asyncio.to_thread(self.sink.close)
+            await asyncio.to_thread(self.sink.close, max(end - loop.time(), 1.0))
             self.sink = None
         if self.router is not None:
             await self.router.close()
             self.router = None
         # Models last: in-flight requests may still be using them while listeners drain.
-        for model in self._local_models:
-            await model.stop()
+        budget = max(end - loop.time(), 0.5)
+        await asyncio.gather(*(model.stop(budget) for model in self._local_models))
         self._local_models.clear()
+
+    async def _drain(self, app: web.Application) -> None:
+        gateway = app.get(GATEWAY)
+        if gateway is None or self._deadline is None:
+            return
+        ended = await gateway.inflight.drain(self._deadline)
+        if ended:
+            log.warning(
+                "shutdown: %d request(s) still running after %gs were ended",
+                ended,
+                self.shutdown_timeout,
+            )
 
     async def _start_local_models(self, config: Config) -> Config:
         wanted = sorted(

@@ -123,15 +123,21 @@ class ProcessSink:
         return self.wait_ready(timeout_s)
 
     def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """Ship what is pending, let the worker write it, and wait for it to exit."""
+        """Ship what is pending, let the worker write it, and wait for it to exit: all of
+        it within `timeout_s`, which bounds the gateway's shutdown."""
+        deadline = time.monotonic() + timeout_s
+
+        def left() -> float:
+            return max(deadline - time.monotonic(), 0.0)
+
         self._closing = True
         self._wake.set()
         if self._sender is not None:
-            self._sender.join(timeout_s)
+            self._sender.join(left())
         conn, process = self._conn, self._process
         # A sender still stuck in a send (a worker that stopped reading) holds the lock:
         # then what is pending is lost, and said so, rather than shutdown hanging.
-        if not self._send_lock.acquire(timeout=timeout_s):
+        if not self._send_lock.acquire(timeout=left()):
             lost = len(self._pending) + self._unreported_drops
             self.dropped += lost
             log.warning("telemetry worker is not reading; %d records dropped", lost)
@@ -149,14 +155,14 @@ class ProcessSink:
         finally:
             self._send_lock.release()
         try:
-            if conn.poll(timeout_s):
+            if conn.poll(left()):
                 kind, value = conn.recv()
                 if kind == "stopped":
                     self.worker_stats = value
         except (EOFError, OSError):
             pass
         try:
-            process.wait(timeout_s)
+            process.wait(max(left(), 0.5))  # once "stopped" came, it is only exiting
         except subprocess.TimeoutExpired:
             # Its backlog of traces still to write is lost with it: the log says so.
             log.warning(

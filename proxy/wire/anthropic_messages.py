@@ -748,6 +748,11 @@ def parse_response(body: dict) -> ChatResponse:
     )
 
 
+def parse_usage(raw: object) -> Usage | None:
+    """An Anthropic usage object as canonical usage; None when it is not one."""
+    return _TokenCounts().update(raw).usage() if isinstance(raw, dict) else None
+
+
 def _upstream_tool_call(block: dict) -> ToolCall:
     arguments = block.get("input")
     return ToolCall(
