@@ -24,7 +24,9 @@ def up(
     shutdown_timeout: Annotated[
         float,
         typer.Option(
-            "--shutdown-timeout", help="Seconds to let in-flight requests finish on shutdown."
+            "--shutdown-timeout",
+            help="Seconds to let in-flight requests finish on shutdown; those still running "
+            "then end with an error in their client's format.",
         ),
     ] = 30.0,
     quiet: Annotated[
