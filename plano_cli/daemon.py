@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from proxy.config.model import Config
 
 READY_TIMEOUT_S = 15.0
+# `plano down` waits the instance's own --shutdown-timeout and this much more before SIGKILL:
+# the gateway ends what is still running at its bound, then writes the traces.
+STOP_MARGIN_S = 10.0
+DEFAULT_SHUTDOWN_TIMEOUT_S = 30.0
 HEALTH_TIMEOUT_S = 1.0
 # On the command line of the background process; a pid whose command line lacks it was reused.
 CHILD_FLAG = "--detached-child"
@@ -177,6 +181,14 @@ def wait_gone(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def stop_timeout(meta: dict | None) -> float:
+    """How long `plano down` waits before killing: the bound the instance was started with
+    (in plano.json), and the margin its shutdown needs after it."""
+    value = (meta or {}).get("shutdown_timeout")
+    valid = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return (value if valid else DEFAULT_SHUTDOWN_TIMEOUT_S) + STOP_MARGIN_S
 
 
 def stop(pid: int, timeout: float) -> bool:
@@ -333,6 +345,7 @@ def start_detached(
         "listeners": urls,
         "started_at": started.isoformat(timespec="seconds"),
         "log": str(files.log),
+        "shutdown_timeout": shutdown_timeout,
     }
     write_atomic(files.meta, json.dumps(meta, indent=2) + "\n")
     typer.echo(f"plano is running in the background (pid {child.pid})")

@@ -7,7 +7,11 @@ with no end and no error event, and the access log and trace said 499, client di
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -17,9 +21,10 @@ import openai
 import pytest
 from fakes.providers import FakeProvider, anthropic_app, endless_stream, hang, openai_app
 from fakes.server_thread import ServerThread
-from gateway_process import plano_up
+from gateway_process import free_port, plano_up
 from proxy_harness import ProxyThread, config_from_yaml
 
+from plano_cli import daemon
 from proxy.gateway.exchange import Outcome
 from proxy.gateway.inflight import SHUTDOWN_MESSAGE
 
@@ -195,3 +200,49 @@ def test_requests_still_running_at_the_bound_are_recorded_as_ended_by_shutdown(u
     assert by_stream[True].attempts[0].outcome == "ok"
     assert by_stream[False].outcome is Outcome.SHUTDOWN
     assert by_stream[False].status == 503
+
+
+@pytest.mark.slow
+def test_plano_down_waits_for_the_bound_the_instance_was_started_with(upstreams, tmp_path):
+    # `down` used to wait 30 s whatever the instance's bound: with the default 30 s bound
+    # it killed the gateway just as it was ending its streams and writing their traces.
+    for state, _ in upstreams.values():
+        state.clear()
+    port = free_port()
+    path = tmp_path / "plano.yaml"
+    path.write_text(config_text(upstreams).replace("{port}", str(port)))
+    env = {**os.environ, "PLANO_HOME": str(tmp_path)}
+
+    def plano(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "plano_cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    started = plano("up", "-d", str(path), "--shutdown-timeout", "1")
+    assert started.returncode == 0, started.stderr
+    meta = json.loads((tmp_path / "run" / "plano.json").read_text())
+    try:
+        assert meta["shutdown_timeout"] == 1.0
+        assert daemon.stop_timeout(meta) == 1.0 + daemon.STOP_MARGIN_S
+        upstreams["openai"][0].push(endless_stream(0.05))
+        oa = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+        reader = Reader(
+            lambda: oa.chat.completions.create(model="gpt-4o", messages=USER, stream=True)
+        )
+        reader.start()
+        assert reader.started.wait(20)
+        stopped = plano("down")
+        reader.join(10)
+    finally:
+        if (tmp_path / "run" / "plano.pid").exists():
+            os.kill(meta["pid"], signal.SIGKILL)
+    assert stopped.returncode == 0
+    assert "plano stopped (" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert "killed" not in stopped.stderr
+    assert isinstance(reader.error, openai.APIError)
+    assert SHUTDOWN_MESSAGE in str(reader.error)
+
+
+def test_plano_down_waits_thirty_seconds_and_a_margin_for_an_older_instance():
+    assert daemon.stop_timeout(None) == 30.0 + daemon.STOP_MARGIN_S
+    assert daemon.stop_timeout({"shutdown_timeout": "soon"}) == 30.0 + daemon.STOP_MARGIN_S
+    assert daemon.stop_timeout({"shutdown_timeout": 120}) == 120 + daemon.STOP_MARGIN_S

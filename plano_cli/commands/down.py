@@ -9,16 +9,19 @@ import typer
 
 def down(
     timeout: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--timeout",
             "-t",
             min=0,
-            help="Seconds to wait for in-flight requests to finish before killing it.",
+            help="Seconds to wait before killing it. Default: the --shutdown-timeout it was "
+            "started with, plus 10 s for it to end what is still running and write its traces.",
+            show_default=False,
         ),
-    ] = 30.0,
+    ] = None,
 ) -> None:
-    """Stop the background proxy gracefully: in-flight requests finish, up to --timeout.
+    """Stop the background proxy gracefully: in-flight requests finish, up to its own
+    --shutdown-timeout, and those still running then end with an error; killed after --timeout.
 
     Exit code 0 when it stopped or was not running, 1 when it could not be signalled.
     """
@@ -34,6 +37,8 @@ def down(
         typer.echo("plano is not running")
         raise typer.Exit(0)
 
+    if timeout is None:
+        timeout = daemon.stop_timeout(daemon.read_meta(files))
     typer.echo(f"stopping plano (pid {pid})...")
     started = time.monotonic()
     try:
