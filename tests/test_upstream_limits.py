@@ -8,11 +8,14 @@ measures the gateway's memory against 300 MB with the default limit.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import anthropic
 import openai
 import pytest
+from aiohttp import web
 from fakes.providers import (
     FakeProvider,
     drip,
@@ -20,6 +23,9 @@ from fakes.providers import (
     endless_stream,
     giant_answer,
 )
+from fakes.server_thread import ServerThread
+from hypothesis import given
+from hypothesis import strategies as st
 from proxy_harness import ProxyThread, config_from_yaml, openai_and_anthropic_upstreams
 
 from proxy.gateway.answer import PASSTHROUGH_HOLD
@@ -274,3 +280,95 @@ def test_a_passthrough_stream_is_not_bounded_by_the_limit(upstreams, fakes):
                 break
         stream.close()
     assert received > 2 * limit
+
+
+# --- searched, not replayed: any split, any event sizes around the limit ------------------
+
+SMALL_LIMIT = 4096
+
+
+class SplitStream:
+    """An OpenAI-format provider sending each scripted stream in the scripted pieces."""
+
+    def __init__(self) -> None:
+        self.next: list[bytes] = []
+
+    def app(self) -> web.Application:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            await request.read()
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            for piece in self.next:
+                await response.write(piece)
+                await asyncio.sleep(0)
+            await response.write_eof()
+            return response
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        return app
+
+
+def chunk_json(delta: dict, finish: str | None = None) -> bytes:
+    return json.dumps(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+    ).encode()
+
+
+@pytest.fixture(scope="module")
+def split_proxy():
+    upstream = SplitStream()
+    with ServerThread(upstream.app()) as server:
+        config = config_from_yaml(
+            f"""\
+            version: v0.4.0
+            listeners: [{{type: model, port: 12000, max_retries: 0, timeout: 5s}}]
+            model_providers: [{{model: openai/m, base_url: "{server.base_url}/v1"}}]
+            overrides: {{max_upstream_response_bytes: {SMALL_LIMIT}}}
+            """
+        )
+        with ProxyThread(config) as proxy:
+            yield upstream, proxy
+
+
+@given(
+    texts=st.lists(st.integers(min_value=0, max_value=6000), min_size=1, max_size=4),
+    cuts=st.lists(st.integers(min_value=0), max_size=10),
+)
+def test_any_split_of_events_around_the_limit_is_whole_or_a_clean_error(split_proxy, texts, cuts):
+    upstream, proxy = split_proxy
+    deltas = [{"role": "assistant", "content": "x" * texts[0]}] + [
+        {"content": "y" * n} for n in texts[1:]
+    ]
+    events = [chunk_json(d) for d in deltas] + [chunk_json({}, "stop")]
+    body = b"".join(b"data: " + e + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    points = sorted({cut % (len(body) + 1) for cut in cuts})
+    upstream.next = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    # Sure to fit: the whole line, with its end, within the limit. Sure not to: the data alone
+    # over it. Between, where the parser catches it depends on how the bytes were split.
+    fits = all(len(e) + 8 <= SMALL_LIMIT for e in events)
+    too_large = [len(e) > SMALL_LIMIT for e in events]
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="k", max_retries=0)
+    messages = [{"role": "user", "content": "x"}]
+    try:
+        got = list(client.chat.completions.create(model="m", messages=messages, stream=True))
+    except openai.APIError as exc:
+        got = exc
+    if isinstance(got, openai.APIStatusError):  # before the first event: a 502 saying why
+        assert not fits
+        assert got.status_code == 502
+        assert "larger than 4096 bytes" in got.body["message"]
+    elif isinstance(got, openai.APIError):  # after it: an error event saying why
+        assert not fits
+        assert not too_large[0]
+        assert "longer than 4096 bytes" in str(got)
+    else:
+        assert not any(too_large)
+        text = "".join(c.choices[0].delta.content or "" for c in got if c.choices)
+        assert text == "".join(d["content"] for d in deltas)
