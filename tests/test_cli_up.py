@@ -11,7 +11,7 @@ import time
 
 import pytest
 from fakes.ollama_server import closed_port_url
-from test_cli_daemon import answers, free_port
+from gateway_process import answers, free_port
 
 PROVIDERS = (
     "model_providers:\n"
