@@ -317,6 +317,9 @@ TABLE: dict[str, Entry] = {
         ),
     ),
     "/overrides/upstream_timeout_ms": enforced("normalize: the default listener timeout"),
+    "/overrides/max_upstream_response_bytes": enforced(
+        "gateway/answer, wire/sse: the most of an answer the gateway holds"
+    ),
     "/overrides/*": not_served("not an override Plano knows: it would do nothing"),
     "/prompt_caching": not_served("provider prompt-caching settings are not served yet"),
     "/model_metrics_sources": not_served(
