@@ -148,18 +148,24 @@ def test_an_answer_over_the_limit_fails_over_to_the_next_model(proxy, fakes, see
     assert last(seen).model == "anthropic/claude-sonnet-4-6"
 
 
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "content-length"])
 @pytest.mark.parametrize("client", ["openai", "anthropic"])
-def test_a_large_passthrough_answer_is_relayed_whole_and_its_usage_read(proxy, fakes, seen, client):
-    # Larger than what passthrough holds, within the limit: relayed as it arrives.
+def test_a_large_passthrough_answer_is_relayed_whole_and_its_usage_read(
+    proxy, fakes, seen, client, declared
+):
+    # Larger than what passthrough holds, within the limit: relayed as it arrives, its
+    # model renamed as x-plano-model says (a declared length follows the renaming).
     size = PASSTHROUGH_HOLD * 3
-    fakes[client].push(giant_answer(size))
+    fakes[client].push(giant_answer(size, content_length=declared))
     if client == "openai":
         reply = oa(proxy).chat.completions.create(model="gpt-4o", messages=USER)
         text = reply.choices[0].message.content
         assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (3, 1)
+        assert reply.model == "openai/gpt-4o"
     else:
         reply = an(proxy).messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=USER)
         text = reply.content[0].text
+        assert reply.model == "anthropic/claude-sonnet-4-6"
     assert text == "a" * size
     record = last(seen)
     assert (record.status, record.passthrough, record.outcome) == (200, True, Outcome.OK)
