@@ -197,6 +197,17 @@ def test_a_slow_drip_answer_ends_at_the_listener_timeout(upstreams, fakes):
     assert info.value.status_code == 504
 
 
+def test_a_stream_dripping_its_first_event_ends_at_the_listener_timeout(upstreams, fakes):
+    with ProxyThread(limits_config(upstreams, timeout="1s")) as proxy:
+        # The first event is ~200 bytes: ~10 s at one byte every 50 ms, each byte within
+        # the socket read timeout.
+        fakes["openai"].push(drip(0.05))
+        with pytest.raises(openai.APIStatusError) as info:
+            oa(proxy).chat.completions.create(model="gpt-4o", messages=USER, stream=True)
+    assert info.value.status_code == 504
+    assert "no stream event within 1 s" in info.value.message
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_answer_arriving_one_byte_at_a_time_is_whole(proxy, fakes, seen, stream):
     fakes["openai"].push(drip(0.0005))

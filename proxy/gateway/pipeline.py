@@ -405,9 +405,22 @@ class Gateway:
         chunks = upstream.content.iter_any()
 
         try:
-            first = await _first_events(chunks, sse)
+            # The read timeout is per socket read: a provider dripping a byte at a time
+            # would keep the client waiting, with nothing sent, without end.
+            async with asyncio.timeout(self.listener.timeout_s):
+                first = await _first_events(chunks, sse)
         except SSEEventTooLarge:
             return self._too_large(resolution)
+        except TimeoutError:
+            # Like a JSON answer that times out: the provider took the request, so only
+            # another model is tried (the same one could bill it twice).
+            return Failure(
+                504,
+                "timeout",
+                f"{resolution.model}: no stream event within {self.listener.timeout_s:g} s",
+                False,
+                True,
+            )
         if isinstance(first, str):
             return Failure(502, "stream error", f"{resolution.model}: {first}", True, True)
         # Parsed once, by the tap: the relay reuses these instead of parsing them again.
