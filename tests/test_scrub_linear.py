@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from linear_time import assert_linear, growth
 
 from proxy.config.redact import _CREDENTIAL_WORDS, MASK, redact_line, redact_text, redact_url
-from proxy.telemetry import signals, store_scrub
+from proxy.telemetry import budget, signals, store_scrub
 from proxy.telemetry.analysis import analyze_record
 from proxy.telemetry.record import TelemetryRecord
 from proxy.wire.sse import SSEParser
@@ -259,6 +259,26 @@ PARSERS: dict[str, tuple[Callable[[str], Any], int, int]] = {
 def test_parsers_are_linear_on_adversarial_text(parser: str, kind: str) -> None:
     function, small, large = PARSERS[parser]
     assert_linear(function, ADVERSARIAL[kind], small, large, what=f"{parser} on {kind}")
+
+
+@pytest.mark.parametrize("stream", [_stream_of, _responses_stream_of], ids=["chat", "responses"])
+def test_a_long_stream_is_replayed_in_linear_time(monkeypatch, stream) -> None:
+    # Past the record's budget a stream is cut, which bounds the replay; without the cut
+    # it must still be linear. It was not: each tool-call argument delta was appended
+    # with `+=`, copying all the arguments so far.
+    monkeypatch.setattr(budget, "MAX_STREAM_BYTES", 1 << 30)
+    monkeypatch.setattr(budget, "MAX_CPU_SECONDS", 1e6)
+    api = "openai_chat" if stream is _stream_of else "openai_responses"
+    request = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "input": "hi"}
+
+    def replay(body: bytes) -> Any:
+        body_in = orjson.dumps(request)
+        record = _record(api=api, stream=True, request_body=body_in, response_body=body)
+        return analyze_record(record, signals=False, capture=True)
+
+    small, large = stream("a" * 8 * 1024, 100), stream("a" * 4 * 1024 * 1024, 100)
+    ratio = growth(replay, small, large)
+    assert ratio <= 4 * 512, f"{ratio:.0f}x for 512x the text"
 
 
 # --- generated input ---------------------------------------------------------------------
