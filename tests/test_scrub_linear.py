@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,6 +27,7 @@ from proxy.config.redact import _CREDENTIAL_WORDS, MASK, redact_line, redact_tex
 from proxy.telemetry import budget, signals, store_scrub
 from proxy.telemetry.analysis import analyze_record
 from proxy.telemetry.record import TelemetryRecord
+from proxy.telemetry.store import RequestRow, SpanRow, StoreBatch, TraceStore
 from proxy.wire.sse import SSEParser
 
 
@@ -74,6 +77,31 @@ def _scrub_json_value(text: str) -> Any:
     return store_scrub.scrub_json_column([{"content": text, "list": [text]}])
 
 
+class _StoreWrite:
+    """TraceStore.write of a request whose error, messages and span carry the text: the
+    store's own entry point, scrubbing included. One store for the whole module."""
+
+    def __init__(self) -> None:
+        self.store: TraceStore | None = None
+        self.count = 0
+
+    def __call__(self, text: str) -> None:
+        if self.store is None:
+            self.store = TraceStore.open(Path(tempfile.mkdtemp()) / "traces.db")
+        self.count += 1
+        trace = f"{self.count:032x}"
+        self.store.write(
+            StoreBatch(
+                requests=[
+                    RequestRow(
+                        trace, 1.0, error=text, request_messages=[{"role": "user", "content": text}]
+                    )
+                ],
+                spans=[SpanRow(f"{self.count:016x}", trace, "s", 1, attributes={"note": text})],
+            )
+        )
+
+
 SCRUBBERS: dict[str, Callable[[str], Any]] = {
     "redact_text": _redact_all,
     "redact_text with a limit": redact_text,
@@ -83,6 +111,7 @@ SCRUBBERS: dict[str, Callable[[str], Any]] = {
     "is_clean": store_scrub.is_clean,
     "scrub_json of text": _scrub_json_text,
     "scrub_json_column": _scrub_json_value,
+    "TraceStore.write": _StoreWrite(),
 }
 
 
@@ -247,9 +276,10 @@ PARSERS: dict[str, tuple[Callable[[str], Any], int, int]] = {
     "signals": (_signals, 64, 4096),
     "signal patterns, user": (_user_patterns, 1024, 64 * 1024),
     "signal patterns, tool": (_tool_patterns, 1024, 64 * 1024),
-    "analyze_record, JSON bodies": (_analyze_bodies, 1024, 64 * 1024),
-    "analyze_record, a chat stream": (_analyze_stream, 1024, 64 * 1024),
-    "analyze_record, a responses stream": (_analyze_responses_stream, 1024, 64 * 1024),
+    # Whole records: a smaller range, the same 64x, to keep the suite quick.
+    "analyze_record, JSON bodies": (_analyze_bodies, 512, 32 * 1024),
+    "analyze_record, a chat stream": (_analyze_stream, 512, 32 * 1024),
+    "analyze_record, a responses stream": (_analyze_responses_stream, 512, 32 * 1024),
     "SSEParser": (_sse, 1024, 64 * 1024),
 }
 
