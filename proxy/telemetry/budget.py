@@ -21,8 +21,10 @@ A cut record is stored with what fits and marked: the `plano.messages.truncated`
 on its `plano(inbound)` span, and the marker in the text itself. The worker counts cut
 records in `plano_telemetry_truncated_total{reason}`.
 
-With these bounds a record costs the writer at most about 0.5 s of CPU, whatever it holds
-(a 20 MB answer of one letter took 146 s before); docs/observability.md has the numbers.
+With these bounds the worst records measured (a 20 MB answer of one letter, which took the
+writer minutes before; a body of 800,000 messages) cost it under 0.5 s of CPU: see
+docs/benchmarks.md, "Hostile records". Parsing a body with orjson is not cut, but it is
+linear and bounded by the gateway's own body limit.
 """
 
 from __future__ import annotations
