@@ -51,6 +51,7 @@ KEY_ATTRIBUTES = {
         "llm.provider",
         "llm.is_streaming",
         "session.id",
+        "plano.messages.truncated",  # the messages below were cut to the trace's budget
     ),
     ROUTING: (
         "route.name",

@@ -7,7 +7,9 @@ bodies are parsed with the wire codecs the gateway itself uses, so the conversat
 read exactly as the gateway understood it.
 
 `analyze_record` never raises: a record is evidence of what happened, and a malformed
-body (or a truncated stream) must not cost the request its span and summary.
+body (or a truncated stream) must not cost the request its span and summary. Nor does it
+take long: what is over the record's budget (`proxy.telemetry.budget`) is cut, and the
+analysis says so.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from proxy.canonical import (
     ToolCallStart,
 )
 from proxy.pricing import Price, cost_usd, price_for
+from proxy.telemetry.budget import RecordBudget
 from proxy.telemetry.record import TelemetryRecord
 from proxy.telemetry.signals import SignalReport
 from proxy.telemetry.signals import analyze as analyze_signals
@@ -59,6 +62,13 @@ class RecordAnalysis:
     # Whether message capture was on: a signal's snippet quotes a message, so spans and
     # signal rows only carry snippets when it was.
     capture: bool = False
+    # What was cut to keep the record within its budget (budget.TEXT, MESSAGES, STREAM,
+    # TIME): empty when the messages are whole.
+    cuts: frozenset[str] = frozenset()
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.cuts)
 
 
 def analyze_record(
@@ -86,17 +96,22 @@ def _analyze(
     # The bodies are needed for signals even when they are not to be stored.
     if not (want_signals or capture):
         return analysis
-    request = _guard(_request_messages, record)
-    reply = _guard(_response_message, record)
-    if want_signals:
+    budget = RecordBudget()
+    request = _guard(lambda r: _request_messages(r, budget), record)
+    reply = _guard(lambda r: _response_message(r, budget), record)
+    # As the store keeps them, and cut to the budget: signals read what is stored, so a
+    # signal's message index points into the stored messages.
+    request_json = [_message_json(m) for m in request] if request is not None else None
+    reply_json = _message_json(reply) if reply is not None else None
+    budget.fit([*(request_json or ()), *([reply_json] if reply_json else ())])
+    if want_signals and not budget.out_of_time():
         analysis.report = analyze_signals(
-            request or (), reply, error=record.error, status=record.status or None
+            request_json or (), reply_json, error=record.error, status=record.status or None
         )
     if capture:
-        analysis.request_messages = (
-            [_message_json(m) for m in request] if request is not None else None
-        )
-        analysis.response_messages = [_message_json(reply)] if reply is not None else None
+        analysis.request_messages = request_json
+        analysis.response_messages = [reply_json] if reply_json is not None else None
+    analysis.cuts = frozenset(budget.cuts)
     return analysis
 
 
@@ -136,31 +151,36 @@ def _price(
 # --- request ----------------------------------------------------------------------------
 
 
-def _request_messages(record: TelemetryRecord) -> list[Message] | None:
+def _request_messages(record: TelemetryRecord, budget: RecordBudget) -> list[Message] | None:
     parse = _REQUEST_PARSERS.get(record.api)
     if parse is None or not record.request_body:
         return None
     body = orjson.loads(record.request_body)
     if not isinstance(body, dict):
         return None
+    # orjson reads any body the gateway took in ~10 ms a MB; the codecs' Python would take
+    # seconds over a million messages, so they get the newest ones only.
+    budget.newest_messages(body, "input" if record.api == "openai_responses" else "messages")
+    budget.first_parts(body, "system")
     return parse(body).messages
 
 
 # --- response ---------------------------------------------------------------------------
 
 
-def _response_message(record: TelemetryRecord) -> Message | None:
+def _response_message(record: TelemetryRecord, budget: RecordBudget) -> Message | None:
     """The assistant's answer as the client received it, or None if it got none."""
     raw = record.response_body
     if not raw:
         return None
     if record.stream:
+        raw = budget.stream(raw)
         if record.api == "openai_responses":
-            return _responses_stream(raw)
+            return _responses_stream(raw, budget)
         if record.api == "openai_chat":
-            return _codec_stream(raw, openai_chat.StreamParser())
+            return _codec_stream(raw, openai_chat.StreamParser(), budget)
         if record.api == "anthropic_messages":
-            return _codec_stream(raw, anthropic_messages.StreamParser())
+            return _codec_stream(raw, anthropic_messages.StreamParser(), budget)
         return None
     if record.status >= 400:
         return None  # the body is an error object, not an answer
@@ -183,34 +203,47 @@ def _assistant(response: ChatResponse) -> Message | None:
     return Message(role="assistant", content=content, tool_calls=list(response.tool_calls))
 
 
-def _sse_events(raw: bytes) -> Iterable[Any]:
+# Events replayed between two looks at the record's CPU time.
+_EVENTS_PER_CHECK = 256
+
+
+def _sse_events(raw: bytes, budget: RecordBudget) -> Iterable[Any]:
+    """The stream's events, until the record's CPU time runs out."""
     parser = SSEParser()
-    yield from parser.feed(raw)
     # A truncated stream may end inside an event; the codecs turn its broken JSON into a
     # StreamError, which is ignored like any other.
-    yield from parser.flush()
+    for n, event in enumerate((*parser.feed(raw), *parser.flush()), 1):
+        if n % _EVENTS_PER_CHECK == 0 and budget.out_of_time():
+            return
+        yield event
 
 
-def _codec_stream(raw: bytes, parser: Any) -> Message | None:
+def _codec_stream(raw: bytes, parser: Any, budget: RecordBudget) -> Message | None:
     """Rebuild the answer from a Chat Completions or Anthropic stream."""
     text: list[str] = []
     calls: dict[int, ToolCall] = {}
-    for sse in _sse_events(raw):
+    # Pieces joined once at the end: `+=` on a call's arguments copied them at every
+    # delta, quadratic in a long stream of small ones.
+    arguments: dict[int, list[str]] = {}
+    for sse in _sse_events(raw, budget):
         for event in parser.feed(sse):
             if isinstance(event, TextDelta):
                 text.append(event.text)
             elif isinstance(event, ToolCallStart):
                 calls.setdefault(event.index, ToolCall(event.id, event.name, ""))
+                arguments.setdefault(event.index, [])
             elif isinstance(event, ToolCallDelta) and event.index in calls:
-                calls[event.index].arguments += event.arguments
+                arguments[event.index].append(event.arguments)
+    for index, call in calls.items():
+        call.arguments = "".join(arguments[index])
     return _message("".join(text), [calls[i] for i in sorted(calls)])
 
 
-def _responses_stream(raw: bytes) -> Message | None:
+def _responses_stream(raw: bytes, budget: RecordBudget) -> Message | None:
     """The terminal event carries the whole response; without it (a truncated stream),
     the output items are rebuilt from the events that did arrive."""
-    items: dict[int, dict[str, Any]] = {}
-    for sse in _sse_events(raw):
+    rebuilt = _ResponsesItems()
+    for sse in _sse_events(raw, budget):
         try:
             data = orjson.loads(sse.data)
         except orjson.JSONDecodeError:
@@ -220,27 +253,50 @@ def _responses_stream(raw: bytes) -> Message | None:
         kind = data.get("type") or sse.event
         if kind in _RESPONSES_TERMINAL and isinstance(data.get("response"), dict):
             return _responses_output(data["response"].get("output"))
-        _apply_responses_event(kind, data, items)
-    return _responses_output([items[i] for i in sorted(items)])
+        rebuilt.apply(kind, data)
+    return _responses_output(rebuilt.items())
 
 
-def _apply_responses_event(kind: str | None, data: dict, items: dict[int, dict]) -> None:
-    index = data.get("output_index")
-    if not isinstance(index, int):
-        return
-    if kind in ("response.output_item.added", "response.output_item.done"):
-        item = data.get("item")
-        if isinstance(item, dict):
-            items[index] = dict(item)
-    elif kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
-        item = items.setdefault(index, {"type": "message", "content": []})
-        item["_text"] = item.get("_text", "") + data["delta"]
-    elif (
-        kind == "response.function_call_arguments.delta"
-        and index in items
-        and isinstance(data.get("delta"), str)
-    ):
-        items[index]["arguments"] = str(items[index].get("arguments") or "") + data["delta"]
+class _ResponsesItems:
+    """Output items rebuilt from a Responses stream's events. Deltas are kept as lists of
+    pieces and joined once at the end: concatenating at each delta was quadratic."""
+
+    def __init__(self) -> None:
+        self.by_index: dict[int, dict[str, Any]] = {}
+        self.text: dict[int, list[str]] = {}  # text deltas of a message item
+        self.arguments: dict[int, list[str]] = {}  # argument deltas of a function call
+
+    def apply(self, kind: str | None, data: dict) -> None:
+        index = data.get("output_index")
+        if not isinstance(index, int):
+            return
+        delta = data.get("delta")
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            item = data.get("item")
+            if isinstance(item, dict):
+                self.by_index[index] = dict(item)
+                self.text.pop(index, None)
+                self.arguments.pop(index, None)
+        elif kind == "response.output_text.delta" and isinstance(delta, str):
+            self.by_index.setdefault(index, {"type": "message", "content": []})
+            self.text.setdefault(index, []).append(delta)
+        elif kind == "response.function_call_arguments.delta" and isinstance(delta, str):
+            item = self.by_index.get(index)
+            if item is not None:
+                pieces = self.arguments.setdefault(index, [str(item.get("arguments") or "")])
+                pieces.append(delta)
+
+    def items(self) -> list[dict[str, Any]]:
+        out = []
+        for index in sorted(self.by_index):
+            item = self.by_index[index]
+            if index in self.text:  # the text that arrived while the item was open
+                text = "".join(self.text[index])
+                item["content"] = [{"type": "output_text", "text": text}]
+            if index in self.arguments:
+                item["arguments"] = "".join(self.arguments[index])
+            out.append(item)
+        return out
 
 
 def _responses_output(output: object) -> Message | None:
@@ -254,9 +310,6 @@ def _responses_output(output: object) -> Message | None:
         if not isinstance(item, dict):
             continue
         if item.get("type") == "message":
-            if "_text" in item:  # accumulated from deltas while the item was open
-                text.append(item["_text"])
-                continue
             for part in item.get("content") or ():
                 if isinstance(part, dict) and part.get("type") in ("output_text", "refusal"):
                     value = part.get("text", part.get("refusal"))

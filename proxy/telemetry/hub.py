@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from proxy.telemetry.record import AttemptRecord, RoutingRecord, TelemetryRecord
+from proxy.telemetry.storable import escape_surrogates, is_utf8
 from proxy.telemetry.tracecontext import Sampler, TraceContext, new_span_id
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class TelemetryHub:
         usage = exchange.usage
         sampled = trace.sampled
         finished = exchange.finished_at if exchange.finished_at is not None else exchange.started
-        return TelemetryRecord(
+        record = TelemetryRecord(
             trace_id=trace.trace_id,
             span_id=trace.span_id,
             sampled=sampled,
@@ -109,6 +110,8 @@ class TelemetryHub:
             response_body=_response_body(exchange),
             response_truncated=exchange.response_truncated,
         )
+        _escape_text(record)
+        return record
 
     def _attributes(self, headers: Mapping[str, str]) -> dict[str, str]:
         attributes = dict(self.static_attributes)
@@ -120,6 +123,32 @@ class TelemetryHub:
                 ):
                     attributes[lowered] = value[:MAX_ATTRIBUTE_VALUE]
         return attributes
+
+
+# The record's text that a client can put there: header values (request id, affinity,
+# span attributes), the path, the model it asked for, an error that quotes one of them.
+_CLIENT_TEXT = ("request_id", "path", "requested_model", "error", "session")
+
+
+def _escape_text(record: TelemetryRecord) -> None:
+    """Write out what is not valid UTF-8 (a header byte like \\xff, which aiohttp decodes as
+    a lone surrogate): the record must be storable and exportable as it is. The fields
+    changed are named in the record, for the worker to count."""
+    escaped = [
+        name
+        for name in _CLIENT_TEXT
+        if isinstance(value := getattr(record, name), str) and not is_utf8(value)
+    ]
+    for name in escaped:
+        setattr(record, name, escape_surrogates(getattr(record, name)))
+    attributes = record.attributes
+    if not all(map(is_utf8, attributes.values())) or not all(map(is_utf8, attributes)):
+        record.attributes = {
+            escape_surrogates(k): escape_surrogates(v) for k, v in attributes.items()
+        }
+        escaped.append("attributes")
+    if escaped:
+        record.escaped_fields = tuple(escaped)
 
 
 def _routing(exchange: Exchange) -> RoutingRecord | None:

@@ -18,7 +18,7 @@ miss.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, Metric
@@ -294,6 +294,19 @@ class GatewayMetrics:
             "Analyzed conversations by overall quality.",
             ("quality",),
         )
+        self.fields_replaced = counter(
+            "plano_telemetry_fields_replaced_total",
+            "Fields of stored traces that could not be stored as they were (text that is not "
+            "valid UTF-8, an integer past 64 bits, JSON nested too deep) and were stored "
+            "replaced, by field.",
+            ("field",),
+        )
+        self.truncated = counter(
+            "plano_telemetry_truncated_total",
+            "Traces stored cut to the per-trace budget, by what was cut: text, messages, "
+            "stream, time.",
+            ("reason",),
+        )
         self._exposed = _WithoutCreated(r)
         self.dropped = Counter(
             "plano_telemetry_dropped_total",
@@ -397,6 +410,17 @@ class GatewayMetrics:
                 elif previous.outcome != "ok":
                     self.retries.child((attempt.model,)).inc()
             previous = attempt
+
+    def observe_replaced(self, fields: Mapping[str, int]) -> None:
+        """Fields stored replaced: the record's or the store's column names, a fixed set."""
+        for field, count in fields.items():
+            if count > 0:
+                self.fields_replaced.child((field,)).inc(count)
+
+    def observe_truncated(self, reasons: Iterable[str]) -> None:
+        """One trace stored cut to its budget, and why (budget.TEXT, MESSAGES...)."""
+        for reason in reasons:
+            self.truncated.child((reason,)).inc()
 
     def observe_dropped(self, count: int) -> None:
         """Records dropped before they were traced, by the request path or the worker."""

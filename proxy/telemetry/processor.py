@@ -2,11 +2,17 @@
 
 Runs on the telemetry worker's writer thread, which owns the store's connection. It is
 a plain class so tests can drive it without a process around it.
+
+One record must never cost another its trace: each is analysed within its budget
+(`proxy.telemetry.budget`), a record that fails to build is skipped alone, and a batch
+the store cannot write is written again one trace at a time, so only the trace that
+cannot be stored is lost (and logged).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from opentelemetry.sdk.resources import Resource
@@ -16,6 +22,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from proxy import __version__
 from proxy.pricing import cost_usd
 from proxy.telemetry.analysis import analyze_record
+from proxy.telemetry.budget import STREAM
 from proxy.telemetry.metrics import GatewayMetrics
 from proxy.telemetry.record import TelemetryRecord
 from proxy.telemetry.settings import WorkerSettings
@@ -33,7 +40,8 @@ class ProcessorStats:
     stored: int = 0
     ingested_spans: int = 0
     dropped: int = 0  # not traced: the request path or the worker's backlog was full
-    store_errors: int = 0
+    store_errors: int = 0  # writes that failed (a batch, then each trace of it alone)
+    store_lost: int = 0  # traces not stored: even alone, the store refused them
 
 
 class TelemetryProcessor:
@@ -82,21 +90,26 @@ class TelemetryProcessor:
 
     def trace(self, records: list[TelemetryRecord]) -> None:
         """Signals, spans, the store and OTLP for sampled records."""
-        batch = StoreBatch()
+        parts: list[StoreBatch] = []
         for record in records:
             self.stats.sampled += 1
             try:
-                self._trace_one(record, batch)
+                part = self._trace_one(record)
             except Exception:  # one odd record must not cost the rest of the batch
                 log.exception("telemetry: could not trace request %s", record.request_id)
-        self._write(batch)
+                continue
+            if part is not None:
+                parts.append(part)
+        self._write(parts)
 
     def ingest(self, batch: StoreBatch) -> None:
         """Spans an agent sent over OTLP: stored beside Plano's own, in their traces."""
         self.stats.ingested_spans += len(batch.spans)
-        self._write(batch)
+        self._write(_by_trace(batch))
 
-    def _trace_one(self, record: TelemetryRecord, batch: StoreBatch) -> None:
+    def _trace_one(self, record: TelemetryRecord) -> StoreBatch | None:
+        """The record's rows for the store (None without a store); its spans go to the
+        exporter here."""
         settings = self.settings
         analysis = analyze_record(
             record,
@@ -107,18 +120,26 @@ class TelemetryProcessor:
         report = analysis.report
         if report is not None:
             self.metrics.observe_signals(report.quality, [s.type for s in report.signals])
+        cuts = set(analysis.cuts)
+        if record.response_truncated:  # the gateway kept only the head of the stream
+            cuts.add(STREAM)
+        self.metrics.observe_truncated(sorted(cuts))
+        self.metrics.observe_replaced(Counter(record.escaped_fields))
         if self.store is None and self.exporter is None:
-            return
+            return None
         spans = build_spans(record, analysis, self.resource, self.scope)
         if self.exporter is not None:
             for span in spans:
                 self.exporter.on_end(span)
-        if self.store is not None:
-            span_rows, event_rows = rows_from_spans(spans)
-            batch.requests.append(request_row(record, analysis))
-            batch.spans.extend(span_rows)
-            batch.events.extend(event_rows)
-            batch.signals.extend(signal_rows(record, analysis))
+        if self.store is None:
+            return None
+        span_rows, event_rows = rows_from_spans(spans)
+        return StoreBatch(
+            requests=[request_row(record, analysis)],
+            spans=span_rows,
+            events=event_rows,
+            signals=signal_rows(record, analysis),
+        )
 
     def _cost(self, record: TelemetryRecord) -> float | None:
         if record.model is None or record.input_tokens is None or record.output_tokens is None:
@@ -131,12 +152,70 @@ class TelemetryProcessor:
             self.settings.prices,
         )
 
-    def _write(self, batch: StoreBatch) -> None:
-        if self.store is None or not (batch.requests or batch.spans or batch.events):
+    def _write(self, parts: list[StoreBatch]) -> None:
+        """Write the traces in one transaction; if that fails, each trace in its own, so
+        a trace the store refuses (a row without its key, a value nothing could bind)
+        takes only itself down."""
+        parts = [p for p in parts if p.requests or p.spans or p.events]
+        if self.store is None or not parts:
             return
         try:
-            self.store.write(batch)
-            self.stats.stored += len(batch.requests)
-        except Exception:  # a full disk or a locked file: keep serving metrics and OTLP
+            self._write_one(_merged(parts))
+            return
+        except Exception as exc:  # a full disk or a locked file: keep serving metrics and OTLP
             self.stats.store_errors += 1
-            log.exception("telemetry: could not write %d traces", len(batch.requests))
+            if len(parts) == 1:
+                self.stats.store_lost += 1
+                log.exception("telemetry: could not write the trace %s", _trace_of(parts[0]))
+                return
+            log.warning(
+                "telemetry: could not write %d traces at once (%s: %s); writing each alone",
+                len(parts),
+                type(exc).__name__,
+                exc,
+            )
+        lost = 0
+        for part in parts:
+            try:
+                self._write_one(part)
+            except Exception:
+                self.stats.store_errors += 1
+                lost += 1
+                if lost == 1:  # the first one's traceback; a full disk would repeat it
+                    log.exception("telemetry: could not write the trace %s", _trace_of(part))
+        self.stats.store_lost += lost
+        if lost > 1:
+            log.error("telemetry: could not write %d of %d traces", lost, len(parts))
+
+    def _write_one(self, batch: StoreBatch) -> None:
+        assert self.store is not None
+        replaced = self.store.write(batch)
+        self.stats.stored += len(batch.requests)
+        self.metrics.observe_replaced(replaced)
+
+
+def _merged(parts: list[StoreBatch]) -> StoreBatch:
+    if len(parts) == 1:
+        return parts[0]
+    batch = StoreBatch()
+    for part in parts:
+        batch.requests.extend(part.requests)
+        batch.spans.extend(part.spans)
+        batch.events.extend(part.events)
+        batch.signals.extend(part.signals)
+    return batch
+
+
+def _by_trace(batch: StoreBatch) -> list[StoreBatch]:
+    """A batch of OTLP spans as one batch per trace, for writing alone if need be."""
+    parts: dict[object, StoreBatch] = {}
+    for kind in ("requests", "spans", "events", "signals"):
+        for row in getattr(batch, kind):
+            part = parts.setdefault(getattr(row, "trace_id", None), StoreBatch())
+            getattr(part, kind).append(row)
+    return list(parts.values())
+
+
+def _trace_of(batch: StoreBatch) -> str:
+    rows = batch.requests or batch.spans or batch.events or batch.signals
+    return str(rows[0].trace_id) if rows else "?"

@@ -83,6 +83,8 @@ class TelemetryRecord:
     request_body: bytes | None = None
     response_body: bytes | None = None
     response_truncated: bool = False
+    # Fields whose text was not valid UTF-8 (a header's \xff byte) and was stored escaped.
+    escaped_fields: tuple[str, ...] = ()
 
     @property
     def ttft_ms(self) -> float | None:

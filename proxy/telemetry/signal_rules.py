@@ -180,7 +180,7 @@ NEGATION_BEFORE: Final = re.compile(
     r"|arent|aint|if|whether|unless|until|how|why|when|where|what)\b|n't)[^\w,.;:!?]+"
     r"(?:(?!(?:but|and|so|though|yet)\b)[\w']+[^\w,.;:!?]+){0,2}$"
 )
-SENTENCE_END: Final = re.compile(r"[^.!?\n]*([.!?\n]|$)")
+SENTENCE_ENDS: Final = re.compile(r"[.!?\n]")
 CAPS_RUN: Final = re.compile(r"[A-Z]{2}")
 CAPS_WORD: Final = re.compile(r"\b[A-Za-z]{2,}\b")
 

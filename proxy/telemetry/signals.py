@@ -25,6 +25,7 @@ cap each group's total, clamp to 0..100, then band: >=85 excellent, >=68 good,
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -239,14 +240,35 @@ class _Found:
 _POSITIVE = frozenset(R.GROUPS["satisfaction"])
 
 
-def _accept(type_: str, text: str, start: int, end: int, after_question: bool) -> bool:
+class _SentenceEnds:
+    """Where the sentences of a text end, found once: looking for the end after each
+    candidate phrase scanned the rest of the sentence each time, quadratic in a long one
+    ("thanks anyway thanks anyway ...")."""
+
+    __slots__ = ("_ends", "_text")
+
+    def __init__(self, text: str):
+        self._text = text
+        self._ends: list[int] | None = None
+
+    def asks(self, position: int) -> bool:
+        """Whether the sentence around `position` ends with a question mark."""
+        if self._ends is None:
+            self._ends = [m.start() for m in R.SENTENCE_ENDS.finditer(self._text)]
+        i = bisect_left(self._ends, position)
+        return i < len(self._ends) and self._text[self._ends[i]] == "?"
+
+
+def _accept(
+    type_: str, text: str, start: int, end: int, after_question: bool, ends: _SentenceEnds
+) -> bool:
     if type_ == "correction" and after_question and text[start:end].lstrip() == "no":
         return False  # "no" answering the assistant's yes/no question
     if type_ not in _POSITIVE:
         return True
     if R.NEGATION_BEFORE.search(text[max(0, start - 40) : start]):
         return False
-    if R.SENTENCE_END.match(text, end).group(1) == "?":  # "is that right?" asks, not confirms
+    if ends.asks(end):  # "is that right?" asks, not confirms
         return False
     around = text[max(0, start - 12) : end + 15]
     return not (type_ == "gratitude" and R.NOT_GRATITUDE.search(around))
@@ -273,13 +295,14 @@ def _user_hits(text: str, after_assistant: bool, after_question: bool) -> tuple[
     for word in tokens & R.USER_TRIGGER_WORDS:
         candidates.update(R.USER_TRIGGERS[word])
     hits: dict[str, tuple[float, int]] = {}
+    ends = _SentenceEnds(low)
     for rule in (R.USER_RULES[i] for i in sorted(candidates)):  # in order: strong rules first
         if rule.type in R.REACTIONS and not after_assistant:
             continue
         if rule.type in hits and hits[rule.type][0] >= rule.confidence:
             continue
         for match in rule.pattern.finditer(low):
-            if _accept(rule.type, low, match.start(), match.end(), after_question):
+            if _accept(rule.type, low, match.start(), match.end(), after_question, ends):
                 hits[rule.type] = (rule.confidence, match.start())
                 break
     if "negative_stance" not in hits and _shouting(text):

@@ -152,6 +152,10 @@ def _inbound_attributes(record: TelemetryRecord, analysis: RecordAnalysis) -> At
     _put(out, "route.selected_model", record.model)
     _put(out, "llm.provider", record.provider)
     _put(out, "session.id", record.session)
+    # The stored messages are not the whole exchange: the gateway kept only the head of a
+    # long stream, or the record was over its budget (proxy.telemetry.budget).
+    if analysis.truncated or record.response_truncated:
+        out["plano.messages.truncated"] = True
     report = analysis.report
     if report is not None:
         out["signals.quality"] = report.quality

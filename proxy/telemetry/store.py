@@ -18,6 +18,7 @@ import json
 import sqlite3
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from json.encoder import encode_basestring_ascii
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import orjson
 
 from proxy.paths import plano_home
+from proxy.telemetry.storable import escape_surrogates, fits_int64
 from proxy.telemetry.store_query import GROUP_KEYS, group_stats, request_filter, where_sql
 from proxy.telemetry.store_rows import (
     GroupStats,
@@ -40,7 +42,13 @@ from proxy.telemetry.store_rows import (
     TraceStoreError,
 )
 from proxy.telemetry.store_schema import check_readable, migrate
-from proxy.telemetry.store_scrub import scrub_json_column, scrub_text, scrub_texts, scrub_value
+from proxy.telemetry.store_scrub import (
+    scrub_json_column,
+    scrub_json_fully,
+    scrub_text,
+    scrub_texts,
+    scrub_value,
+)
 
 if TYPE_CHECKING:  # loaded by open() for writers only: readers skip sqlite-utils and numpy
     from sqlite_utils import Database
@@ -155,11 +163,18 @@ class TraceStore:
 
     # -- writes --------------------------------------------------------------------------
 
-    def write(self, batch: StoreBatch) -> None:
-        """Store one batch in one transaction; a row sent again replaces the earlier one."""
+    def write(self, batch: StoreBatch) -> Counter[str]:
+        """Store one batch in one transaction; a row sent again replaces the earlier one.
+
+        A value that cannot be stored as it is (text that is not valid UTF-8, an int past
+        64 bits, JSON nested too deep) is stored replaced (see proxy.telemetry.storable);
+        returns how many values of each column were. Raises if the batch cannot be written
+        at all (a full disk, a row without its key): nothing of it is then stored.
+        """
+        replaced: Counter[str] = Counter()
         # Rows are scrubbed and turned into parameters before the write lock is taken.
         work = [
-            (writer, writer.params(rows))
+            (writer, writer.params(rows, replaced))
             for writer, rows in (
                 (_REQUESTS, batch.requests),
                 (_SPANS, batch.spans),
@@ -171,10 +186,11 @@ class TraceStore:
         conn = self._conn
         with self._writable().atomic():
             for writer, params in work:
-                writer.execute(conn, params)
+                writer.execute(conn, params, replaced)
         self._written_since_prune += len(batch.requests)
         if self._written_since_prune >= self.prune_every:
             self.prune()
+        return replaced
 
     def prune(self, now: float | None = None) -> int:
         """Drop requests older than the retention or beyond max_requests (oldest first),
@@ -380,6 +396,7 @@ class _Writer:
             (name, f"{json.dumps(name)}:", names.index(name)) for name in sorted(hash_id_columns)
         )
         columns = [*names, pk] if hash_id_columns else names
+        self.columns = tuple(columns)
         self.pk = pk
         self.pk_index = columns.index(pk)
         quoted = [_quote(c) for c in columns]
@@ -390,9 +407,12 @@ class _Writer:
             f" ON CONFLICT({_quote(pk)}) DO UPDATE SET {updates}"
         )
 
-    def params(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def params(
+        self, rows: Sequence[Any], replaced: Counter[str] | None = None
+    ) -> list[tuple[Any, ...]]:
         """The rows' parameters for `sql`, scrubbed. Worked column by column, in C loops
-        where possible: a Python loop over rows and fields costs more than SQLite does."""
+        where possible: a Python loop over rows and fields costs more than SQLite does.
+        JSON that cannot be written as it is gets replaced, counted in `replaced`."""
         if not rows:
             return []
         columns = [list(map(get, rows)) for get in self.getters]
@@ -415,7 +435,8 @@ class _Writer:
             for i in plain:
                 columns[i] = [changed.get(v, v) for v in columns[i]]
         for i in self.jsons:
-            columns[i] = scrub_json_column(columns[i])
+            count = None if replaced is None else _counter(replaced, self.columns[i])
+            columns[i] = scrub_json_column(columns[i], count)
         if self.stream is not None:
             columns[self.stream] = list(map(int, map(bool, columns[self.stream])))
         if self.hash_columns:
@@ -449,14 +470,27 @@ class _Writer:
                 return hash_record(record)
         return hashlib.sha1(("{" + ",".join(parts) + "}").encode()).hexdigest()
 
-    def execute(self, conn: sqlite3.Connection, params: list[tuple[Any, ...]]) -> None:
+    def execute(
+        self, conn: sqlite3.Connection, params: list[tuple[Any, ...]], replaced: Counter[str]
+    ) -> None:
         try:
             conn.executemany(self.sql, params)
-        except sqlite3.ProgrammingError:
-            # A value sqlite3 cannot bind (a list in a text column, a Decimal...): convert
-            # as sqlite-utils did and run the batch again; the upsert makes rows already
-            # written this transaction harmless to repeat. Rare, so not checked up front.
-            conn.executemany(self.sql, [[_adapt(v) for v in row] for row in params])
+        except (sqlite3.ProgrammingError, OverflowError, UnicodeEncodeError):
+            # A value sqlite3 cannot bind: a list in a text column or a Decimal (converted
+            # as sqlite-utils did), text that is not valid UTF-8 or an int past 64 bits
+            # (replaced, and counted). Then the batch runs again; the upsert makes rows
+            # already written this transaction harmless to repeat. Rare, so not checked
+            # up front.
+            conn.executemany(self.sql, [self._bindable(row, replaced) for row in params])
+
+    def _bindable(self, row: tuple[Any, ...], replaced: Counter[str]) -> list[Any]:
+        out = []
+        for name, value in zip(self.columns, row, strict=True):
+            value, changed = _bindable(value)
+            if changed:
+                replaced[name] += 1
+            out.append(value)
+        return out
 
 
 # json.dumps' own string encoder (ASCII-escaped, as hash_record's json.dumps writes).
@@ -472,17 +506,44 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _adapt(value: Any) -> Any:
-    """A value sqlite3 cannot bind, as sqlite-utils stored it; containers scrubbed too."""
+def _counter(replaced: Counter[str], column: str) -> Callable[[], None]:
+    return lambda: replaced.update((column,))
+
+
+def _bindable(value: Any) -> tuple[Any, bool]:
+    """A value sqlite3 can bind, and whether it had to be replaced rather than converted
+    (text that is not valid UTF-8, an int past 64 bits, an object of no known kind)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not fits_int64(value):
+        return str(value), True
+    adapted, replaced = _adapt(value)
+    if isinstance(adapted, str):
+        text = escape_surrogates(adapted)
+        return text, replaced or text is not adapted
+    if adapted is None or isinstance(adapted, _BINDABLE):
+        return adapted, replaced
+    return escape_surrogates(str(adapted)), True
+
+
+_BINDABLE = (int, float, bytes, bytearray, memoryview)
+
+
+def _adapt(value: Any) -> tuple[Any, bool]:
+    """A value sqlite3 cannot bind, as sqlite-utils stored it; containers scrubbed too.
+    With whether it had to be replaced: a container json cannot write (too deep)."""
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        return float(value), False
     if isinstance(value, dict | list | tuple):
-        return json.dumps(scrub_value(value), default=repr, ensure_ascii=False)
+        try:
+            return json.dumps(scrub_value(value), default=repr, ensure_ascii=False), False
+        except (RecursionError, ValueError, TypeError):
+            replaced: list[bool] = []
+            text = scrub_json_fully(value, lambda: replaced.append(True))
+            return text, bool(replaced)
     if isinstance(value, datetime.time | datetime.date | datetime.datetime):
-        return value.isoformat()
+        return value.isoformat(), False
     if isinstance(value, datetime.timedelta | uuid.UUID):
-        return str(value)
-    return value
+        return str(value), False
+    return value, False
 
 
 _REQUESTS = _Writer("requests", RequestRow, "trace_id", json_fields=_MESSAGE_FIELDS)

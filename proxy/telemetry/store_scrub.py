@@ -9,13 +9,19 @@ Speed matters: the telemetry worker scrubs every span and message of every reque
 machine it shares with the proxy. So the store hands over whole columns of a batch
 (`scrub_texts`, `scrub_json_column`): they are serialized in C loops and checked at once
 by `is_clean`, and only what fails that cheap check gets the real work.
+
+Whatever a value holds, scrubbing it is linear in its size (redact_text is), and a JSON
+value that cannot be written as it is (text that is not valid UTF-8, an int past 64 bits,
+nesting too deep) comes out replaced (`proxy.telemetry.storable`), never as an error: one
+odd value must not cost its batch. The caller is told, to count it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import repeat
 from typing import Any
@@ -23,6 +29,7 @@ from typing import Any
 import orjson
 
 from proxy.config.redact import _CREDENTIAL_WORDS, redact_text
+from proxy.telemetry.storable import storable_json
 
 # Compared against the whole key and its last dotted segment, so OpenTelemetry's
 # `http.request.header.authorization` is caught as well as a bare `Authorization`.
@@ -157,18 +164,27 @@ def scrub_json(value: Any) -> str | None:
     return scrub_json_column([value])[0]
 
 
-def scrub_json_fully(value: Any) -> str | None:
-    """scrub_json without the shortcut: every key and string looked at."""
+def scrub_json_fully(value: Any, on_replace: Callable[[], object] | None = None) -> str | None:
+    """scrub_json without the shortcut: every key and string looked at. A value that
+    cannot be written as it is is replaced, and `on_replace` called."""
     if value is None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(orjson.JSONDecodeError):  # else plain text: a JSON string
             value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return orjson.dumps(scrub_text(value)).decode()
-    return orjson.dumps(scrub_value(value), default=str).decode()
+    return _dumps_scrubbed(value, on_replace)
+
+
+def _dumps_scrubbed(value: Any, on_replace: Callable[[], object] | None) -> str:
+    try:
+        return orjson.dumps(scrub_value(value), default=str).decode()
+    except (TypeError, RecursionError):  # orjson's JSONEncodeError is a TypeError
+        storable, replaced = storable_json(value)
+        if replaced and on_replace is not None:
+            on_replace()
+        return orjson.dumps(scrub_value(storable)).decode()
 
 
 def scrub_texts(texts: Iterable[str]) -> dict[str, str]:
@@ -183,8 +199,11 @@ def scrub_texts(texts: Iterable[str]) -> dict[str, str]:
     return changed
 
 
-def scrub_json_column(values: Sequence[Any]) -> list[str | None]:
-    """scrub_json of each value, at a fraction of the cost of calling it on each.
+def scrub_json_column(
+    values: Sequence[Any], on_replace: Callable[[], object] | None = None
+) -> list[str | None]:
+    """scrub_json of each value, at a fraction of the cost of calling it on each;
+    `on_replace` is called for each value that had to be replaced to be written.
 
     Each value is serialized once by orjson (its loop, not Python's) and all are checked
     at once; only those that fail the check are walked. A dict's own keys are not checked
@@ -216,13 +235,15 @@ def scrub_json_column(values: Sequence[Any]) -> list[str | None]:
             texts = list(map(bytes.decode, map(_dumps, items)))
             dirty = unclean(texts)
     except orjson.JSONEncodeError:
-        dirty = None  # e.g. a too-large int, perhaps under a key scrubbing would drop
+        # A too-large int (perhaps under a key scrubbing would drop), a lone surrogate,
+        # nesting orjson refuses...
+        dirty = None
     if dirty is None:  # JSON given as text, a scalar, something odd: one at a time
         for i in present:
-            out[i] = _scrub_json_one(values[i])
+            out[i] = _scrub_json_one(values[i], on_replace)
         return out
     for j in dirty:
-        texts[j] = scrub_json_fully(values[present[j]])
+        texts[j] = scrub_json_fully(values[present[j]], on_replace)
     for i, text in zip(present, texts, strict=True):
         out[i] = text
     return out
@@ -239,7 +260,7 @@ def unclean(texts: Sequence[str]) -> list[int]:
     return unclean(texts[:half]) + [half + i for i in unclean(texts[half:])]
 
 
-def _scrub_json_one(value: Any) -> str | None:
+def _scrub_json_one(value: Any, on_replace: Callable[[], object] | None) -> str | None:
     """scrub_json for a value the column path does not take (a str of JSON, a scalar)."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
@@ -247,12 +268,12 @@ def _scrub_json_one(value: Any) -> str | None:
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
-            return orjson.dumps(scrub_text(value)).decode()
+            return _dumps_scrubbed(value, on_replace)  # plain text: stored as a JSON string
     try:
         text = orjson.dumps(value, default=str).decode()
     except orjson.JSONEncodeError:
-        return scrub_json_fully(value)
-    return text if is_clean(text) else scrub_json_fully(value)
+        return scrub_json_fully(value, on_replace)
+    return text if is_clean(text) else scrub_json_fully(value, on_replace)
 
 
 def _without_dropped_keys(items: list[dict[Any, Any]]) -> list[dict[Any, Any]] | None:

@@ -1,0 +1,142 @@
+"""Hostile requests and answers cannot hold up anyone's trace: the real gateway, its real
+telemetry worker process, the official OpenAI SDK, a raw socket, real SQLite.
+
+Before: a prompt of one 25,000-character word stopped trace storage for everyone for ~47 s
+(quadratic scrubbing); a request with `X-Model-Affinity: \\xff` made the worker drop its
+whole batch (`could not write 9 traces`); a huge answer kept the writer busy for minutes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from fakes.providers import text_reply
+from test_telemetry_e2e import gateway, metrics, openai_client, wait_for
+
+from proxy.telemetry import budget
+from proxy.telemetry.store import TraceStore
+
+# The trace of every request must be stored within this, however hostile the others.
+PROMPT_S = 20.0
+# Larger than the per-trace text budget, well within what the gateway relays.
+HUGE_ANSWER = 4 * 1024 * 1024
+
+
+def traces(path: Path, ids: list[str]) -> dict:
+    """The stored traces of these ids, once every one of them is there (within PROMPT_S)."""
+
+    def all_there() -> dict | None:
+        with TraceStore.open(path) as store:
+            found = {i: store.get_trace(i) for i in ids}
+        ready = all(d is not None and d.request is not None for d in found.values())
+        return found if ready else None
+
+    return wait_for(all_there, PROMPT_S)  # type: ignore[return-value]
+
+
+def raw_post(url: str, headers: dict[str, str], body: dict) -> http.client.HTTPResponse:
+    """A request the SDKs refuse to send: http.client writes a header value's characters
+    as Latin-1 bytes, so "\\xff" goes out as the byte 0xff, which is not UTF-8."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn.request(
+        "POST",
+        "/v1/chat/completions",
+        body=json.dumps(body),
+        headers={"Content-Type": "application/json", **headers},
+    )
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
+
+
+def replaced(proxy) -> dict[str, float]:
+    samples = metrics(proxy).get("plano_telemetry_fields_replaced", [])
+    return {s.labels["field"]: s.value for s in samples if s.name.endswith("_total")}
+
+
+def health(proxy) -> dict:
+    with urllib.request.urlopen(proxy.server.admin_url + "/healthz", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def test_a_long_word_and_an_undecodable_header_hold_up_no_trace(tmp_path):
+    word = "a" * 25_000
+    with gateway(tmp_path) as (proxy, _):
+        client = openai_client(proxy)
+        ids = []
+        raw = client.chat.completions.with_raw_response.create(
+            model="openai/gpt-4o", messages=[{"role": "user", "content": word}]
+        )
+        ids.append(raw.headers["x-plano-trace-id"])
+        affinity = raw_post(
+            proxy.url,
+            {"X-Model-Affinity": "\xff"},
+            {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert affinity.status == 200
+        ids.append(affinity.headers["x-plano-trace-id"])
+        for n in range(5):
+            raw = client.chat.completions.with_raw_response.create(
+                model="openai/gpt-4o", messages=[{"role": "user", "content": f"question {n}"}]
+            )
+            ids.append(raw.headers["x-plano-trace-id"])
+        started = time.monotonic()
+        stored = traces(tmp_path / "traces.db", ids)
+        waited = time.monotonic() - started
+        fields = replaced(proxy)
+        stats = health(proxy)
+
+    assert waited < PROMPT_S
+    long_word, odd_affinity = stored[ids[0]].request, stored[ids[1]].request
+    # The word is one long token: masked like a key, as it always was, but now at once.
+    assert long_word.request_messages == [{"role": "user", "content": "********"}]
+    # The byte that is not UTF-8 is written out, and counted as a replacement.
+    assert odd_affinity.session == "\\xff"
+    inbound = next(s for s in stored[ids[1]].spans if s.name == "plano(inbound)")
+    assert inbound.attributes["session.id"] == "\\xff"
+    # The config copies x- headers onto the spans: that copy was escaped too.
+    assert inbound.attributes["x-model-affinity"] == "\\xff"
+    assert fields == {"session": 1.0, "attributes": 1.0}
+    for i in ids[2:]:
+        assert stored[i].request.status == 200
+    assert (stats["store_errors"], stats["store_lost"]) == (0, 0)
+
+
+def test_a_huge_answer_is_stored_cut_and_the_next_traces_promptly(tmp_path):
+    with gateway(tmp_path) as (proxy, ups):
+        ups["openai"][0].push(text_reply("a " * (HUGE_ANSWER // 2)))
+        client = openai_client(proxy)
+        raw = client.chat.completions.with_raw_response.create(
+            model="openai/gpt-4o", messages=[{"role": "user", "content": "everything, please"}]
+        )
+        assert len(raw.parse().choices[0].message.content) >= HUGE_ANSWER - 1
+        ids = [raw.headers["x-plano-trace-id"]]
+        for n in range(5):
+            raw = client.chat.completions.with_raw_response.create(
+                model="openai/gpt-4o", messages=[{"role": "user", "content": f"question {n}"}]
+            )
+            ids.append(raw.headers["x-plano-trace-id"])
+        stored = traces(tmp_path / "traces.db", ids)
+        truncated = metrics(proxy).get("plano_telemetry_truncated", [])
+
+    huge = stored[ids[0]]
+    answer = huge.request.response_messages[0]["content"]
+    assert "characters not stored" in answer
+    assert len(answer) < budget.MAX_TEXT + 100
+    inbound = next(s for s in huge.spans if s.name == "plano(inbound)")
+    assert inbound.attributes["plano.messages.truncated"] is True
+    assert [(s.labels, s.value) for s in truncated if s.name.endswith("_total")] == [
+        ({"reason": "text"}, 1.0)
+    ]
+    for i in ids[1:]:
+        assert (
+            "plano.messages.truncated"
+            not in next(s for s in stored[i].spans if s.name == "plano(inbound)").attributes
+        )
