@@ -75,13 +75,22 @@ def test_a_long_word_and_an_undecodable_header_hold_up_no_trace(tmp_path):
             model="openai/gpt-4o", messages=[{"role": "user", "content": word}]
         )
         ids.append(raw.headers["x-plano-trace-id"])
+        # A header Plano reads is refused at the edge (400), one it only copies onto spans
+        # is served: both traces are stored, with the byte written out.
         affinity = raw_post(
             proxy.url,
             {"X-Model-Affinity": "\xff"},
             {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
         )
-        assert affinity.status == 200
+        assert affinity.status == 400
         ids.append(affinity.headers["x-plano-trace-id"])
+        team = raw_post(
+            proxy.url,
+            {"X-Team": "\xff"},
+            {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert team.status == 200
+        ids.append(team.headers["x-plano-trace-id"])
         for n in range(5):
             raw = client.chat.completions.with_raw_response.create(
                 model="openai/gpt-4o", messages=[{"role": "user", "content": f"question {n}"}]
@@ -94,30 +103,37 @@ def test_a_long_word_and_an_undecodable_header_hold_up_no_trace(tmp_path):
         stats = health(proxy)
 
     assert waited < PROMPT_S
-    long_word, odd_affinity = stored[ids[0]].request, stored[ids[1]].request
+    long_word, odd_affinity, odd_team = (stored[i] for i in ids[:3])
     # The word is one long token: masked like a key, as it always was, but now at once.
-    assert long_word.request_messages == [{"role": "user", "content": "********"}]
-    # The byte that is not UTF-8 is written out, and counted as a replacement.
-    assert odd_affinity.session == "\\xff"
-    inbound = next(s for s in stored[ids[1]].spans if s.name == "plano(inbound)")
-    assert inbound.attributes["session.id"] == "\\xff"
-    # The config copies x- headers onto the spans: that copy was escaped too.
+    assert long_word.request.request_messages == [{"role": "user", "content": "********"}]
+    # The refused header never became the session; its copy on the spans is written out.
+    assert (odd_affinity.request.status, odd_affinity.request.session) == (400, None)
+    inbound = next(s for s in odd_affinity.spans if s.name == "plano(inbound)")
     assert inbound.attributes["x-model-affinity"] == "\\xff"
-    assert fields == {"session": 1.0, "attributes": 1.0}
+    inbound = next(s for s in odd_team.spans if s.name == "plano(inbound)")
+    assert inbound.attributes["x-team"] == "\\xff"
+    # Each escaped copy is counted as a replacement.
+    assert fields == {"attributes": 2.0}
     for i in ids[2:]:
         assert stored[i].request.status == 200
     assert (stats["store_errors"], stats["store_lost"]) == (0, 0)
 
 
-def test_a_huge_answer_is_stored_cut_and_the_next_traces_promptly(tmp_path):
+def test_a_huge_prompt_and_answer_are_stored_cut_and_the_next_traces_promptly(tmp_path):
     with gateway(tmp_path) as (proxy, ups):
-        ups["openai"][0].push(text_reply("a " * (HUGE_ANSWER // 2)))
         client = openai_client(proxy)
+        # Over the per-trace text budget: stored with its head and tail.
+        raw = client.chat.completions.with_raw_response.create(
+            model="openai/gpt-4o", messages=[{"role": "user", "content": "a " * (HUGE_ANSWER // 2)}]
+        )
+        ids = [raw.headers["x-plano-trace-id"]]
+        # Over what the gateway captures of an answer (1 MiB): relayed whole, stored marked.
+        ups["openai"][0].push(text_reply("a " * (HUGE_ANSWER // 2)))
         raw = client.chat.completions.with_raw_response.create(
             model="openai/gpt-4o", messages=[{"role": "user", "content": "everything, please"}]
         )
         assert len(raw.parse().choices[0].message.content) >= HUGE_ANSWER - 1
-        ids = [raw.headers["x-plano-trace-id"]]
+        ids.append(raw.headers["x-plano-trace-id"])
         for n in range(5):
             raw = client.chat.completions.with_raw_response.create(
                 model="openai/gpt-4o", messages=[{"role": "user", "content": f"question {n}"}]
@@ -126,16 +142,16 @@ def test_a_huge_answer_is_stored_cut_and_the_next_traces_promptly(tmp_path):
         stored = traces(tmp_path / "traces.db", ids)
         truncated = metrics(proxy).get("plano_telemetry_truncated", [])
 
-    huge = stored[ids[0]]
-    answer = huge.request.response_messages[0]["content"]
-    assert "characters not stored" in answer
-    assert len(answer) < budget.MAX_TEXT + 100
-    inbound = next(s for s in huge.spans if s.name == "plano(inbound)")
-    assert inbound.attributes["plano.messages.truncated"] is True
-    assert [(s.labels, s.value) for s in truncated if s.name.endswith("_total")] == [
-        ({"reason": "text"}, 1.0)
+    prompt = stored[ids[0]].request.request_messages[0]["content"]
+    assert "characters not stored" in prompt
+    assert len(prompt) < budget.MAX_TEXT + 100
+    assert ({"reason": "text"}, 1.0) in [
+        (s.labels, s.value) for s in truncated if s.name.endswith("_total")
     ]
-    for i in ids[1:]:
+    for i in ids[:2]:
+        inbound = next(s for s in stored[i].spans if s.name == "plano(inbound)")
+        assert inbound.attributes["plano.messages.truncated"] is True
+    for i in ids[2:]:
         assert (
             "plano.messages.truncated"
             not in next(s for s in stored[i].spans if s.name == "plano(inbound)").attributes

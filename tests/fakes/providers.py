@@ -1064,7 +1064,7 @@ def _not_found_handler(state: FakeProvider, dialect: _Dialect) -> _Handler:
 
 
 def _base_app() -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # as large as real providers take
     closing = asyncio.Event()  # binds to the server loop on first use, not here
     app[_CLOSING] = closing
 
