@@ -1,5 +1,5 @@
-"""The cost section: the request's total, then each call to a model (retries and failovers
-included) with its tokens and price."""
+"""The cost section: the trace's total (its calls added up), then each call to a model
+(retries and failovers included) with its tokens and price."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ UNKNOWN = f"{fmt.NONE} means no price is known for the model (or no usage was re
 
 def cost_view(detail: TraceDetail) -> RenderableType:
     parts: list[RenderableType] = []
-    row = detail.request
+    row = detail.summary
     total = Text("total ", style="dim")
     if row is None:
         total.append("not known yet (no summary)", style="yellow")
@@ -31,7 +31,7 @@ def cost_view(detail: TraceDetail) -> RenderableType:
             total.append("   tokens ", style="dim")
             total.append(tokens)
     parts += [total, Text()]
-    attempts = attempt_usage(detail)
+    attempts = attempt_usage(detail.spans)
     if attempts:
         parts.append(Text(f"calls to models ({len(attempts)})", style="bold underline"))
         parts.append(_attempts_table(attempts))
