@@ -184,14 +184,14 @@ def _outcome(status: int | None, error: str | None) -> str:
     return "stream_error" if error else "ok"
 
 
-def agent_run(now: float) -> list[StoreBatch]:
+def agent_run(now: float, trace_id: str = T_AGENT, start: float | None = None) -> list[StoreBatch]:
     """T_AGENT: an agent's run, three calls under one traceparent (as its LLM calls are):
     Claude plans, GPT's stream fails after its 200, Claude answers. 1.80 s in all."""
     common = {"api": "anthropic_messages", "listener": "agents", "session": "s-1"}
-    start = now - 7200
+    start = now - 7200 if start is None else start
     return [
         traced(
-            T_AGENT,
+            trace_id,
             start,
             route="code",
             call=0,
@@ -207,7 +207,7 @@ def agent_run(now: float) -> list[StoreBatch]:
             **common,
         ),
         traced(
-            T_AGENT,
+            trace_id,
             start + 1.0,
             call=1,
             model=GPT,
@@ -223,7 +223,7 @@ def agent_run(now: float) -> list[StoreBatch]:
             **common,
         ),
         traced(
-            T_AGENT,
+            trace_id,
             start + 1.4,
             route="code",
             call=2,
