@@ -451,6 +451,38 @@ def test_summary_adds_up_any_calls(specs: list) -> None:
         assert row.latency_ms == rows[0].latency_ms  # a call alone is its own trace
 
 
+@given(
+    calls_strategy,
+    st.sampled_from([None, "code", "chat"]),
+    st.sampled_from([None, "", "timeout"]),
+    st.sampled_from([None, "upstream reset", ""]),
+    st.sampled_from([None, 0, 3]),
+    st.integers(0, 4),
+    st.booleans(),
+)
+def test_the_fast_path_for_one_call_is_the_general_one(
+    specs: list, route, fallback, error, signal_count, stored, stream
+) -> None:
+    off, lat, status, outcome, tokens, model = specs[0]
+    row = call(
+        0,
+        NOW + off,
+        latency_ms=lat,
+        status=status,
+        outcome=outcome,
+        input_tokens=tokens,
+        cost_usd=None if tokens is None else tokens / 1e6,
+        model=model,
+        route=route,
+        routing_fallback=fallback,
+        error=error,
+        signal_count=signal_count,
+        stream=stream,
+    )
+    values = store_traces.call_values(row)
+    assert store_traces.one_call(values, stored) == store_traces.many_calls([values], stored)
+
+
 @given(st.lists(calls_strategy, min_size=1, max_size=5), st.floats(0, 200_000))
 def test_min_latency_keeps_what_the_list_shows(
     tmp_path_factory: pytest.TempPathFactory, traces: list, threshold: float

@@ -176,13 +176,14 @@ class TraceStore:
             if rows
         ]
         conn = self._conn
+        new_traces = 0
         with self._transaction():
             for writer, params in work:
                 if writer is _REQUESTS:
-                    params, new = store_traces.first_starts(conn, params, _CALL_LAYOUT)
-                    if self._traces is not None:
-                        self._traces += new
+                    params, new_traces = store_traces.first_starts(conn, params, _CALL_LAYOUT)
                 writer.execute(conn, params)
+        if self._traces is not None:  # committed: the count pruning keeps (_trace_count)
+            self._traces += new_traces
         self._written_since_prune += len(batch.requests)
         if self._written_since_prune >= self.prune_every:
             self.prune()

@@ -135,6 +135,55 @@ def summaries(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, T
 def summarize(calls: Sequence[Sequence[Any]], stored_signals: int = 0) -> TraceRow:
     """One trace from its calls (rows of CALL_COLUMNS, any order) and the number of
     signals stored for it."""
+    if len(calls) == 1:  # most traces; a list page makes a hundred of these
+        return one_call(calls[0], stored_signals)
+    return many_calls(calls, stored_signals)
+
+
+def one_call(call: Sequence[Any], stored_signals: int = 0) -> TraceRow:
+    """`many_calls` of a single call, without its lists (a seventh of the time)."""
+    (
+        trace_id, _, started, latency, ttft, status, outcome, error, model, requested_model,
+        provider, route, router_backend, routing_fallback, listener, api, path, session,
+        input_tokens, output_tokens, cached_tokens, reasoning_tokens, cost, stream,
+        signal_quality, signal_score, signal_count,
+    ) = call  # fmt: skip
+    return TraceRow(
+        trace_id=trace_id,
+        started_at=started,
+        ended_at=started if latency is None else started + latency / 1000,
+        latency_ms=latency,
+        calls=1,
+        ttft_ms=ttft,
+        status=status,
+        outcome=outcome,
+        error=error,
+        model=model,
+        models=0 if model is None else 1,
+        requested_model=requested_model,
+        provider=provider,
+        route=route,
+        routes=0 if route is None else 1,
+        router_backend=router_backend,
+        routing_fallback=routing_fallback or None,
+        listener=listener,
+        api=api,
+        path=path,
+        session=session,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_tokens=cached_tokens,
+        reasoning_tokens=reasoning_tokens,
+        cost_usd=cost,
+        stream=bool(stream),
+        signal_quality=signal_quality,
+        signal_score=signal_score,
+        signal_count=_signal_count([signal_count], stored_signals),
+    )
+
+
+def many_calls(calls: Sequence[Sequence[Any]], stored_signals: int = 0) -> TraceRow:
+    """`summarize` of any number of calls, the one definition (one_call agrees with it)."""
     calls = sorted(calls, key=lambda row: (row[_STARTED_AT], row[_SPAN_ID]))
     first = calls[0]
 
