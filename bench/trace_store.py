@@ -1,10 +1,12 @@
 """How fast the local trace store writes and answers `plano traces`' queries.
 
-    python bench/trace_store.py [--requests 100000] [--spans 4] [--batch 500] [--db PATH]
+    python bench/trace_store.py [--requests 100000] [--spans 4] [--batch 500] [--calls 1]
+                                [--db PATH]
 
 Writes N synthetic requests (each with spans, an event, sometimes signals and captured
-messages) in batches as the exporter would, then times the list, filter, deep-page,
-stats and get_trace queries (median of repeated runs). Writes bench/results/trace_store.json.
+messages) in batches as the exporter would, `--calls` of them to a trace (an agent's run
+makes many), then times the list, filter, deep-page, stats and get_trace queries (median
+of repeated runs). Writes bench/results/trace_store.json.
 """
 
 from __future__ import annotations
@@ -36,23 +38,31 @@ ROUTES = ["code", "chat", "summarize", "sql", None]
 APIS = ["openai_chat", "anthropic_messages", "openai_responses"]
 
 
-def synthetic(n: int, spans: int, batch: int, seed: int = 7) -> Iterator[StoreBatch]:
-    """Requests spread over the last six days (inside the default retention)."""
+def synthetic(
+    n: int, spans: int, batch: int, seed: int = 7, calls: int = 1
+) -> Iterator[StoreBatch]:
+    """Requests spread over the last six days (inside the default retention), `calls` to
+    a trace, one after another."""
     rng = random.Random(seed)
     start = time.time() - 6 * 86_400
     step = 6 * 86_400 / n
+    trace_id = ""
     for first in range(0, n, batch):
         out = StoreBatch()
         for i in range(first, min(first + batch, n)):
-            trace_id = f"{rng.getrandbits(128):032x}"
+            if i % calls == 0:
+                trace_id = f"{rng.getrandbits(128):032x}"
             started = start + i * step
+            root = f"{rng.getrandbits(64):016x}"
             model = rng.choice(MODELS)
+            status = rng.choices([200, 429, 500], [95, 3, 2])[0]
             latency = rng.lognormvariate(6, 0.8)
             captured = i % 10 == 0
             out.requests.append(
                 RequestRow(
                     trace_id=trace_id,
                     started_at=started,
+                    span_id=root,
                     request_id=f"req-{i}",
                     listener="main",
                     api=rng.choice(APIS),
@@ -62,7 +72,8 @@ def synthetic(n: int, spans: int, batch: int, seed: int = 7) -> Iterator[StoreBa
                     requested_model="auto",
                     model=model,
                     provider=model.split("-")[0],
-                    status=rng.choices([200, 429, 500], [95, 3, 2])[0],
+                    status=status,
+                    outcome="ok" if status == 200 else "error",
                     latency_ms=latency,
                     ttft_ms=latency * rng.uniform(0.1, 0.5),
                     input_tokens=rng.randint(50, 4000),
@@ -84,7 +95,6 @@ def synthetic(n: int, spans: int, batch: int, seed: int = 7) -> Iterator[StoreBa
                 )
             )
             ns = int(started * 1e9)
-            root = f"{rng.getrandbits(64):016x}"
             for k in range(spans):
                 out.spans.append(
                     SpanRow(
@@ -131,6 +141,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100_000)
     parser.add_argument("--spans", type=int, default=4, help="spans per request")
     parser.add_argument("--batch", type=int, default=500, help="requests per write")
+    parser.add_argument("--calls", type=int, default=1, help="requests per trace")
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--db", help="store file (default: a temporary directory)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "trace_store.json"))
@@ -140,7 +151,7 @@ def main() -> None:
         path = Path(args.db) if args.db else Path(tmp) / "traces.db"
         store = TraceStore.open(path, max_requests=args.requests)
         write_s = write_cpu_s = 0.0
-        for batch in synthetic(args.requests, args.spans, args.batch):
+        for batch in synthetic(args.requests, args.spans, args.batch, calls=args.calls):
             started, started_cpu = time.perf_counter(), time.process_time()
             store.write(batch)
             write_s += time.perf_counter() - started
@@ -154,34 +165,44 @@ def main() -> None:
         # Queries run on a fresh reader, as `plano traces` would.
         reader = TraceStore.open(path, max_requests=args.requests)
         with sqlite3.connect(path) as conn:
+            traces = conn.execute(
+                "SELECT count(*) FROM (SELECT DISTINCT trace_id FROM requests)"
+            ).fetchone()[0]
             deep = conn.execute(
-                "SELECT started_at, trace_id FROM requests"
-                " ORDER BY started_at DESC, trace_id DESC LIMIT 1 OFFSET ?",
-                [int(args.requests * 0.9)],
+                "SELECT DISTINCT trace_started_at, trace_id FROM requests"
+                " ORDER BY trace_started_at DESC, trace_id DESC LIMIT 1 OFFSET ?",
+                [int(traces * 0.9)],
             ).fetchone()
             sample = [t for (t,) in conn.execute("SELECT trace_id FROM requests LIMIT 200")]
         day_ago = time.time() - 86_400
         probes = iter(sample * (args.repeat // len(sample) + 1))
         results_ms = {
-            "list_newest_page": timed(lambda: reader.list_requests(limit=100), args.repeat),
+            "list_newest_page": timed(lambda: reader.list_traces(limit=100), args.repeat),
             "list_filtered_page": timed(
-                lambda: reader.list_requests(where={"model": "o3-mini", "status": "500"}),
+                lambda: reader.list_traces(where={"model": "o3-mini", "status": "500"}),
                 args.repeat,
             ),
-            "list_deep_keyset_page": timed(
-                lambda: reader.list_requests(before=deep, limit=100), args.repeat
+            "list_outcome_page": timed(
+                lambda: reader.list_traces(where={"outcome": "error"}), args.repeat
             ),
-            "list_text_search": timed(lambda: reader.list_requests(text="question 4242:"), 3),
+            "list_min_latency_page": timed(
+                lambda: reader.list_traces(min_latency_ms=2000), args.repeat
+            ),
+            "list_deep_keyset_page": timed(
+                lambda: reader.list_traces(before=deep, limit=100), args.repeat
+            ),
+            "list_text_search": timed(lambda: reader.list_traces(text="question 4242:"), 3),
             "stats_all_by_model": timed(lambda: reader.stats(group_by="model"), 3),
             "stats_last_day_by_route": timed(
                 lambda: reader.stats(since=day_ago, group_by="route"), 3
             ),
             "get_trace": timed(lambda: reader.get_trace(next(probes)), args.repeat),
             "count": timed(reader.count, args.repeat),
+            "count_traces": timed(reader.count_traces, 3),
         }
         reader.close()
-        # A prune that removes 1% of the requests, as the writer's periodic one would.
-        pruner = TraceStore.open(path, max_requests=int(args.requests * 0.99))
+        # A prune that removes 1% of the traces, as the writer's periodic one would.
+        pruner = TraceStore.open(path, max_requests=int(traces * 0.99))
         started = time.perf_counter()
         pruned = pruner.prune()
         results_ms["prune_1pct"] = (time.perf_counter() - started) * 1000
@@ -189,7 +210,9 @@ def main() -> None:
 
     result = {
         "requests": args.requests,
+        "traces": traces,
         "spans_per_request": args.spans,
+        "calls_per_trace": args.calls,
         "batch": args.batch,
         "write_s": round(write_s, 2),
         "write_requests_per_s": round(args.requests / write_s),

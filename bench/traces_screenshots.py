@@ -13,6 +13,7 @@ textual's Pilot:
     traces-spans.svg      a trace's Spans section, 120x32, dark
     traces-messages.svg   its Messages section, 120x32, dark
     traces-routing.svg    its Routing section, 120x32, light
+    traces-calls.svg      an agent's run of three calls: its Calls section, 120x32, dark
 
 Run it after a change to what the viewer shows, and look at the result before committing.
 """
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from trace_seed import CLAUDE, GPT, seed, traced  # noqa: E402
+from trace_seed import CLAUDE, GPT, agent_run, seed, traced  # noqa: E402
 
 from proxy.telemetry.store import SignalRow, StoreBatch, TraceStore  # noqa: E402
 
@@ -125,10 +126,14 @@ def extra_requests(rng: random.Random) -> list[StoreBatch]:
     return batches
 
 
+# An agent's run (trace_seed.agent_run's three calls), started between the two newest.
+AGENT_RUN = "a9e47c0b" + "5" * 24
+
+
 def make_store(path: Path) -> None:
     seed(path, NOW)
     with TraceStore.open(path) as store:
-        for batch in extra_requests(random.Random(SEED)):
+        for batch in [*extra_requests(random.Random(SEED)), *agent_run(NOW, AGENT_RUN, NOW - 12)]:
             store.write(batch)
 
 
@@ -189,8 +194,10 @@ async def main_async(out: Path) -> list[Path]:
             await shoot(path, out, "list", (120, 32), keys("j")),
             await shoot(path, out, "filter", (80, 24), keys(*applied, "slash")),
             await shoot(path, out, "spans", (120, 32), keys("enter", "j", "j", "j")),
-            await shoot(path, out, "messages", (120, 32), keys("enter", "2")),
-            await shoot(path, out, "routing", (120, 32), keys("enter", "3"), theme="light"),
+            await shoot(path, out, "messages", (120, 32), keys("enter", "3")),
+            await shoot(path, out, "routing", (120, 32), keys("enter", "4"), theme="light"),
+            # The second row: an agent's run (AGENT_RUN, made in make_store).
+            await shoot(path, out, "calls", (120, 32), keys("j", "enter", "2")),
         ]
 
 

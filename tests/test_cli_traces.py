@@ -32,7 +32,7 @@ from trace_seed import (
 from typer.testing import CliRunner
 
 from plano_cli.app import app
-from plano_cli.traces_cli import args, columns, fmt, keys
+from plano_cli.traces_cli import args, columns, fmt, keys, render_list
 from plano_cli.traces_cli import tail as tail_mod
 from proxy.telemetry.store import (
     RequestRow,
@@ -66,7 +66,7 @@ def db(tmp_path: Path, now: float) -> str:
 
 def listed(result) -> list[str]:
     assert result.exit_code == 0, result.output
-    return [r["trace_id"] for r in json.loads(result.stdout)["requests"]]
+    return [r["trace_id"] for r in json.loads(result.stdout)["traces"]]
 
 
 # -- list ----------------------------------------------------------------------------------
@@ -82,19 +82,42 @@ def test_list_prints_newest_first_with_the_key_columns(runner, db):
     assert "poor (2)" in out
     assert "(fallback)" in out  # the router failed on T_FAIL
     assert "850 ms" in out
-    assert "5 requests, newest first" in out
+    assert "5 traces, newest first" in out
     assert T_SPANS_ONLY[:12] not in out  # no summary yet: not a request in the list
+
+
+def test_list_adds_up_an_agents_calls_and_marks_its_failed_stream(runner, db, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
+    out = invoke(runner, "list", "--db", db).stdout
+    (line,) = [line for line in out.splitlines() if "agents" in line or "2 models" in line]
+    assert T_AGENT[:12] in line
+    # Three calls, two models, 1.80 s from the first start to the last end, the tokens
+    # and cost of all three; its status 200, but one stream failed after it.
+    for part in ("200!", " 3 ", "2 models", "1.80 s", "140→85", "$0.0017", "stream_error"):
+        assert part in line, (part, line)
+    (row,) = [r for r in json.loads(invoke(runner, "list", "--db", db, "--json").stdout)["traces"]
+              if r["trace_id"] == T_AGENT]  # fmt: skip
+    assert (row["calls"], row["input_tokens"], row["output_tokens"]) == (3, 140, 85)
+    assert (row["status"], row["outcome"], row["models"], row["model"]) == (
+        200,
+        "stream_error",
+        2,
+        None,
+    )
+    assert row["latency_ms"] == pytest.approx(1800)
+    assert row["ttft_ms"] == 300.0  # the first call's
 
 
 def test_list_json_has_every_summary_field_but_no_messages(runner, db, now):
     result = invoke(runner, "list", "--db", db, "--json")
     doc = json.loads(result.stdout)
-    assert set(doc) == {"requests", "more"}
+    assert set(doc) == {"traces", "more"}
     assert doc["more"] is False
-    assert [r["trace_id"] for r in doc["requests"]] == [T_CODE, T_REASON, T_FAIL, T_AGENT, T_OLD]
-    first = doc["requests"][0]
+    assert [r["trace_id"] for r in doc["traces"]] == [T_CODE, T_REASON, T_FAIL, T_AGENT, T_OLD]
+    first = doc["traces"][0]
     assert "request_messages" not in first
     assert "response_messages" not in first
+    assert (first["calls"], first["outcome"]) == (1, "ok")
     assert first["model"] == GPT
     assert first["route"] == "code"
     assert first["status"] == 200
@@ -108,7 +131,7 @@ def test_list_json_has_every_summary_field_but_no_messages(runner, db, now):
 def test_list_limit_says_more_match(runner, db):
     result = invoke(runner, "list", "--db", db, "--limit", "2", "--json")
     doc = json.loads(result.stdout)
-    assert [r["trace_id"] for r in doc["requests"]] == [T_CODE, T_REASON]
+    assert [r["trace_id"] for r in doc["traces"]] == [T_CODE, T_REASON]
     assert doc["more"] is True
     text = invoke(runner, "list", "--db", db, "-n", "2")
     assert "more match" in text.stdout
@@ -146,7 +169,15 @@ def test_list_since_an_iso_time(runner, db, now):
         (["model=" + CLAUDE], [T_REASON, T_AGENT]),
         (["route=code"], [T_CODE, T_AGENT]),
         (["status=502"], [T_FAIL]),
-        (["provider=openai", "status=200"], [T_CODE]),
+        # A trace matches when one of its calls does: the agent's run called GPT once.
+        (["model=" + GPT], [T_CODE, T_FAIL, T_AGENT, T_OLD]),
+        (["provider=openai", "status=200"], [T_CODE, T_AGENT]),
+        (["model=" + GPT, "route=code"], [T_CODE]),  # the terms hold on one call
+        # status is what the client got; outcome how the call ended.
+        (["status=200"], [T_CODE, T_REASON, T_AGENT]),
+        (["outcome=stream_error"], [T_AGENT]),
+        (["outcome=error"], [T_FAIL, T_OLD]),
+        (["status=200", "outcome=ok"], [T_CODE, T_REASON, T_AGENT]),
         (["listener=agents"], [T_AGENT]),
         (["api=anthropic_messages"], [T_AGENT]),
         (["session=s-1"], [T_AGENT]),
@@ -170,7 +201,7 @@ def test_list_where_and_since_combine(runner, db):
 def test_no_match_says_so(runner, db):
     result = invoke(runner, "list", "--db", db, "--where", "model=nope")
     assert result.exit_code == 0
-    assert "no requests match with these --where filters" in result.stdout
+    assert "no traces match with these --where filters" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -179,6 +210,7 @@ def test_no_match_says_so(runner, db):
         (["--where", "color=red"], "unknown key 'color'; valid keys: api, listener, model"),
         (["--where", "model"], "--where expects key=value, not 'model'"),
         (["--where", "status=ok"], "--where status: expected an HTTP status"),
+        (["--where", "outcome=failed"], "--where outcome: expected one of ok, error, stream_"),
         (["--where", "min_latency_ms=fast"], "expected a number of milliseconds"),
         (["--where", "has_signals=maybe"], "expected true or false"),
         (["-w", "model=a", "-w", "model=b"], "model is given twice"),
@@ -255,12 +287,17 @@ def test_show_json_has_everything(runner, db):
     result = invoke(runner, "show", T_CODE, "--db", db, "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == {"trace_id", "request", "routing", "spans", "signals"}
+    assert set(doc) == {"trace_id", "summary", "calls", "spans", "signals"}
     assert doc["trace_id"] == T_CODE
-    assert doc["request"]["request_messages"] == MESSAGES
-    assert doc["request"]["response_messages"] == ANSWER
-    assert doc["request"]["cost_usd"] == 0.0004
-    assert doc["routing"] == {
+    assert (doc["summary"]["calls"], doc["summary"]["cost_usd"]) == (1, 0.0004)
+    (call,) = doc["calls"]
+    assert call["number"] == 1
+    assert call["span_id"] == span_id(T_CODE, 0)
+    assert call["request_messages"] == MESSAGES
+    assert call["response_messages"] == ANSWER
+    assert call["cost_usd"] == 0.0004
+    assert call["outcome"] == "ok"
+    assert call["routing"] == {
         "route": "code",
         "backend": "embedded",
         "selected_model": GPT,
@@ -341,9 +378,34 @@ def test_show_a_trace_with_spans_but_no_summary(runner, db):
     assert "agent.plan" in result.stdout
     assert "agent.step=plan" in result.stdout
     doc = json.loads(invoke(runner, "show", T_SPANS_ONLY, "--db", db, "--json").stdout)
-    assert doc["request"] is None
-    assert doc["routing"] is None
+    assert doc["summary"] is None
+    assert doc["calls"] == []
     assert doc["spans"][0]["duration_ms"] is None
+
+
+def test_show_an_agents_run_lists_every_call(runner, db):
+    out = invoke(runner, "show", T_AGENT, "--db", db).stdout
+    assert "calls     3 (each under Calls)" in out
+    assert f"2 models: {CLAUDE}, {GPT}" in out
+    assert "200!" in out
+    assert "stream_error (the stream failed after its status was sent)" in out
+    assert "1.80 s, first token after 300 ms" in out
+    assert "140 in, 85 out" in out
+    assert "Calls (3)" in out
+    (failed,) = [line for line in out.splitlines() if line.lstrip().startswith("2 ")]
+    for part in ("+1.00 s", GPT, "200!", "stream_error", "300 ms", "30→5", "$0.0001"):
+        assert part in failed, (part, failed)
+    # The waterfall holds the three calls' spans; each call's messages and routing apart.
+    assert out.count("plano(inbound)") == 3
+    assert "Call 1 of 3" in out
+    assert "Call 3 of 3" in out
+    assert out.count("not captured") == 1  # said once for the three calls
+    doc = json.loads(invoke(runner, "show", T_AGENT, "--db", db, "--json").stdout)
+    assert [c["number"] for c in doc["calls"]] == [1, 2, 3]
+    assert [c["outcome"] for c in doc["calls"]] == ["ok", "stream_error", "ok"]
+    assert [c["routing"] is not None for c in doc["calls"]] == [True, False, True]
+    assert doc["summary"]["calls"] == 3
+    assert sum(c["input_tokens"] for c in doc["calls"]) == doc["summary"]["input_tokens"]
 
 
 # -- stats ---------------------------------------------------------------------------------
@@ -353,12 +415,14 @@ def test_stats_prints_both_tables_by_default(runner, db):
     result = invoke(runner, "stats", "--db", db)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "5 requests, 2 failed (40.0%)" in out
+    # Calls, not traces: the agent's run counts three, its failed stream among the errors.
+    assert "7 calls, 3 failed (42.9%)" in out
     assert "by model" in out
     assert "by route" in out
+    assert "CALLS" in out
     assert "TTFT p95" in out
-    assert "(none)" in out  # requests without a route
-    assert "$0.0149" in out
+    assert "(none)" in out  # calls without a route
+    assert "$0.0156" in out
 
 
 def test_stats_json_by_model_and_route(runner, db):
@@ -367,11 +431,11 @@ def test_stats_json_by_model_and_route(runner, db):
     by_model = {g["key"]: g for g in doc["by_model"]}
     assert set(by_model) == {GPT, CLAUDE}
     gpt = by_model[GPT]
-    assert gpt["count"] == 3
-    assert gpt["errors"] == 2  # the 502 and the 429
-    assert gpt["error_rate"] == pytest.approx(2 / 3)
-    assert gpt["p50_latency_ms"] == pytest.approx(850)
-    assert gpt["p50_ttft_ms"] == pytest.approx(120)
+    assert gpt["count"] == 4
+    assert gpt["errors"] == 3  # the 502, the 429 and the stream that failed after its 200
+    assert gpt["error_rate"] == pytest.approx(3 / 4)
+    assert gpt["p50_latency_ms"] == pytest.approx(575)  # each call's own: 5, 300, 850, 30000
+    assert gpt["p50_ttft_ms"] == pytest.approx(105)
     assert set(gpt) == {
         "key",
         "count",
@@ -386,14 +450,14 @@ def test_stats_json_by_model_and_route(runner, db):
         "cost_usd",
     }
     by_route = {g["key"]: g["count"] for g in doc["by_route"]}
-    assert by_route == {"code": 2, "reasoning": 1, None: 2}
+    assert by_route == {"code": 3, "reasoning": 1, None: 3}
     assert doc["total"] == {
-        "count": 5,
-        "errors": 2,
-        "error_rate": pytest.approx(0.4),
-        "input_tokens": 640,
-        "output_tokens": 910,
-        "cost_usd": pytest.approx(0.0149),
+        "count": 7,
+        "errors": 3,
+        "error_rate": pytest.approx(3 / 7),
+        "input_tokens": 740,
+        "output_tokens": 935,
+        "cost_usd": pytest.approx(0.0156),
     }
 
 
@@ -406,17 +470,22 @@ def test_stats_by_one_grouping_with_filters(runner, db):
     doc = json.loads(
         invoke(runner, "stats", "--db", db, "--by", "model", "-w", "route=code", "--json").stdout
     )
-    assert [(g["key"], g["count"]) for g in doc["by_model"]] == [(CLAUDE, 1), (GPT, 1)]
+    assert [(g["key"], g["count"]) for g in doc["by_model"]] == [(CLAUDE, 2), (GPT, 1)]
     assert invoke(runner, "stats", "--db", db, "--by", "color").exit_code == 2
 
 
-def test_stats_with_filters_the_store_stats_lack(runner, db):
-    """min_latency_ms, has_signals and text go through list_requests: same arithmetic."""
+def test_stats_with_trace_filters_count_every_call_of_the_matching_traces(runner, db):
+    """min_latency_ms and has_signals are about a trace; text and the keys about a call."""
     slow = json.loads(
         invoke(runner, "stats", "--db", db, "-w", "min_latency_ms=1000", "--json").stdout
     )
-    assert slow["total"]["count"] == 3
-    assert {g["key"]: g["count"] for g in slow["by_model"]} == {CLAUDE: 2, GPT: 1}
+    # T_REASON, T_FAIL and the agent's run (1.80 s, whose calls took 900, 300, 400 ms).
+    assert slow["total"]["count"] == 5
+    assert {g["key"]: g["count"] for g in slow["by_model"]} == {CLAUDE: 3, GPT: 2}
+    failed = json.loads(
+        invoke(runner, "stats", "--db", db, "-w", "outcome=stream_error", "--json").stdout
+    )
+    assert [(g["key"], g["count"], g["errors"]) for g in failed["by_model"]] == [(GPT, 1, 1)]
     # A filter that keeps everything gives what TraceStore.stats gives.
     everything = json.loads(
         invoke(runner, "stats", "--db", db, "-w", "min_latency_ms=0", "--json").stdout
@@ -432,7 +501,7 @@ def test_stats_limit_keeps_the_busiest_and_the_totals(runner, db):
     doc = json.loads(invoke(runner, "stats", "--db", db, "--limit", "1", "--json").stdout)
     assert [g["key"] for g in doc["by_model"]] == [GPT]
     assert [g["key"] for g in doc["by_route"]] == ["code"]
-    assert doc["total"]["count"] == 5
+    assert doc["total"]["count"] == 7
     text = invoke(runner, "stats", "--db", db, "-n", "1").stdout
     assert "1 smaller models not shown" in text
     assert "2 smaller routes not shown" in text
@@ -463,7 +532,7 @@ def test_empty_store_says_what_to_do(runner, tmp_path):
         assert result.exit_code == 0, result.output
         assert "no traces yet: start the gateway with `plano up`" in result.stdout
     as_json = invoke(runner, "list", "--db", str(path), "--json")
-    assert json.loads(as_json.stdout) == {"requests": [], "more": False}
+    assert json.loads(as_json.stdout) == {"traces": [], "more": False}
     assert "no traces yet" in as_json.stderr
     stats = json.loads(invoke(runner, "stats", "--db", str(path), "--json").stdout)
     assert stats["by_model"] == []
@@ -512,8 +581,10 @@ def test_a_file_that_is_not_a_store_is_a_clear_error(runner, tmp_path):
 
 
 def request(trace_id: str, started_at: float, **fields) -> StoreBatch:
+    """A call, the only one of its trace unless it names another's root span."""
     fields.setdefault("model", GPT)
     fields.setdefault("status", 200)
+    fields.setdefault("span_id", trace_id[-16:])
     return StoreBatch(requests=[RequestRow(trace_id, started_at, **fields)])
 
 
@@ -612,8 +683,27 @@ def test_tail_json_lines_with_where(runner, db):
     )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["trace_id"] for r in rows] == [T_AGENT, T_REASON]
+    # A tail prints calls: the agent's run called Claude twice.
+    assert [r["trace_id"] for r in rows] == [T_AGENT, T_AGENT]
+    assert [r["span_id"] for r in rows] == [span_id(T_AGENT, 0), span_id(T_AGENT, 32)]
     assert "request_messages" not in rows[0]
+
+
+def test_tail_reports_each_call_of_a_trace(tmp_path):
+    now = 1_750_000_000.0
+    with TraceStore.open(tmp_path / "t.db") as store:
+        tailer = tail_mod.Tailer(store, window_s=60, now=now)
+        tailer.prime()
+        for n in range(3):
+            store.write(request(tid(1), now + n, span_id=f"{n:016x}"))
+        assert [r.span_id for r in tailer.poll()] == [f"{n:016x}" for n in range(3)]
+        store.write(
+            request(tid(1), now + 3, span_id=f"{3:016x}", error="cut", outcome="stream_error")
+        )
+        (line,) = tailer.poll()
+        text = render_list.tail_line(line, now=now).plain
+        assert " 200!" in text
+        assert "stream_error  cut" in text
 
 
 def test_tail_refuses_text_search(runner, db):
@@ -715,7 +805,7 @@ def test_narrow_terminals_lose_columns_not_digits(runner, db, monkeypatch):
     stats = invoke(runner, "stats", "--db", db).stdout
     assert "TTFT p95" not in stats
     assert CLAUDE in stats
-    assert "$0.0145" in stats
+    assert "$0.0151" in stats
     for out in (listed_, stats):
         assert max(len(line) for line in out.splitlines()) <= 80
 

@@ -85,11 +85,14 @@ def wait_for(predicate: Callable[[], object], timeout_s: float = 20.0) -> object
 
 
 def stored(tmp_path: Path, count: int) -> list:
-    """The stored requests, once `count` of them are there."""
+    """The stored calls (every request through the gateway), once `count` are there."""
 
     def ready():
+        rows = []
         with TraceStore.open(tmp_path / "traces.db") as store:
-            rows = store.list_requests(limit=10_000)
+            for trace in store.list_traces(limit=10_000):
+                detail = store.get_trace(trace.trace_id)
+                rows += detail.calls if detail is not None else []
         return rows if len(rows) >= count else None
 
     return wait_for(ready)
@@ -146,6 +149,7 @@ def test_sdk_requests_are_stored_with_model_tokens_ttft_and_status(tmp_path):
     )
     assert first.api == "openai_chat"
     assert first.listener == "llm"
+    assert first.outcome == "ok"
 
     streamed_row = next(r for r in rows if r.stream)
     assert streamed_row.status == 200
@@ -178,8 +182,8 @@ def test_messages_and_spans_are_stored_with_the_trace(tmp_path):
         stored(tmp_path, 1)
     with TraceStore.open(tmp_path / "traces.db") as store:
         detail = store.get_trace(trace_id)
-    assert detail.request.request_messages[-1]["content"] == "thanks, that worked perfectly"
-    assert "echo" in detail.request.response_messages[0]["content"]
+    assert detail.calls[0].request_messages[-1]["content"] == "thanks, that worked perfectly"
+    assert "echo" in detail.calls[0].response_messages[0]["content"]
     names = sorted(span.name for span in detail.spans)
     assert names == ["plano(inbound)", "plano(llm)"]
     inbound = next(s for s in detail.spans if s.name == "plano(inbound)")
@@ -189,11 +193,11 @@ def test_messages_and_spans_are_stored_with_the_trace(tmp_path):
     assert inbound.attributes["x-acme-tenant"] == "blue"
     assert inbound.attributes["environment"] == "test"
     assert "x-api-key" not in inbound.attributes
-    assert llm.attributes["llm.usage.prompt_tokens"] == detail.request.input_tokens
+    assert llm.attributes["llm.usage.prompt_tokens"] == detail.calls[0].input_tokens
     # "thanks ... worked" is gratitude and success: the analyzer scored the conversation.
-    assert detail.request.signal_quality in ("good", "excellent")
+    assert detail.calls[0].signal_quality in ("good", "excellent")
     assert {s.type for s in detail.signals} >= {"gratitude", "success"}
-    assert detail.request.signal_count == len(detail.signals)
+    assert detail.calls[0].signal_count == len(detail.signals)
 
 
 def test_client_traceparent_reaches_the_upstream_and_the_stored_spans(tmp_path):
@@ -239,7 +243,7 @@ def test_failover_is_one_llm_span_per_attempt(tmp_path):
         "anthropic/claude-sonnet-4-5"
     ]
     assert [s.status_code for s in llm] == ["error", "error", "error", "unset"]
-    assert detail.request.model == "anthropic/claude-sonnet-4-5"
+    assert detail.calls[0].model == "anthropic/claude-sonnet-4-5"
     errors = {
         s.labels["outcome"]: s.value
         for s in families["plano_upstream_errors"]
@@ -381,8 +385,8 @@ def test_agent_spans_sent_over_otlp_join_the_request_trace(tmp_path):
     spans = {s.name: s for s in detail.spans}
     assert spans["plano(inbound)"].parent_id == agent_span
     assert spans["agent.plan"].attributes["service.name"] == "travel-agent"
-    assert detail.request is not None
-    assert detail.request.model == "openai/gpt-4o"
+    assert len(detail.calls) == 1
+    assert detail.calls[0].model == "openai/gpt-4o"
 
 
 def test_otlp_receiver_rejects_garbage_in_otlp_error_shape(tmp_path):
@@ -488,7 +492,7 @@ def test_spans_are_exported_over_otlp_and_flushed_at_shutdown(tmp_path, monkeypa
 
         detail = wait_for(exported)
     assert {s.name for s in detail.spans} == {"plano(inbound)", "plano(llm)"}
-    assert detail.request is None  # B saw the spans, not the request
+    assert detail.calls == []  # B saw the spans, not the request
     llm = next(s for s in detail.spans if s.name == "plano(llm)")
     assert llm.attributes["llm.model"] == "openai/gpt-4o"
     assert llm.attributes["service.name"] == "plano"
@@ -518,9 +522,9 @@ def test_a_routed_request_stores_its_route_and_routing_span(tmp_path):
     assert raw.headers["x-plano-route"] == "code_generation"
     with TraceStore.open(tmp_path / "traces.db") as store:
         detail = store.get_trace(raw.headers["x-plano-trace-id"])
-    assert detail.request.route == "code_generation"
-    assert detail.request.router_backend == "embedded"
-    assert detail.request.model == "anthropic/claude-sonnet-4-5"
+    assert detail.calls[0].route == "code_generation"
+    assert detail.calls[0].router_backend == "embedded"
+    assert detail.calls[0].model == "anthropic/claude-sonnet-4-5"
     routing = next(s for s in detail.spans if s.name == "plano(routing)")
     assert routing.attributes["route.name"] == "code_generation"
     assert routing.attributes["routing.determination_ms"] > 0

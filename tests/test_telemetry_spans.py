@@ -7,6 +7,7 @@ fixed numbers: nothing here reads a clock.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -1034,7 +1035,10 @@ def test_round_trip_through_the_trace_store(tmp_path: Path) -> None:
             assert [(s.type, s.message_index, s.snippet) for s in detail.signals] == [
                 (s.type, s.message_index, s.snippet) for s in signal_rows(rec, analysis)
             ]
-            assert detail.request == request_row(rec, analysis)
+            row = request_row(rec, analysis)
+            assert row.span_id == rec.span_id  # each call its own key
+            assert row.outcome == rec.outcome
+            assert detail.calls == [dataclasses.replace(row, trace_started_at=row.started_at)]
     failover = items[ALL_RECORDS.index(routed_failover)]
     assert [s.type for s in signal_rows(failover[0], failover[1])] == ["correction"]
 

@@ -34,6 +34,7 @@ from proxy.telemetry.store import (
     SpanEventRow,
     SpanRow,
     StoreBatch,
+    TraceRow,
     TraceStore,
     TraceStoreError,
 )
@@ -53,9 +54,19 @@ def sid(i: int, n: int = 0) -> str:
 
 
 def req(i: int, started_at: float | None = None, **fields) -> RequestRow:
+    """Request i: its own trace tid(i), its root span sid(i) (unless given)."""
+    fields.setdefault("span_id", sid(i))
     return RequestRow(
-        trace_id=tid(i), started_at=NOW + i if started_at is None else started_at, **fields
+        trace_id=fields.pop("trace_id", tid(i)),
+        started_at=NOW + i if started_at is None else started_at,
+        **fields,
     )
+
+
+def stored(row: RequestRow, trace_started_at: float | None = None) -> RequestRow:
+    """The row as the store gives it back: with its trace's first start."""
+    started = row.started_at if trace_started_at is None else trace_started_at
+    return dataclasses.replace(row, trace_started_at=started)
 
 
 def trace(i: int, started_at: float | None = None, **fields) -> StoreBatch:
@@ -98,8 +109,8 @@ def store(db_path: Path):
 
 
 def test_new_file_gets_the_current_schema(store: TraceStore, db_path: Path) -> None:
-    assert store_schema.SCHEMA_VERSION == 1
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert store_schema.SCHEMA_VERSION == 2
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
     tables = {
         name for (name,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type='table'")
     }
@@ -108,10 +119,12 @@ def test_new_file_gets_the_current_schema(store: TraceStore, db_path: Path) -> N
         name for (name,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type='index'")
     }
     assert {
-        "idx_requests_started_at_trace_id",
-        "idx_requests_model_started_at_trace_id",
-        "idx_requests_route_started_at_trace_id",
-        "idx_requests_status_started_at_trace_id",
+        "idx_requests_trace_started_at_trace_id",
+        "idx_requests_model_trace_started_at_trace_id",
+        "idx_requests_route_trace_started_at_trace_id",
+        "idx_requests_status_trace_started_at_trace_id",
+        "idx_requests_outcome_trace_started_at_trace_id",
+        "idx_requests_started_at_span_id",
         "idx_spans_trace_id",
         "idx_span_events_trace_id",
         "idx_signals_trace_id",
@@ -138,7 +151,7 @@ def test_file_without_meta_is_migrated(db_path: Path) -> None:
     with TraceStore.open(db_path) as opened:
         opened.write(trace(1))
         assert opened.count() == 1
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
 
 
 def test_version_zero_meta_is_migrated(db_path: Path) -> None:
@@ -147,7 +160,7 @@ def test_version_zero_meta_is_migrated(db_path: Path) -> None:
         conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
     with TraceStore.open(db_path) as opened:
         assert opened.count() == 0
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
 
 
 def test_newer_schema_is_refused(db_path: Path) -> None:
@@ -159,23 +172,23 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
 
 
 def test_only_missing_migrations_run_in_order(db_path: Path, monkeypatch) -> None:
-    TraceStore.open(db_path).close()  # at v1
+    TraceStore.open(db_path).close()  # at v2
     ran: list[int] = []
-
-    def v2(db) -> None:
-        ran.append(2)
-        db["requests"].add_column("region", str)
 
     def v3(db) -> None:
         ran.append(3)
+        db["requests"].add_column("region", str)
+
+    def v4(db) -> None:
+        ran.append(4)
         db["requests"].create_index(["region"])
 
-    monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, v2, v3])
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, v3, v4])
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 4)
     TraceStore.open(db_path).close()
     TraceStore.open(db_path).close()  # already current: nothing runs again
-    assert ran == [2, 3]
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert ran == [3, 4]
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
     assert "region" in {r[1] for r in rows(db_path, "PRAGMA table_info(requests)")}
 
 
@@ -187,10 +200,10 @@ def test_a_failing_migration_changes_nothing(db_path: Path, monkeypatch) -> None
         raise sqlite3.OperationalError("disk on fire")
 
     monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, broken])
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 3)
     with pytest.raises(TraceStoreError, match="disk on fire"):
         TraceStore.open(db_path)
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
     assert rows(db_path, "SELECT name FROM sqlite_master WHERE name = 'half_done'") == []
 
 
@@ -211,8 +224,8 @@ def test_writing_twice_does_not_duplicate(store: TraceStore, db_path: Path) -> N
     assert table_counts(db_path) == {"requests": 1, "spans": 2, "span_events": 1, "signals": 1}
     detail = store.get_trace(tid(1))
     assert detail is not None
-    assert detail.request is not None
-    assert (detail.request.status, detail.request.error) == (502, "upstream timed out")
+    (call,) = detail.calls
+    assert (call.status, call.error) == (502, "upstream timed out")
 
 
 def test_round_trip_keeps_types(store: TraceStore) -> None:
@@ -227,9 +240,9 @@ def test_round_trip_keeps_types(store: TraceStore) -> None:
     )
     detail = store.get_trace(tid(1))
     assert detail is not None
-    assert detail.request == req(
-        1, stream=True, request_messages=messages, cost_usd=0.25, input_tokens=7
-    )
+    assert detail.calls == [
+        stored(req(1, stream=True, request_messages=messages, cost_usd=0.25, input_tokens=7))
+    ]
     assert detail.spans[0].attributes == {"n": 3, "ok": True}
 
 
@@ -285,8 +298,7 @@ def test_secrets_never_reach_the_file(db_path: Path) -> None:
     detail = store.get_trace(tid(1))
     store.close()
     assert detail is not None
-    assert detail.request is not None
-    assert detail.request.request_messages[0]["content"] == "my key is ********, use it"
+    assert detail.calls[0].request_messages[0]["content"] == "my key is ********, use it"
     assert set(detail.spans[0].attributes) == {"upstream", "gen_ai.prompt"}
     assert detail.spans[0].attributes["upstream"] == {"headers": {}}
 
@@ -382,6 +394,7 @@ def write_the_old_way(db: Database, batch: StoreBatch) -> None:
     for r in batch.requests:
         record = _ref_record(r, ("request_messages", "response_messages"))
         record["stream"] = int(bool(r.stream))
+        record["trace_started_at"] = r.started_at  # each random request has its own trace
         requests.append(record)
     spans = [_ref_record(s, ("attributes",)) for s in batch.spans]
     events = [_ref_record(e, ("attributes",)) for e in batch.events]
@@ -390,7 +403,7 @@ def write_the_old_way(db: Database, batch: StoreBatch) -> None:
         del record["id"]
     with db.atomic():
         if requests:
-            db["requests"].upsert_all(requests, pk="trace_id")
+            db["requests"].upsert_all(requests, pk=("trace_id", "span_id"))
         if spans:
             db["spans"].upsert_all(spans, pk="span_id")
         if events:
@@ -515,7 +528,12 @@ def random_batch(rng: random.Random, first: int, n: int) -> StoreBatch:
 
 
 def table_rows(db: Path) -> dict[str, list[tuple]]:
-    order = {"requests": "trace_id", "spans": "span_id", "span_events": "id", "signals": "id"}
+    order = {
+        "requests": "trace_id, span_id",
+        "spans": "span_id",
+        "span_events": "id",
+        "signals": "id",
+    }
     return {t: rows(db, f"SELECT * FROM {t} ORDER BY {k}") for t, k in order.items()}
 
 
@@ -765,7 +783,7 @@ def test_prune_by_age_takes_child_rows(db_path: Path) -> None:
         opened.write(trace(1, started_at=NOW - 8 * DAY))
         opened.write(trace(2, started_at=NOW - 6 * DAY))
         assert opened.prune(now=NOW) == 1
-        assert [r.trace_id for r in opened.list_requests()] == [tid(2)]
+        assert [r.trace_id for r in opened.list_traces()] == [tid(2)]
         assert opened.get_trace(tid(1)) is None
     assert table_counts(db_path) == {"requests": 1, "spans": 2, "span_events": 1, "signals": 1}
 
@@ -775,7 +793,7 @@ def test_prune_by_count_keeps_the_newest(db_path: Path) -> None:
         for i in range(5):
             opened.write(trace(i, started_at=NOW - 100 + i))
         assert opened.prune(now=NOW) == 2
-        assert [r.trace_id for r in opened.list_requests()] == [tid(4), tid(3), tid(2)]
+        assert [r.trace_id for r in opened.list_traces()] == [tid(4), tid(3), tid(2)]
     assert table_counts(db_path) == {"requests": 3, "spans": 6, "span_events": 3, "signals": 3}
     assert {t for (t,) in rows(db_path, "SELECT DISTINCT trace_id FROM spans")} == {
         tid(2),
@@ -798,7 +816,7 @@ def test_prune_sweeps_old_spans_whose_summary_never_came(db_path: Path) -> None:
         assert opened.get_trace(tid(1)) is None
         in_flight = opened.get_trace(tid(2))
     assert in_flight is not None
-    assert in_flight.request is None
+    assert (in_flight.summary, in_flight.calls) == (None, [])
     assert table_counts(db_path)["span_events"] == 0
 
 
@@ -808,7 +826,7 @@ def test_prune_runs_by_itself_every_n_requests(db_path: Path) -> None:
         opened.write(trace(1, recent))
         assert opened.count() == 1
         opened.write(trace(2, recent + 1))  # the second request written triggers a prune
-        assert [r.trace_id for r in opened.list_requests()] == [tid(2)]
+        assert [r.trace_id for r in opened.list_traces()] == [tid(2)]
         opened.write(trace(3, recent + 2))
         assert opened.count() == 2
 
@@ -817,7 +835,7 @@ def test_prune_by_count_breaks_ties_by_trace_id(db_path: Path) -> None:
     with TraceStore.open(db_path, max_requests=3) as opened:
         opened.write(StoreBatch(requests=[req(i, NOW) for i in (4, 1, 3, 0, 2)]))
         assert opened.prune(now=NOW) == 2
-        assert ids(opened.list_requests()) == [4, 3, 2]  # newest first: the highest ids
+        assert ids(opened.list_traces()) == [4, 3, 2]  # newest first: the highest ids
 
 
 def test_prune_reads_only_what_it_deletes(store: TraceStore) -> None:
@@ -828,8 +846,9 @@ def test_prune_reads_only_what_it_deletes(store: TraceStore) -> None:
         sql: " ".join(r[-1] for r in store._db.execute(f"EXPLAIN QUERY PLAN {sql}", [0]))
         for sql in (
             store_module._ORPHAN_SPANS,
-            "SELECT trace_id FROM requests WHERE started_at < ?",
-            "SELECT trace_id FROM requests ORDER BY started_at, trace_id LIMIT ?",
+            "SELECT trace_id FROM requests WHERE trace_started_at < ?",
+            "SELECT trace_id FROM requests GROUP BY trace_started_at, trace_id"
+            " ORDER BY trace_started_at, trace_id LIMIT ?",
         )
     }
     assert "SEARCH spans USING INDEX idx_spans_start_ns" in plans[store_module._ORPHAN_SPANS]
@@ -838,7 +857,7 @@ def test_prune_reads_only_what_it_deletes(store: TraceStore) -> None:
         assert "TEMP B-TREE" not in plan, sql
 
 
-# -- list_requests -------------------------------------------------------------------------
+# -- list_traces ---------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -894,7 +913,7 @@ def varied(store: TraceStore) -> TraceStore:
     return store
 
 
-def ids(found: list[RequestRow]) -> list[int]:
+def ids(found: list[RequestRow] | list[TraceRow]) -> list[int]:
     return [int(r.trace_id, 16) for r in found]
 
 
@@ -914,17 +933,17 @@ def ids(found: list[RequestRow]) -> list[int]:
     ],
 )
 def test_list_filters_by_equality(varied: TraceStore, where: dict, expected: list[int]) -> None:
-    assert ids(varied.list_requests(where=where)) == expected
+    assert ids(varied.list_traces(where=where)) == expected
 
 
 def test_list_filters_by_time_latency_and_signals(varied: TraceStore) -> None:
-    assert ids(varied.list_requests(since=NOW + 1)) == [3, 2, 1]
-    assert ids(varied.list_requests(until=NOW + 2)) == [1, 0]
-    assert ids(varied.list_requests(since=NOW + 1, until=NOW + 3)) == [2, 1]
-    assert ids(varied.list_requests(min_latency_ms=300)) == [2, 1]
-    assert ids(varied.list_requests(has_signals=True)) == [2, 1]  # a count, or signal rows
-    assert ids(varied.list_requests(has_signals=False)) == [3, 0]
-    assert ids(varied.list_requests(limit=2)) == [3, 2]
+    assert ids(varied.list_traces(since=NOW + 1)) == [3, 2, 1]
+    assert ids(varied.list_traces(until=NOW + 2)) == [1, 0]
+    assert ids(varied.list_traces(since=NOW + 1, until=NOW + 3)) == [2, 1]
+    assert ids(varied.list_traces(min_latency_ms=300)) == [2, 1]
+    assert ids(varied.list_traces(has_signals=True)) == [2, 1]  # a count, or signal rows
+    assert ids(varied.list_traces(has_signals=False)) == [3, 0]
+    assert ids(varied.list_traces(limit=2)) == [3, 2]
 
 
 @pytest.mark.parametrize(
@@ -940,21 +959,24 @@ def test_list_filters_by_time_latency_and_signals(varied: TraceStore) -> None:
     ],
 )
 def test_list_text_search(varied: TraceStore, text: str, expected: list[int]) -> None:
-    assert ids(varied.list_requests(text=text)) == expected
+    assert ids(varied.list_traces(text=text)) == expected
 
 
-def test_list_leaves_messages_out_unless_asked(varied: TraceStore) -> None:
-    (row,) = varied.list_requests(where={"model": "llama"})
-    assert row.request_messages is None
-    (row,) = varied.list_requests(where={"model": "llama"}, with_messages=True)
-    assert row.request_messages == [{"role": "user", "content": "100% of the_files"}]
+def test_messages_come_with_the_trace_not_the_list(varied: TraceStore) -> None:
+    (row,) = varied.list_traces(where={"model": "llama"})
+    assert not hasattr(row, "request_messages")  # a list row is a trace's sums
+    detail = varied.get_trace(row.trace_id)
+    assert detail is not None
+    assert detail.calls[0].request_messages == [{"role": "user", "content": "100% of the_files"}]
 
 
 def test_unknown_filter_key_names_the_allowed_ones(varied: TraceStore) -> None:
     with pytest.raises(ValueError, match=r"'model; DROP TABLE requests'.*api, listener, model"):
-        varied.list_requests(where={"model; DROP TABLE requests": "x"})
+        varied.list_traces(where={"model; DROP TABLE requests": "x"})
     with pytest.raises(ValueError, match="status must be a number"):
-        varied.list_requests(where={"status": "5xx"})
+        varied.list_traces(where={"status": "5xx"})
+    with pytest.raises(ValueError, match="outcome must be one of ok, error, stream_error"):
+        varied.list_traces(where={"outcome": "failed"})
     with pytest.raises(ValueError, match="allowed: model, route"):
         varied.stats(group_by="provider")  # type: ignore[arg-type]
 
@@ -967,26 +989,28 @@ def test_keyset_pages_have_no_gaps_or_duplicates(store: TraceStore) -> None:
         )
     )
     for where, size in (({}, 4), ({"model": "gpt"}, 3)):
-        expected = store.list_requests(where=where, limit=1000)
-        pages: list[RequestRow] = []
+        expected = store.list_traces(where=where, limit=1000)
+        pages: list[TraceRow] = []
         cursor = None
-        while page := store.list_requests(where=where, limit=size, before=cursor):
+        while page := store.list_traces(where=where, limit=size, before=cursor):
             pages += page
             cursor = (page[-1].started_at, page[-1].trace_id)
         assert [r.trace_id for r in pages] == [r.trace_id for r in expected]
         assert len({r.trace_id for r in pages}) == len(expected)
         keys = [(r.started_at, r.trace_id) for r in pages]
         assert keys == sorted(keys, reverse=True)
-    assert len(store.list_requests(limit=1000)) == 23
+    assert len(store.list_traces(limit=1000)) == 23
 
 
 def test_newest_after_tails_oldest_first(store: TraceStore) -> None:
-    store.write(StoreBatch(requests=[req(i, NOW + i // 2) for i in range(6)]))
-    first = store.newest_after(NOW, tid(0), limit=3)
-    assert ids(first) == [1, 2, 3]  # tid(1) shares tid(0)'s start time
-    rest = store.newest_after(first[-1].started_at, first[-1].trace_id, limit=10)
-    assert ids(rest) == [4, 5]
-    assert store.newest_after(rest[-1].started_at, rest[-1].trace_id) == []
+    # Calls, by their own start: two of them in one trace.
+    store.write(StoreBatch(requests=[req(i, NOW + i // 2) for i in range(5)]))
+    store.write(StoreBatch(requests=[req(5, NOW + 2.5, trace_id=tid(0))]))
+    first = store.newest_after(NOW, sid(0), limit=3)
+    assert [r.span_id for r in first] == [sid(1), sid(2), sid(3)]  # sid(1) starts with sid(0)
+    rest = store.newest_after(first[-1].started_at, first[-1].span_id or "", limit=10)
+    assert [(r.span_id, r.trace_id) for r in rest] == [(sid(4), tid(4)), (sid(5), tid(0))]
+    assert store.newest_after(rest[-1].started_at, rest[-1].span_id or "") == []
 
 
 # -- get_trace -----------------------------------------------------------------------------
@@ -1078,9 +1102,11 @@ def test_reader_is_not_blocked_by_an_open_write(db_path: Path) -> None:
     reader = TraceStore.open(db_path)
     writer.write(trace(1))
     writer._db.execute("BEGIN IMMEDIATE")
-    writer._db["requests"].insert({"trace_id": tid(2), "started_at": NOW})
+    writer._db["requests"].insert(
+        {"trace_id": tid(2), "span_id": sid(2), "started_at": NOW, "trace_started_at": NOW}
+    )
     assert reader.count() == 1  # the uncommitted row is invisible, and reading did not wait
-    assert ids(reader.list_requests()) == [1]
+    assert ids(reader.list_traces()) == [1]
     writer._db.execute("COMMIT")
     assert reader.count() == 2
     writer.close()
@@ -1104,7 +1130,7 @@ def test_writer_thread_and_reader_at_once(db_path: Path) -> None:
         seen = []
         while thread.is_alive() or not seen or seen[-1] < 200:
             seen.append(reader.count())
-            for row in reader.list_requests(limit=5):
+            for row in reader.list_traces(limit=5):
                 detail = reader.get_trace(row.trace_id)
                 assert detail is not None
                 assert len(detail.spans) == 2  # a batch is seen whole or not at all
@@ -1117,14 +1143,14 @@ def test_writer_thread_and_reader_at_once(db_path: Path) -> None:
 
 def test_read_only_open_reads_while_a_writer_writes_and_never_writes(db_path: Path) -> None:
     with TraceStore.open(db_path) as writer:
-        writer.write(StoreBatch(requests=[RequestRow(trace_id=tid(1), started_at=NOW)]))
+        writer.write(StoreBatch(requests=[req(1, NOW)]))
         with TraceStore.open(db_path, read_only=True) as reader:
-            assert [r.trace_id for r in reader.list_requests()] == [tid(1)]
-            writer.write(StoreBatch(requests=[RequestRow(trace_id=tid(2), started_at=NOW + 1)]))
+            assert [r.trace_id for r in reader.list_traces()] == [tid(1)]
+            writer.write(StoreBatch(requests=[req(2, NOW + 1)]))
             assert reader.count() == 2
             assert reader.get_trace(tid(2)) is not None
             with pytest.raises(TraceStoreError, match="read-only"):
-                reader.write(StoreBatch(requests=[RequestRow(trace_id=tid(3), started_at=NOW)]))
+                reader.write(StoreBatch(requests=[req(3, NOW)]))
             with pytest.raises(TraceStoreError, match="read-only"):
                 reader.prune()
 
@@ -1142,12 +1168,12 @@ def test_read_only_open_creates_nothing_and_refuses_a_non_store(tmp_path: Path) 
 
 def test_readers_do_not_load_sqlite_utils_or_numpy(db_path: Path) -> None:
     with TraceStore.open(db_path) as writer:
-        writer.write(StoreBatch(requests=[RequestRow(trace_id=tid(1), started_at=NOW)]))
+        writer.write(StoreBatch(requests=[req(1, NOW)]))
     code = (
         "import sys\n"
         "from proxy.telemetry.store import TraceStore\n"
         f"store = TraceStore.open({str(db_path)!r}, read_only=True)\n"
-        "assert len(store.list_requests()) == 1\n"
+        "assert len(store.list_traces()) == 1\n"
         "print(sorted(m for m in ('sqlite_utils', 'numpy') if m in sys.modules))\n"
     )
     out = subprocess.run(

@@ -3,13 +3,14 @@ SQLite trace store seeded by tests/trace_seed.py."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Static
-from trace_seed import T_CODE, T_FAIL, T_OLD, T_REASON, T_SPANS_ONLY, seed
+from trace_seed import CLAUDE, GPT, T_AGENT, T_CODE, T_FAIL, T_OLD, T_REASON, T_SPANS_ONLY, seed
 
 from plano_cli.traces_tui.detail_screen import SpanAttributes, TraceDetailScreen
 from plano_cli.traces_tui.waterfall import Waterfall
@@ -62,6 +63,7 @@ def nested_agent_trace() -> StoreBatch:
     row = RequestRow(
         trace_id=T_NESTED,
         started_at=NOW - 30,
+        span_id="00c0ffee000000ff",  # the gateway's call: its own spans are not stored
         model="openai/gpt-4o-mini",
         provider="openai",
         status=200,
@@ -233,8 +235,9 @@ async def test_agent_spans_nest_with_rails_and_show_every_attribute(store):
 @pytest.mark.parametrize(
     ("keys", "expected", "absent"),
     [
+        (["2"], ["1 call", "+0.0 ms", "openai/gpt-4o-mini", "ok", "850 ms", "$0.0004"], []),
         (
-            ["2"],
+            ["3"],
             [
                 "Request messages (2)",
                 "[1] user",
@@ -246,16 +249,16 @@ async def test_agent_spans_nest_with_rails_and_show_every_attribute(store):
             ["plano(inbound)"],
         ),
         (
-            ["3"],
+            ["4"],
             ["embedded (12 ms)", "code → openai/gpt-4o-mini", "0.810", "0.420", "cached no"],
             ["fell back"],
         ),
-        (["4"], ["quality poor", "correction", "no, I meant Rust", "gratitude"], ["no signals"]),
-        (["5"], ["total $0.0004", "HTTP 503", "$0.0001", "$0.0003", "100→50"], []),
-        (["tab", "tab"], ["code → openai/gpt-4o-mini"], []),
-        (["right", "right", "right", "left"], ["embedded (12 ms)"], ["quality poor"]),
+        (["5"], ["quality poor", "correction", "no, I meant Rust", "gratitude"], ["no signals"]),
+        (["6"], ["total $0.0004", "HTTP 503", "$0.0001", "$0.0003", "100→50"], []),
+        (["tab", "tab", "tab"], ["code → openai/gpt-4o-mini"], []),
+        (["right", "right", "right", "right", "left"], ["embedded (12 ms)"], ["quality poor"]),
         (["shift+tab"], ["total $0.0004"], []),
-        (["5", "1"], ["plano(inbound)", "http.response.status_code"], ["total $0.0004"]),
+        (["6", "1"], ["plano(inbound)", "http.response.status_code"], ["total $0.0004"]),
     ],
 )
 async def test_sections_switch_by_key(store, keys, expected, absent):
@@ -273,7 +276,7 @@ async def test_sections_switch_by_key(store, keys, expected, absent):
 async def test_routing_scores_are_sorted_highest_first(store):
     app = Host(detail_of(store, T_CODE))
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.press("3")
+        await pilot.press("4")
         text = shown(app)
         assert text.index("0.810") < text.index("0.420")
         code_bar = next(line for line in text.splitlines() if "0.810" in line).count("█")
@@ -290,7 +293,7 @@ async def test_a_failed_request_shows_its_error_and_the_routers_fallback(store):
         assert "fallback timeout" in band
         assert "error upstream timeout" in band
         assert "✗ plano(inbound)" in shown(app)  # the failed root span stands out
-        await pilot.press("3")
+        await pilot.press("4")
         text = shown(app)
         assert "the router fell back: timeout" in text
         assert "(none: no route matched)" in text
@@ -306,10 +309,11 @@ async def test_spans_only_trace_says_what_is_missing(store):
         assert "still open" in text
         assert "░" in text  # an open span is drawn to the end in the lighter shade
         expected = {
-            "2": "not captured yet",
-            "3": "not routed",
-            "4": "no signals",
-            "5": "not known yet",
+            "2": "no calls stored yet",
+            "3": "not captured yet",
+            "4": "not routed",
+            "5": "no signals",
+            "6": "not known yet",
         }
         for key, message in expected.items():
             await pilot.press(key)
@@ -319,19 +323,19 @@ async def test_spans_only_trace_says_what_is_missing(store):
 async def test_without_captured_messages_or_signals(store):
     app = Host(detail_of(store, T_REASON))
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("2")
+        await pilot.press("3")
         text = shown(app)
         assert text.count("not captured (tracing.store.capture_messages is off") == 2
-        await pilot.press("4")
+        await pilot.press("5")
         assert "no signals" in shown(app)
 
 
 async def test_a_request_that_was_not_routed(store):
     app = Host(detail_of(store, T_OLD))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("3")
+        await pilot.press("4")
         assert "not routed" in shown(app)
-        await pilot.press("5")
+        await pilot.press("6")
         text = shown(app)
         assert "total -" in text
         assert "unknown" in text
@@ -340,7 +344,7 @@ async def test_a_request_that_was_not_routed(store):
 async def test_messages_are_shown_literally_never_as_markup(store):
     app = Host(detail_of(store, T_NESTED))
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.press("2")
+        await pilot.press("3")
         text = shown(app)
         assert "Is [bold]this[/bold] bold? And [/] this?" in text
         assert "first part" in text
@@ -355,7 +359,7 @@ async def test_messages_are_shown_literally_never_as_markup(store):
 async def test_long_messages_scroll_with_j(store):
     app = Host(detail_of(store, T_NESTED))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("2")
+        await pilot.press("3")
         pane = app.focused
         assert pane is not None
         assert pane.scroll_y == 0
@@ -408,7 +412,7 @@ async def test_footer_lists_the_keys(store):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         footer = shown(app).splitlines()[-1]
-        for part in ("j/k", "Span", "Attributes", "tab", "1-5", "Section", "esc", "Back", "q"):
+        for part in ("j/k", "Span", "Attributes", "tab", "1-6", "Section", "esc", "Back", "q"):
             assert part in footer
         await pilot.press("2")
         await pilot.pause()
@@ -432,8 +436,48 @@ async def test_renders_in_light_and_dark_themes(store, theme):
 
 async def test_a_summary_without_spans_says_so(store):
     trace_id = "5" * 32
-    store.write(StoreBatch(requests=[RequestRow(trace_id=trace_id, started_at=NOW, status=200)]))
+    store.write(
+        StoreBatch(
+            requests=[RequestRow(trace_id=trace_id, started_at=NOW, span_id="5" * 16, status=200)]
+        )
+    )
     app = Host(detail_of(store, trace_id))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert "no spans stored for this trace" in shown(app)
+
+
+async def test_an_agents_run_shows_the_sums_and_lists_every_call(store):
+    app = Host(detail_of(store, T_AGENT))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        band = "\n".join(shown(app).splitlines()[:3])
+        # The trace: its worst status marked (a stream failed after its 200), both models,
+        # three calls, its wall-clock latency and summed tokens and cost.
+        assert "200!" in band
+        assert f"2 models: {CLAUDE}, {GPT}" in band
+        assert "calls 3" in band
+        assert "outcome stream_error" in band
+        assert "latency 1.80 s" in band
+        assert "tokens 140→85" in band
+        assert "cost $0.0017" in band
+        # The waterfall holds every call's spans.
+        waterfall = [line for line in shown(app).splitlines() if "█" in line]
+        assert sum("plano(inbound)" in line for line in waterfall) == 3
+        await pilot.press("2")
+        text = shown(app)
+        assert "3 calls" in text
+        rows = [line for line in text.splitlines() if re.match(r"\s*\d+\s+\+", line)]
+        assert len(rows) == 3
+        assert CLAUDE in rows[0]
+        assert GPT in rows[1]
+        assert "200!" in rows[1]
+        assert "stream_error" in rows[1]
+        assert "+1.40 s" in rows[2]
+        await pilot.press("4")
+        text = shown(app)
+        assert "Call 1 of 3" in text
+        assert "Call 3 of 3" in text
+        assert "Call 2 of 3" not in text  # not routed
+        await pilot.press("3")
+        assert shown(app).count("not captured") == 1

@@ -128,6 +128,7 @@ async def test_rows_are_newest_first_with_the_list_columns_at_80x24(db):
         layout = table.layout
         assert layout is not None
         # Narrow: the optional columns go and the signal flag turns compact.
+        # CALLS goes last: the dates of older rows take the room it needs here.
         assert layout.names == ("TIME", "ROUTE", "MODEL", "STATUS", "LATENCY", "COST", "SIG")
         header, first, fail = line(table, 0), line(table, 1), line(table, 3)
         assert len(header) == table.scrollable_content_region.width == 79
@@ -136,6 +137,9 @@ async def test_rows_are_newest_first_with_the_list_columns_at_80x24(db):
         assert "- (fallback)" in fail
         assert "502" in fail
         assert "30.00 s" in fail
+        # The agent's run: three calls added up, its failed stream marked on the status.
+        run = line(table, 4).split()
+        assert run == ["13:06:40", "code", "2", "models", "200!", "1.80", "s", "$0.0017"]
         assert "Jun 12 15:06" in line(table, 5)  # older than today: the date
 
 
@@ -150,6 +154,7 @@ async def test_every_column_shows_at_120_columns(db):
             "LISTENER",
             "ROUTE",
             "MODEL",
+            "CALLS",
             "STATUS",
             "LATENCY",
             "TTFT",
@@ -159,20 +164,30 @@ async def test_every_column_shows_at_120_columns(db):
         )
         first = line(table, 1).split()
         assert first[:4] == ["15:06:30", "model", "code", GPT]
-        assert " ".join(first[4:]) == "200 850 ms 120 ms 100→50 $0.0004 poor (2)"
+        assert " ".join(first[4:]) == "1 200 850 ms 120 ms 100→50 $0.0004 poor (2)"
+        run = line(table, 4).split()
+        assert " ".join(run[3:]) == "2 models 3 200! 1.80 s 300 ms 140→85 $0.0017 -"
+        await pilot.resize_terminal(140, 40)
+        await settle(pilot)
+        assert table.layout.names[-2:] == ("OUTCOME", "SIGNALS")  # room for how each ended
+        assert "stream_error" in line(table, 4)
         assert CLAUDE in line(table, 2)  # not cut: there is room
 
 
 def test_narrow_layouts_fit_and_drop_the_optional_columns_first():
-    measured = {"TIME": 12, "ROUTE": 12, "MODEL": 25, "STATUS": 3, "LATENCY": 7, "COST": 7}
-    measured |= {"LISTENER": 6, "TTFT": 6, "TOKENS": 7, "SIGNALS": 8, "SIG": 2}
+    measured = {"TIME": 12, "ROUTE": 12, "MODEL": 25, "STATUS": 4, "LATENCY": 7, "COST": 7}
+    measured |= {"LISTENER": 6, "TTFT": 6, "TOKENS": 7, "SIGNALS": 8, "SIG": 2, "CALLS": 2}
+    measured |= {"OUTCOME": 12}
     for width in range(60, 200):
         layout = plan(width, measured)
         used = sum(w for _, w in layout) + 2 * len(layout.columns)
         assert used <= width, width
     assert "SIGNALS" in plan(119, measured).names
+    assert "OUTCOME" not in plan(119, measured).names  # only where everything else fits
+    assert "OUTCOME" in plan(140, measured).names
     assert plan(90, measured).names[-1] == "SIG"
     assert "LISTENER" not in plan(100, measured).names
+    assert "CALLS" in plan(90, measured).names  # the last optional one to go
     assert {"TIME", "STATUS", "LATENCY", "COST", "MODEL", "ROUTE"} <= set(plan(60, measured).names)
 
 
@@ -196,6 +211,7 @@ async def test_status_is_colored_by_class(db):
         assert len({ok, warn, error}) == 3
         assert color_of(1, "200") == ok
         assert color_of(3, "502") == error
+        assert color_of(4, "200!") == error  # a stream that failed after its 200
         assert color_of(5, "429") == warn
 
 
@@ -229,7 +245,9 @@ async def test_j_k_and_the_arrows_move_the_cursor(db):
         (f"model={CLAUDE}", [T_REASON, T_AGENT]),
         ("status=502", [T_FAIL]),
         ("since=90s", [T_CODE, T_REASON]),
-        ("since=3h model=" + GPT, [T_CODE, T_FAIL]),
+        ("since=3h model=" + GPT, [T_CODE, T_FAIL, T_AGENT]),  # the run called GPT once
+        ("model=" + GPT + " route=code", [T_CODE]),  # ... not on its routed calls
+        ("outcome=stream_error", [T_AGENT]),
         ("min_latency_ms=2000", [T_REASON, T_FAIL]),
         ("has_signals=true", [T_CODE]),
         ("listener=agents", [T_AGENT]),
@@ -260,7 +278,7 @@ async def test_a_filter_matching_nothing_says_so_and_a_new_one_brings_rows_back(
         screen = screen_of(app)
         assert shown(app) == []
         assert screen.notice is not None
-        assert screen.notice.startswith("no requests match: status=418")
+        assert screen.notice.startswith("no traces match: status=418")
         await pilot.press("slash", *["backspace"] * 3, *"200", "enter")
         await settle(pilot)
         assert screen.view.line == "status=200"
@@ -407,6 +425,41 @@ async def test_a_new_request_appears_on_top_and_the_cursor_keeps_its_trace(db):
         screen_of(app).poll()
         await settle(pilot)
         assert shown(app) == [f"{901:032x}", *SEEDED]
+
+
+async def test_a_new_call_of_a_listed_trace_updates_its_row_in_place(db):
+    app = viewer(db)
+    async with app.run_test(size=(120, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("j", "j", "j")
+        assert highlighted(app) == T_AGENT
+        table = screen_of(app).table
+        assert "140→85" in line(table, 4)
+        # The agent's run, begun two hours ago, makes a fourth call now, to a third model,
+        # and it fails.
+        fourth = traced(
+            T_AGENT,
+            NOW + 1,
+            call=3,
+            model="ollama/llama3.2",
+            provider="ollama",
+            status=502,
+            error="upstream 502",
+            latency_ms=500.0,
+            input_tokens=10,
+            output_tokens=0,
+        )
+        write(db, fourth)
+        screen_of(app).poll()
+        await settle(pilot)
+        assert shown(app) == SEEDED  # one row a trace: the row changed, none was added
+        assert highlighted(app) == T_AGENT
+        row = table.highlighted
+        assert row is not None
+        assert (row.calls, row.models, row.status, row.input_tokens) == (4, 3, 502, 150)
+        cells = line(table, 4)
+        for part in ("3 models", " 4 ", "502", "120.0 min", "150→85"):
+            assert part in cells, (part, cells)
 
 
 async def test_a_request_that_finished_late_goes_in_its_sorted_place(db):
@@ -667,7 +720,7 @@ def test_bare_traces_piped_prints_the_list(runner, db):
     assert result.exit_code == 0, result.output
     assert T_FAIL[:12] in result.stdout
     assert T_CODE[:12] not in result.stdout
-    assert "1 request, newest first" in result.stdout
+    assert "1 trace, newest first" in result.stdout
 
 
 def test_bare_traces_with_a_missing_db_exits_1(runner, tmp_path, monkeypatch):

@@ -54,13 +54,14 @@ ROW = re.compile(rf"^ {TIME}\s")
 SGR = re.compile(r"\x1b\[([0-9;:]*)m")
 # The empty filter bar's placeholder begins so (filter_bar.PLACEHOLDER).
 PLACEHOLDER_START = "model=…"
-RIGHT_ALIGNED = frozenset({"STATUS", "LATENCY", "TTFT", "TOKENS", "COST"})
+RIGHT_ALIGNED = frozenset({"CALLS", "STATUS", "LATENCY", "TTFT", "TOKENS", "COST"})
 LIST_KEYS = ("j/k Move", "Open", "/ Filter", "p Pause", "r Reload", "t Theme", "q Quit")
 ALL_COLUMNS = (
     "TIME",
     "LISTENER",
     "ROUTE",
     "MODEL",
+    "CALLS",
     "STATUS",
     "LATENCY",
     "TTFT",
@@ -347,22 +348,22 @@ def test_the_list_shows_the_stored_requests_and_the_keys(terminal, db):
         "COST",
         "SIG",
     ]
-    assert column(screen, "STATUS") == ["200", "200", "502", "200", "429"]
+    assert column(screen, "STATUS") == ["200", "200", "502", "200!", "429"]
     models = column(screen, "MODEL")
-    expected = [GPT, CLAUDE, GPT, CLAUDE, GPT]
+    expected = [GPT, CLAUDE, GPT, "2 models", GPT]  # the agent's run: Claude and GPT
     assert len(models) == len(expected)
     for shown, model in zip(models, expected, strict=True):
         # A name cut to fit ends with an ellipsis; what is left of it is the model's.
         assert model.startswith(shown.removesuffix("…")), (shown, model)
-        assert len(shown.removesuffix("…")) >= len("anthropic/claude")
-    assert column(screen, "LATENCY") == ["850 ms", "2.40 s", "30.00 s", "1.50 s", "5.0 ms"]
+        assert shown == model or len(shown.removesuffix("…")) >= len("anthropic/claude")
+    assert column(screen, "LATENCY") == ["850 ms", "2.40 s", "30.00 s", "1.80 s", "5.0 ms"]
     assert "- (fallback)" in column(screen, "ROUTE")
     lines = screen.rstrip("\n").splitlines()
     assert len(lines) == 24  # the whole pane: tmux's status bar is off
     footer = lines[-1]
     for key in LIST_KEYS:
         assert key in footer, (key, footer)
-    assert "● live │ 5 loaded │ all requests" in lines[-2]
+    assert "● live │ 5 loaded │ all traces" in lines[-2]
 
 
 def test_j_moves_the_highlight(terminal, db):
@@ -428,16 +429,16 @@ def test_a_filter_keeps_the_matching_rows_and_clearing_it_brings_them_back(termi
     terminal.keys("C-u")
     terminal.wait_for("the bar emptied", lambda s: bar_line(s) == "")
     terminal.keys("Enter")
-    screen = terminal.wait_for_text("5 loaded", "all requests")
+    screen = terminal.wait_for_text("5 loaded", "all traces")
     assert bar_line(screen) is None
-    assert column(screen, "STATUS") == ["200", "200", "502", "200", "429"]
+    assert column(screen, "STATUS") == ["200", "200", "502", "200!", "429"]
 
 
 def test_enter_opens_the_trace_its_tabs_switch_and_escape_returns(terminal, db):
     open_viewer(terminal, db)
     terminal.keys("Enter")
     detail = terminal.wait_for_text("1 Spans", T_CODE[:12])
-    for tab in ("1 Spans", "2 Messages", "3 Routing", "4 Signals", "5 Cost"):
+    for tab in ("1 Spans", "2 Calls", "3 Messages", "4 Routing", "5 Signals", "6 Cost"):
         assert tab in detail
     band = "\n".join(detail.splitlines()[:3])
     assert "200" in band
@@ -445,7 +446,7 @@ def test_enter_opens_the_trace_its_tabs_switch_and_escape_returns(terminal, db):
     assert "plano(routing)" in detail  # the waterfall
     assert "Filter" not in detail  # the list's footer is gone
 
-    terminal.keys("2")
+    terminal.keys("3")
     messages = terminal.wait_for_text("Request messages (2)")
     assert "You are terse." in messages
     assert "Write a Rust function that parses a CSV line" in messages
@@ -456,7 +457,7 @@ def test_enter_opens_the_trace_its_tabs_switch_and_escape_returns(terminal, db):
     terminal.keys("Escape")
     screen = terminal.wait_for_text("5 loaded", "/ Filter")
     assert "1 Spans" not in screen
-    assert column(screen, "STATUS") == ["200", "200", "502", "200", "429"]
+    assert column(screen, "STATUS") == ["200", "200", "502", "200!", "429"]
 
 
 def test_q_quits_with_exit_status_0(terminal, db):
@@ -468,10 +469,11 @@ def test_q_quits_with_exit_status_0(terminal, db):
     assert "5 loaded" not in terminal.screen()
 
 
-def test_every_column_shows_at_120x40(terminal, db):
-    screen = open_viewer(terminal, db, width=120, height=40)
+def test_every_column_shows_at_130x40(terminal, db):
+    screen = open_viewer(terminal, db, width=130, height=40)
     assert tuple(header_line(screen).split()) == ALL_COLUMNS
-    assert column(screen, "MODEL") == [GPT, CLAUDE, GPT, CLAUDE, GPT]  # nothing cut
+    assert column(screen, "MODEL") == [GPT, CLAUDE, GPT, "2 models", GPT]  # nothing cut
+    assert column(screen, "CALLS") == ["1", "1", "1", "3", "1"]
     assert column(screen, "LISTENER") == ["model", "model", "model", "agents", "model"]
     assert column(screen, "TOKENS")[0] == "100→50"
     assert column(screen, "TTFT")[0] == "120 ms"

@@ -1,8 +1,9 @@
 """A small trace store as the gateway writes it, shared by the `plano traces` tests.
 
 Six traces: a routed stream with a failed attempt, signals and captured messages; a routed
-reasoning request; a 502 after a router fallback; an agent call; an old request; and a
-trace with spans only (its summary not written yet).
+reasoning request; a 502 after a router fallback; an agent's run of three calls to two
+models, one a stream that failed after its 200; an old request; and a trace with spans
+only (its summary not written yet).
 """
 
 from __future__ import annotations
@@ -60,13 +61,23 @@ def traced(
     scores: dict[str, float] | None = None,
     fallback: str | None = None,
     failed_attempts: int = 0,
+    call: int = 0,
     **fields,
 ) -> StoreBatch:
-    """One request as the gateway stores it: summary, inbound, routing and llm spans."""
-    row = RequestRow(trace_id=trace_id, started_at=started_at, route=route, **fields)
+    """One request (call `call` of its trace) as the gateway stores it: summary, inbound,
+    routing and llm spans. Each call's span ids are its own."""
+    fields.setdefault("outcome", _outcome(fields.get("status"), fields.get("error")))
+    base = 16 * call
+    row = RequestRow(
+        trace_id=trace_id,
+        started_at=started_at,
+        span_id=span_id(trace_id, base),
+        route=route,
+        **fields,
+    )
     start = int(started_at * 1e9)
     end = start + int((row.latency_ms or 10) * 1e6)
-    root = span_id(trace_id, 0)
+    root = span_id(trace_id, base)
     spans = [
         SpanRow(
             root,
@@ -105,7 +116,7 @@ def traced(
             attributes["router.fallback"] = fallback
         spans.append(
             SpanRow(
-                span_id(trace_id, 1),
+                span_id(trace_id, base + 1),
                 trace_id,
                 "plano(routing)",
                 start + 1_000_000,
@@ -122,7 +133,7 @@ def traced(
         attempt_end = attempt_start + 50_000_000
         spans.append(
             SpanRow(
-                span_id(trace_id, 2 + n),
+                span_id(trace_id, base + 2 + n),
                 trace_id,
                 "plano(llm)",
                 attempt_start,
@@ -135,7 +146,7 @@ def traced(
             )
         )
         attempt_start = attempt_end
-    answer = span_id(trace_id, 2 + failed_attempts)
+    answer = span_id(trace_id, base + 2 + failed_attempts)
     spans.append(
         SpanRow(
             answer,
@@ -145,8 +156,8 @@ def traced(
             end - 1_000_000,
             root,
             "client",
-            "unset",
-            None,
+            "error" if row.outcome == "stream_error" else "unset",
+            row.error if row.outcome == "stream_error" else None,
             {
                 "llm.model": row.model,
                 "llm.provider": row.provider,
@@ -162,6 +173,72 @@ def traced(
     if row.ttft_ms is not None:
         events.append(SpanEventRow(answer, trace_id, "first_token", start + int(row.ttft_ms * 1e6)))
     return StoreBatch(requests=[row], spans=spans, events=events)
+
+
+def _outcome(status: int | None, error: str | None) -> str:
+    """What the gateway records (proxy.gateway.exchange.Exchange.outcome)."""
+    if status == 499:
+        return "client_disconnect"
+    if status is None or not 200 <= status < 400:
+        return "error"
+    return "stream_error" if error else "ok"
+
+
+def agent_run(now: float, trace_id: str = T_AGENT, start: float | None = None) -> list[StoreBatch]:
+    """T_AGENT: an agent's run, three calls under one traceparent (as its LLM calls are):
+    Claude plans, GPT's stream fails after its 200, Claude answers. 1.80 s in all."""
+    common = {"api": "anthropic_messages", "listener": "agents", "session": "s-1"}
+    start = now - 7200 if start is None else start
+    return [
+        traced(
+            trace_id,
+            start,
+            route="code",
+            call=0,
+            router_backend="embedded",
+            model=CLAUDE,
+            provider="anthropic",
+            status=200,
+            latency_ms=900.0,
+            ttft_ms=300.0,
+            input_tokens=40,
+            output_tokens=60,
+            cost_usd=0.001,
+            **common,
+        ),
+        traced(
+            trace_id,
+            start + 1.0,
+            call=1,
+            model=GPT,
+            provider="openai",
+            status=200,
+            error="upstream reset the stream",
+            latency_ms=300.0,
+            ttft_ms=90.0,
+            input_tokens=30,
+            output_tokens=5,
+            cost_usd=0.0001,
+            stream=True,
+            **common,
+        ),
+        traced(
+            trace_id,
+            start + 1.4,
+            route="code",
+            call=2,
+            router_backend="embedded",
+            model=CLAUDE,
+            provider="anthropic",
+            status=200,
+            latency_ms=400.0,
+            ttft_ms=150.0,
+            input_tokens=70,
+            output_tokens=20,
+            cost_usd=0.0006,
+            **common,
+        ),
+    ]
 
 
 def seed(path: Path, now: float) -> None:
@@ -238,23 +315,7 @@ def seed(path: Path, now: float) -> None:
             error="upstream timeout",
             latency_ms=30000.0,
         ),
-        traced(
-            T_AGENT,
-            now - 7200,
-            route="code",
-            api="anthropic_messages",
-            listener="agents",
-            router_backend="embedded",
-            model=CLAUDE,
-            provider="anthropic",
-            status=200,
-            latency_ms=1500.0,
-            ttft_ms=300.0,
-            input_tokens=40,
-            output_tokens=60,
-            cost_usd=0.001,
-            session="s-1",
-        ),
+        *agent_run(now),
         traced(
             T_OLD,
             now - 3 * 86_400,

@@ -1,10 +1,13 @@
-"""`plano traces`: read the requests the gateway traced, for people and for scripts.
+"""`plano traces`: read the traces the gateway stored, for people and for scripts.
+
+A trace holds every call (request through the gateway) made under one trace id: one for a
+plain request, many for an agent's run.
 
     plano traces         at a terminal: the interactive viewer; piped: as `list`
-    plano traces list    the newest requests, one line each
-    plano traces show    one request: spans, routing, signals, cost, messages
-    plano traces stats   counts, latency and TTFT percentiles, tokens, cost, errors
-    plano traces tail    requests as they finish
+    plano traces list    the newest traces, one line each, their calls added up
+    plano traces show    one trace: its calls, spans, routing, signals, cost, messages
+    plano traces stats   calls: counts, latency and TTFT percentiles, tokens, cost, errors
+    plano traces tail    calls as they finish
 
 Only typer is imported here: rich, sqlite-utils and the store load when a command runs
 (plano_cli.traces_cli), and textual when the viewer opens (plano_cli.traces_tui), so
@@ -56,7 +59,7 @@ Since = Annotated[
     str | None,
     typer.Option(
         "--since",
-        help="Requests started in the last 45s, 30m, 2h, 1d (or 1h30m), or since an ISO time.",
+        help="Traces started in the last 45s, 30m, 2h, 1d (or 1h30m), or since an ISO time.",
         show_default=False,
     ),
 ]
@@ -67,7 +70,7 @@ def _where(keys: tuple[str, ...]) -> typer.models.OptionInfo:
         "--where",
         "-w",
         metavar="KEY=VALUE",
-        help=f"Keep requests where KEY is VALUE; repeat to AND. Keys: {', '.join(keys)}.",
+        help=f"Keep what matches KEY=VALUE; repeat to AND. Keys: {', '.join(keys)}.",
         show_default=False,
     )
 
@@ -124,11 +127,11 @@ def list_requests(
     since: Since = None,
     where: Where = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="How many requests, newest first.")
+        int, typer.Option("--limit", "-n", min=1, help="How many traces, newest first.")
     ] = LIST_LIMIT,
     as_json: Json = False,
 ) -> None:
-    """The newest requests, one line each.
+    """The newest traces, one line each: a trace's calls added up (CALLS says how many).
 
     Exit code 0 (also when there is nothing yet), 1 when --db does not exist, 2 on bad usage.
     """
@@ -148,7 +151,7 @@ def show(
         bool, typer.Option("--full", metavar="", help="Print long messages whole.")
     ] = False,
 ) -> None:
-    """One request: summary, span waterfall, routing decision, signals, cost and messages.
+    """One trace: summary, every call, span waterfall, routing, signals, cost, messages.
 
     Exit code 0, or 1 when no trace (or several) match the id.
     """
@@ -180,7 +183,7 @@ def stats(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """Requests, error rate, p50/p95 latency and TTFT, tokens and cost, per model and route.
+    """Calls, error rate, p50/p95 latency and TTFT, tokens and cost, per model and route.
 
     Exit code 0 (also when there is nothing yet), 1 when --db does not exist, 2 on bad usage.
     """
@@ -196,7 +199,7 @@ def tail(
         str | None,
         typer.Option(
             "--since",
-            help="Print the requests since then first (30m, 2h, an ISO time…). "
+            help="Print the calls since then first (30m, 2h, an ISO time…). "
             "Default: only new ones.",
             show_default=False,
         ),
@@ -214,13 +217,13 @@ def tail(
         typer.Option(
             "--window",
             min=1,
-            help="Seconds each poll looks back for requests that started earlier but "
-            "finished late (default 120); raise it for very long requests.",
+            help="Seconds each poll looks back for calls that started earlier but "
+            "finished late (default 120); raise it for very long calls.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Print requests as they finish, one line each; Ctrl-C stops (exit code 0)."""
+    """Print calls as they finish, one line each; Ctrl-C stops (exit code 0)."""
     from plano_cli.traces_cli.run import run_tail
 
     raise typer.Exit(run_tail(db, since, where, limit, as_json, window))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from plano_cli.traces_cli.keys import WHERE_KEYS
+from plano_cli.traces_cli.keys import OUTCOMES, WHERE_KEYS
 
 _UNIT_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
@@ -37,7 +37,7 @@ class Filters:
         )
 
     def store_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of TraceStore.list_requests."""
+        """The keyword arguments of TraceStore.list_traces and TraceStore.stats."""
         return {
             "since": self.since,
             "where": self.where or None,
@@ -47,10 +47,11 @@ class Filters:
         }
 
     def matches(self, row: Any) -> bool:
-        """The same test as the store's, on a row already read (for `tail`).
+        """The store's test, on one call already read (for `tail`, whose unit is a call):
+        the call terms on the call; `since`, `min_latency_ms` and `has_signals` on it too,
+        as it is all of its trace that `tail` has seen.
 
-        `has_signals` looks at the row's signal count only, and `text` cannot be tested on a
-        summary row: callers refuse it first.
+        `text` cannot be tested on a summary row: callers refuse it first.
         """
         if self.since is not None and row.started_at < self.since:
             return False
@@ -114,6 +115,12 @@ def _set(filters: Filters, key: str, value: str) -> None:
                 f"--where status: expected an HTTP status such as 200, not {value!r}"
             )
         filters.where[key] = str(int(value))
+    elif key == "outcome":
+        if value.strip() not in OUTCOMES:
+            raise ArgumentError(
+                f"--where outcome: expected one of {', '.join(OUTCOMES)}, not {value!r}"
+            )
+        filters.where[key] = value.strip()
     elif key == "min_latency_ms":
         try:
             filters.min_latency_ms = float(value)

@@ -2,8 +2,10 @@
 
 # The store's own filter keys (proxy.telemetry.store_query.FILTER_KEYS), repeated so that
 # the CLI's start-up does not import the store; a test keeps the two in step.
-STORE_KEYS = ("api", "listener", "model", "provider", "route", "session", "status")
-# Keys the store takes as separate arguments of list_requests.
+STORE_KEYS = ("api", "listener", "model", "outcome", "provider", "route", "session", "status")
+# proxy.telemetry.store_query.OUTCOMES, likewise.
+OUTCOMES = ("ok", "error", "stream_error", "client_disconnect", "shutdown")
+# Keys the store takes as separate arguments of list_traces and stats.
 EXTRA_KEYS = ("min_latency_ms", "has_signals", "text")
 WHERE_KEYS = STORE_KEYS + EXTRA_KEYS
 # A summary row has no messages, so `tail` cannot search them.

@@ -10,25 +10,38 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from plano_cli.traces_cli.fmt import iso_utc
-from plano_cli.traces_cli.trace_model import routing_decision, span_tree
-from proxy.telemetry.store import GroupStats, RequestRow, TraceDetail
+from plano_cli.traces_cli.trace_model import routing_decision, span_tree, trace_calls
+from proxy.telemetry.store import GroupStats, RequestRow, TraceDetail, TraceRow
 
 _MESSAGE_FIELDS = frozenset({"request_messages", "response_messages"})
 _REQUEST_FIELDS = tuple(f.name for f in fields(RequestRow))
+_TRACE_FIELDS = tuple(f.name for f in fields(TraceRow))
 
 
 def request_json(row: RequestRow, *, messages: bool = False) -> dict[str, Any]:
-    """Every summary field; the messages only when asked (a list never reads them)."""
-    out: dict[str, Any] = {"trace_id": row.trace_id, "started_at": row.started_at}
-    out["started_at_iso"] = iso_utc(row.started_at)
+    """One call: every summary field; the messages only when asked (a tail never reads
+    them)."""
+    out = _timed(row.trace_id, row.started_at)
     for name in _REQUEST_FIELDS:
         if name not in out and (messages or name not in _MESSAGE_FIELDS):
             out[name] = getattr(row, name)
     return out
 
 
-def list_json(rows: list[RequestRow], more: bool) -> dict[str, Any]:
-    return {"requests": [request_json(r) for r in rows], "more": more}
+def trace_row_json(row: TraceRow) -> dict[str, Any]:
+    """One trace, its calls added up: every field of the list's row."""
+    out = _timed(row.trace_id, row.started_at)
+    for name in _TRACE_FIELDS:
+        out.setdefault(name, getattr(row, name))
+    return out
+
+
+def _timed(trace_id: str, started_at: float) -> dict[str, Any]:
+    return {"trace_id": trace_id, "started_at": started_at, "started_at_iso": iso_utc(started_at)}
+
+
+def list_json(rows: list[TraceRow], more: bool) -> dict[str, Any]:
+    return {"traces": [trace_row_json(r) for r in rows], "more": more}
 
 
 def trace_json(detail: TraceDetail) -> dict[str, Any]:
@@ -60,11 +73,18 @@ def trace_json(detail: TraceDetail) -> dict[str, Any]:
                 ],
             }
         )
-    request = detail.request
+    summary = detail.summary
     return {
         "trace_id": detail.trace_id,
-        "request": None if request is None else request_json(request, messages=True),
-        "routing": routing_decision(detail),
+        "summary": None if summary is None else trace_row_json(summary),
+        "calls": [
+            {
+                "number": call.number,
+                **request_json(call.row, messages=True),
+                "routing": routing_decision(call.spans, call.row),
+            }
+            for call in trace_calls(detail)
+        ],
         "spans": spans,
         "signals": [
             {k: v for k, v in asdict(s).items() if k not in ("trace_id", "id")}
@@ -80,7 +100,8 @@ def stats_json(tables: dict[str, list[GroupStats]], total: dict[str, Any]) -> di
 
 
 def stats_total(groups: list[GroupStats]) -> dict[str, Any]:
-    """What adds up across groups; percentiles do not, so they are left to the groups."""
+    """What adds up across groups (counts of calls); percentiles do not, so they are left
+    to the groups."""
     count = sum(g.count for g in groups)
     errors = sum(g.errors for g in groups)
     return {

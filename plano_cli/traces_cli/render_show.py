@@ -1,4 +1,5 @@
-"""`plano traces show` as text: summary, span waterfall, routing, signals, messages.
+"""`plano traces show` as text: summary, its calls, span waterfall, routing, signals,
+messages.
 
 The pieces the interactive viewer draws the same way (tree labels, timeline bars, attribute
 values, the routing and signals tables) are public and take their width as a parameter.
@@ -16,24 +17,32 @@ from rich.table import Table
 from rich.text import Text
 
 from plano_cli.traces_cli import fmt
-from plano_cli.traces_cli.render_list import status_style
+from plano_cli.traces_cli.render_list import (
+    model_of,
+    outcome_style,
+    status_style,
+    status_text,
+)
 from plano_cli.traces_cli.trace_model import (
     INBOUND,
     LLM,
     ROUTING,
+    Call,
     PlacedSpan,
     attempt_usage,
     message_list,
     routing_decision,
     span_tree,
     tool_call_parts,
+    trace_calls,
     trace_span_ms,
 )
-from proxy.telemetry.store import RequestRow, SignalRow, TraceDetail
+from proxy.telemetry.store import RequestRow, SignalRow, TraceDetail, TraceRow
 
 BAR_WIDTH = 32
 SCORE_BAR_WIDTH = 20
 NAME_WIDTH = 40
+NOT_CAPTURED = "not captured (tracing.store.capture_messages is off, or the body was unreadable)"
 MESSAGE_CHARS = 1_500  # per message, unless --full: a pasted file should not flood the view
 ARGUMENT_CHARS = 200
 OTHER_ATTRIBUTES = 12  # on spans from agents, whose attributes we know nothing about
@@ -89,22 +98,56 @@ class Glyphs:
 def render_show(detail: TraceDetail, out: Console, *, full: bool = False) -> None:
     glyphs = Glyphs("utf" in (out.encoding or "").lower())
     out.print(Text.assemble(("trace ", "bold"), (detail.trace_id, "bold cyan")))
-    _summary(detail, out, glyphs)
+    calls = trace_calls(detail)
+    _summary(detail, calls, out, glyphs)
+    if len(calls) > 1:
+        _section(out, f"Calls ({len(calls)})")
+        out.print(calls_table(calls, detail.summary))
     placed = span_tree(detail)
     if placed:
         _section(out, "Spans")
         _waterfall(placed, out, glyphs)
-    routing = routing_decision(detail)
-    if routing is not None:
+    decisions = routing_decisions(detail, calls)
+    if decisions:
         _section(out, "Routing")
-        out.print(routing_table(routing, glyphs))
+        for i, (label, routing) in enumerate(decisions):
+            if label:
+                if i:
+                    out.print()
+                out.print(Text(label, style="bold"))
+            out.print(routing_table(routing, glyphs))
     if detail.signals:
         _section(out, "Signals")
         out.print(signals_table(detail.signals))
-    request = detail.request
-    if request is not None:
-        _messages("Request messages", request.request_messages, out, glyphs, full)
-        _messages("Response messages", request.response_messages, out, glyphs, full)
+    captured = [c for c in calls if c.row.request_messages or c.row.response_messages]
+    if len(calls) > 1 and not captured:
+        _section(out, "Messages")
+        out.print(Text(NOT_CAPTURED, style="dim"))
+        return
+    for call in calls:
+        prefix = call_label(call, len(calls))
+        prefix = f"{prefix}: " if prefix else ""
+        _messages(f"{prefix}Request messages", call.row.request_messages, out, glyphs, full)
+        _messages(f"{prefix}Response messages", call.row.response_messages, out, glyphs, full)
+
+
+def call_label(call: Call, count: int) -> str:
+    """How a call is named where a trace has several: `Call 2 of 5`; empty for one."""
+    return f"Call {call.number} of {count}" if count > 1 else ""
+
+
+def routing_decisions(detail: TraceDetail, calls: list[Call]) -> list[tuple[str, dict[str, Any]]]:
+    """Each routed call's decision, labelled when the trace has several calls. A trace
+    whose calls are not stored yet still shows the routing its spans recorded."""
+    if not calls:
+        routing = routing_decision(detail.spans, None)
+        return [] if routing is None else [("", routing)]
+    found = []
+    for call in calls:
+        routing = routing_decision(call.spans, call.row)
+        if routing is not None:
+            found.append((call_label(call, len(calls)), routing))
+    return found
 
 
 def _section(out: Console, title: str) -> None:
@@ -112,8 +155,8 @@ def _section(out: Console, title: str) -> None:
     out.print(Text(title, style="bold underline"))
 
 
-def _summary(detail: TraceDetail, out: Console, glyphs: Glyphs) -> None:
-    row = detail.request
+def _summary(detail: TraceDetail, calls: list[Call], out: Console, glyphs: Glyphs) -> None:
+    row = detail.summary
     if row is None:
         out.print(
             Text(
@@ -123,6 +166,7 @@ def _summary(detail: TraceDetail, out: Console, glyphs: Glyphs) -> None:
             )
         )
         return
+    one = calls[0].row if len(calls) == 1 else None
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="dim", no_wrap=True)
     grid.add_column()
@@ -132,24 +176,28 @@ def _summary(detail: TraceDetail, out: Console, glyphs: Glyphs) -> None:
             grid.add_row(label, value if isinstance(value, Text) else Text(value))
 
     add("time", fmt.full_local_time(row.started_at))
+    if one is None:
+        add("calls", f"{row.calls} (each under Calls)")
     add("request", " ".join(p for p in (row.api, row.path) if p))
     add("listener", row.listener)
-    add("request id", row.request_id)
-    add("model", model_line(row, glyphs))
-    if row.route or row.router_backend:
-        add("route", f"{row.route or '(none)'} via {row.router_backend or '?'}")
-    status = Text(str(row.status or "no status"), style=status_style(row.status))
-    if row.error:
-        status.append(f"  {row.error}", style="red")
-    add("status", status)
+    if one is not None:
+        add("request id", one.request_id)
+    add("model", model_line(one, glyphs) if one is not None else models_line(calls))
+    if row.route or row.router_backend or row.routes > 1:
+        route = f"{row.routes} routes" if row.routes > 1 else row.route or "(none)"
+        add("route", f"{route} via {row.router_backend or '?'}")
+    add("status", status_line(row))
+    if row.outcome not in (None, "ok"):
+        add("outcome", outcome_line(row))
     latency = fmt.duration_ms(row.latency_ms)
     add("latency", f"{latency}, first token after {fmt.duration_ms(row.ttft_ms)}")
     add("tokens", tokens_line(row))
-    add("cost", _cost_line(detail, row))
-    attempts = attempt_usage(detail)
-    failed = sum(1 for a in attempts if a.failed)
-    if len(attempts) > 1 or failed:
-        add("attempts", f"{len(attempts)} ({failed} failed)")
+    add("cost", _cost_line(calls, row))
+    if one is not None:
+        attempts = attempt_usage(calls[0].spans)
+        failed = sum(1 for a in attempts if a.failed)
+        if len(attempts) > 1 or failed:
+            add("attempts", f"{len(attempts)} ({failed} failed)")
     add("stream", "yes" if row.stream else "no")
     add("session", row.session)
     if row.signal_quality is not None:
@@ -157,14 +205,76 @@ def _summary(detail: TraceDetail, out: Console, glyphs: Glyphs) -> None:
     out.print(grid)
 
 
-def model_line(row: RequestRow, glyphs: Glyphs) -> str:
+def status_line(row: RequestRow | TraceRow) -> Text:
+    """The status (the worst of a trace's calls), marked when the outcome says the call
+    failed after it, with the error."""
+    status = Text(
+        status_text(row.status, row.outcome) if row.status else "no status",
+        style=status_style(row.status, row.outcome),
+    )
+    if row.error:
+        status.append(f"  {row.error}", style="red")
+    return status
+
+
+OUTCOME_MEANING = {
+    "error": "answered with an error status",
+    "stream_error": "the stream failed after its status was sent",
+    "client_disconnect": "the client went away before the end",
+    "shutdown": "cut by the gateway's shutdown",
+}
+
+
+def outcome_line(row: RequestRow | TraceRow) -> Text:
+    outcome = row.outcome or fmt.NONE
+    text = Text(outcome, style=outcome_style(row.outcome))
+    meaning = OUTCOME_MEANING.get(outcome)
+    if meaning:
+        text.append(f" ({meaning})", style="dim")
+    return text
+
+
+def model_line(row: RequestRow | TraceRow, glyphs: Glyphs) -> str:
     answered = row.model or fmt.NONE
     if row.requested_model and row.requested_model != row.model:
         answered = f"{row.requested_model} {glyphs.arrow} {answered}"
     return f"{answered} ({row.provider})" if row.provider else answered
 
 
-def tokens_line(row: RequestRow) -> str | None:
+def models_line(calls: list[Call]) -> str:
+    """The models a trace's calls used: each once, in the order first used."""
+    models = list(dict.fromkeys(model_of(c.row) for c in calls))
+    if len(models) == 1:
+        return models[0]
+    return f"{len(models)} models: {', '.join(models)}"
+
+
+def calls_table(calls: list[Call], trace: TraceRow | None) -> Table:
+    """One row a call: when it started in the trace, model, status and outcome, latency,
+    TTFT, tokens and cost."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), header_style="bold")
+    for column in ("#", "START", "MODEL", "STATUS", "OUTCOME", "LATENCY", "TTFT", "TOKENS"):
+        left = column in ("MODEL", "OUTCOME")
+        table.add_column(column, justify="left" if left else "right", no_wrap=not left)
+    table.add_column("COST", justify="right", no_wrap=True)
+    origin = trace.started_at if trace is not None else calls[0].row.started_at
+    for call in calls:
+        row = call.row
+        table.add_row(
+            str(call.number),
+            "+" + fmt.duration_ms((row.started_at - origin) * 1000),
+            Text(model_of(row)),
+            Text(status_text(row.status, row.outcome), style=status_style(row.status, row.outcome)),
+            Text(row.outcome or fmt.NONE, style=outcome_style(row.outcome)),
+            fmt.duration_ms(row.latency_ms),
+            fmt.duration_ms(row.ttft_ms),
+            fmt.tokens(row.input_tokens, row.output_tokens),
+            fmt.cost(row.cost_usd),
+        )
+    return table
+
+
+def tokens_line(row: RequestRow | TraceRow) -> str | None:
     if row.input_tokens is None and row.output_tokens is None:
         return None
     line = f"{row.input_tokens or 0} in, {row.output_tokens or 0} out"
@@ -176,12 +286,15 @@ def tokens_line(row: RequestRow) -> str | None:
     return line + (f" ({', '.join(extras)})" if extras else "")
 
 
-def _cost_line(detail: TraceDetail, row: RequestRow) -> str:
+def _cost_line(calls: list[Call], row: TraceRow) -> str:
     if row.cost_usd is None:
         return "unknown (no usage or no price for this model)"
     line = fmt.cost(row.cost_usd)
+    unpriced = sum(1 for c in calls if c.row.cost_usd is None)
+    if len(calls) > 1:
+        return line + (f" ({unpriced} of {len(calls)} calls without a price)" if unpriced else "")
     # The answering call's split, when the gateway priced it.
-    for attempt in reversed(attempt_usage(detail)):
+    for attempt in reversed(attempt_usage(calls[0].spans)):
         prompt, completion = attempt.input_cost_usd, attempt.output_cost_usd
         if prompt is not None and completion is not None:
             return f"{line} (input {fmt.cost(prompt)}, output {fmt.cost(completion)})"
@@ -326,12 +439,7 @@ def signals_table(signals: list[SignalRow], snippet_width: int | None = 80) -> T
 def _messages(title: str, messages: Any, out: Console, glyphs: Glyphs, full: bool) -> None:
     _section(out, title)
     if messages is None:
-        out.print(
-            Text(
-                "not captured (tracing.store.capture_messages is off, or the body was unreadable)",
-                style="dim",
-            )
-        )
+        out.print(Text(NOT_CAPTURED, style="dim"))
         return
     for i, message in enumerate(message_list(messages)):
         role = str(message.get("role") or "?")

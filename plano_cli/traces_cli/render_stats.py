@@ -1,4 +1,5 @@
-"""`plano traces stats` as tables: one per grouping, busiest group first."""
+"""`plano traces stats` as tables: one per grouping, busiest group first. The unit is a
+call (one request through the gateway): a trace of five calls counts five."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def render_stats(
     since_text: str | None,
 ) -> None:
     count = total["count"]
-    head = f"{count} request{'s' if count != 1 else ''}"
+    head = f"{count} call{'s' if count != 1 else ''}"
     head += f" since {since_text}" if since_text else ""
     head += (
         f", {total['errors']} failed ({fmt.percent(total['error_rate'])}),"
@@ -46,7 +47,7 @@ def _table(by: str, groups: list[GroupStats], width: int) -> Table:
     key = by.upper()
     cells: dict[str, list[Text]] = {
         key: [Text(g.key if g.key is not None else "(none)") for g in groups],
-        "REQS": [Text(str(g.count)) for g in groups],
+        "CALLS": [Text(str(g.count)) for g in groups],
         "ERRORS": [
             Text(f"{g.errors} ({fmt.percent(g.error_rate)})", style="red" if g.errors else "")
             for g in groups

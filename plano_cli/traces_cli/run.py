@@ -36,12 +36,12 @@ from plano_cli.traces_cli.output import (
     stdout_console,
 )
 from plano_cli.traces_cli.payloads import list_json, request_json, stats_json, stats_total
-from proxy.telemetry.store import GroupStats, TraceStore
+from proxy.telemetry.store import TraceStore
 
 OK, NOT_FOUND, USAGE = 0, 1, 2
 Grouping = Literal["model", "route"]
 GROUPINGS: tuple[Grouping, ...] = ("model", "route")
-_TAIL_NO_TEXT = ": tail reads request summaries, without messages (list --where text=… can)"
+_TAIL_NO_TEXT = ": tail reads call summaries, without messages (list --where text=… can)"
 _USAGE = {
     "list": "plano traces list [--since 30m] [--where key=value]... [--limit N] [--json]",
     "stats": "plano traces stats [--by model|route] [--since 30m] [--where key=value]... [--json]",
@@ -77,13 +77,13 @@ def run_list(
     if store is None:
         return _no_store(db, as_json, lambda: print_json_line(list_json([], False)))
     with store:
-        rows = store.list_requests(**filters.store_kwargs(), limit=limit + 1)
+        rows = store.list_traces(**filters.store_kwargs(), limit=limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         if as_json:
             print_json_line(list_json(rows, more))
         if not rows:
-            _nothing(store, filters, as_json)
+            _nothing(store, filters, as_json, "traces")
         elif not as_json:
             from plano_cli.traces_cli.render_list import render_list
 
@@ -132,13 +132,13 @@ def run_stats(
         empty = stats_json({g: [] for g in groupings}, stats_total([]))
         return _no_store(db, as_json, lambda: print_json_line(empty))
     with store:
-        tables = _group(store, filters, groupings)
+        tables = {g: store.stats(**filters.store_kwargs(), group_by=g) for g in groupings}
         if not tables[groupings[0]]:
             if as_json:
                 print_json_line(stats_json(tables, stats_total([])))
-            _nothing(store, filters, as_json)
+            _nothing(store, filters, as_json, "calls")
             return OK
-    # Every table covers the same requests: any one gives the totals.
+    # Every table covers the same calls: any one gives the totals.
     total = stats_total(tables[groupings[0]])
     hidden: dict[str, int] = {}
     if limit is not None:
@@ -152,20 +152,6 @@ def run_stats(
         since_text = None if filters.since is None else fmt.local_time(filters.since)
         render_stats(tables, total, stdout_console(), hidden=hidden, since_text=since_text)
     return OK
-
-
-def _group(
-    store: TraceStore, filters: Filters, groupings: tuple[Grouping, ...]
-) -> dict[str, list[GroupStats]]:
-    if not filters.has_extras:
-        where = filters.where or None
-        return {g: store.stats(since=filters.since, where=where, group_by=g) for g in groupings}
-    # TraceStore.stats takes no latency, signal or text filter: read the rows and use the
-    # same arithmetic. One read serves every grouping.
-    from plano_cli.traces_cli.queries import matching_requests, stats_by
-
-    rows = list(matching_requests(store, filters))
-    return {g: stats_by(rows, g) for g in groupings}
 
 
 @_exit_codes
@@ -233,11 +219,11 @@ def _no_store(db: Path | None, as_json: bool, print_empty: Callable[[], None]) -
     return OK
 
 
-def _nothing(store: TraceStore, filters: Filters, as_json: bool) -> None:
+def _nothing(store: TraceStore, filters: Filters, as_json: bool, what: str) -> None:
     if store.count() == 0:
         message = empty_store_hint()
     else:
-        message = "no requests match"
+        message = f"no {what} match"
         if filters.since is not None:
             message += f" since {fmt.full_local_time(filters.since)}"
         if filters.where or filters.has_extras:

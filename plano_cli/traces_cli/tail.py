@@ -1,11 +1,13 @@
-"""`plano traces tail`: report requests as their summaries reach the store.
+"""`plano traces tail`: report calls (requests through the gateway) as they reach the
+store. Its unit is a call, not a trace: a trace has no end to wait for (an agent's run can
+always make one more call), so each call is reported when it ends, with its trace id.
 
-The store's tail cursor is a start time (`newest_after`), but a summary is written when its
-request ends: a slow request that started before the last one seen would never come back
-from a cursor on the newest start. So each poll re-reads a window reaching WINDOW_S before
-the newest start seen, and trace ids already reported within it are skipped. A request
-running longer than the window can still be missed; the cost of a wider one is re-reading
-more rows on every poll.
+The store's tail cursor is a call's start time (`newest_after`), but a call is written
+when it ends: a slow call that started before the last one seen would never come back from
+a cursor on the newest start. So each poll re-reads a window reaching WINDOW_S before the
+newest start seen, and calls already reported within it are skipped. A call running longer
+than the window can still be missed; the cost of a wider one is re-reading more rows on
+every poll.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ def pause(seconds: float) -> None:
 
 
 class Tailer:
-    """Finds the requests not yet reported, each once.
+    """Finds the calls not yet reported, each once.
 
-    `since`: report requests that started at or after it, even those already stored (a
+    `since`: report calls that started at or after it, even those already stored (a
     backfill); None: only those whose summary arrives after `prime()`.
     """
 
@@ -48,10 +50,10 @@ class Tailer:
         # The newest start seen: the window hangs back from it, not from the clock, so a
         # quiet spell does not let the window slide past a slow request.
         self._high = since if since is not None else (time.time() if now is None else now)
-        self._seen: dict[str, float] = {}  # trace id -> start, for the ids in the window
+        self._seen: dict[str, float] = {}  # call (span id) -> start, for those in the window
 
     def prime(self) -> None:
-        """Mark what is already stored as seen, so that only new requests are reported."""
+        """Mark what is already stored as seen, so that only new calls are reported."""
         if self._since is None:
             self.poll()
 
@@ -63,15 +65,16 @@ class Tailer:
         while True:
             rows = self._store.newest_after(*cursor, limit=self._page)
             for row in rows:
-                if row.trace_id in self._seen:
+                key = row.span_id or row.trace_id
+                if key in self._seen:
                     continue
-                self._seen[row.trace_id] = row.started_at
+                self._seen[key] = row.started_at
                 self._high = max(self._high, row.started_at)
                 if self._since is None or row.started_at >= self._since:
                     found.append(row)
             if len(rows) < self._page:
                 break
-            cursor = (rows[-1].started_at, rows[-1].trace_id)
+            cursor = (rows[-1].started_at, rows[-1].span_id or "")
         # Ids that fell out of the window can never be returned again: forget them.
         floor = self._high - self._window_s
         self._seen = {t: s for t, s in self._seen.items() if s >= floor}
@@ -93,7 +96,7 @@ def follow(
     should_stop: Callable[[], bool] | None = None,
     max_polls: int | None = None,
 ) -> int:
-    """Poll until `limit` requests are emitted, `should_stop()` says so or `max_polls` ran
+    """Poll until `limit` calls are emitted, `should_stop()` says so or `max_polls` ran
     out; Ctrl-C (KeyboardInterrupt) is the caller's to catch. Returns how many were emitted."""
     wait = sleep or pause
     emitted = polls = 0

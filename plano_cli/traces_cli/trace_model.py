@@ -1,5 +1,5 @@
-"""What `show` reads out of one stored trace: the span tree, the routing decision, each
-LLM attempt's usage and the captured messages.
+"""What `show` reads out of one stored trace: the span tree, its calls (each with its
+spans, routing decision and LLM attempts) and the captured messages.
 
 Shared by the text view, the JSON and the interactive viewer, so all say the same thing.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from proxy.telemetry.store import SpanEventRow, SpanRow, TraceDetail
+from proxy.telemetry.store import RequestRow, SpanEventRow, SpanRow, TraceDetail
 
 INBOUND, ROUTING, LLM = "plano(inbound)", "plano(routing)", "plano(llm)"
 
@@ -86,11 +86,52 @@ def trace_span_ms(placed: list[PlacedSpan]) -> float:
     return max([*ends, *(p.offset_ms for p in placed), 0.0])
 
 
-def routing_decision(detail: TraceDetail) -> dict[str, Any] | None:
-    """The router's decision from the plano(routing) span, else from the summary row;
-    None when the request was not routed."""
-    span = next((s for s in detail.spans if s.name == ROUTING), None)
-    row = detail.request
+@dataclass(slots=True)
+class Call:
+    """One call of the trace (a request through the gateway), numbered from 1 in start
+    order, with its spans: its plano(inbound) span and every span under it."""
+
+    number: int
+    row: RequestRow
+    spans: list[SpanRow]
+
+
+def trace_calls(detail: TraceDetail) -> list[Call]:
+    """The trace's calls, oldest first. A call whose root span is not stored gets the
+    trace's spans when it is the only call (a store written before calls had keys),
+    none otherwise."""
+    children: dict[str | None, list[SpanRow]] = {}
+    for span in detail.spans:
+        children.setdefault(span.parent_id, []).append(span)
+    by_id = {span.span_id: span for span in detail.spans}
+    calls = []
+    for number, row in enumerate(detail.calls, 1):
+        root = by_id.get(row.span_id or "")
+        if root is None:
+            spans = list(detail.spans) if len(detail.calls) == 1 else []
+        else:
+            spans = _subtree(root, children)
+        calls.append(Call(number, row, spans))
+    return calls
+
+
+def _subtree(root: SpanRow, children: dict[str | None, list[SpanRow]]) -> list[SpanRow]:
+    found, queue, seen = [], [root], set()
+    while queue:
+        span = queue.pop()
+        if span.span_id in seen:  # a parent loop in bad agent data
+            continue
+        seen.add(span.span_id)
+        found.append(span)
+        queue.extend(children.get(span.span_id, ()))
+    found.sort(key=lambda s: (s.start_ns, s.span_id))
+    return found
+
+
+def routing_decision(spans: list[SpanRow], row: RequestRow | None) -> dict[str, Any] | None:
+    """A call's routing decision, from its plano(routing) span, else from its summary
+    row; None when the call was not routed."""
+    span = next((s for s in spans if s.name == ROUTING), None)
     if span is None and (row is None or (row.router_backend is None and row.route is None)):
         return None
     attrs = span.attributes if span is not None else {}
@@ -124,8 +165,8 @@ def _scores(raw: Any) -> dict[str, float] | None:
     return dict(sorted(pairs, key=lambda kv: -kv[1]))
 
 
-def llm_attempts(detail: TraceDetail) -> list[SpanRow]:
-    return [s for s in detail.spans if s.name == LLM]
+def llm_attempts(spans: list[SpanRow]) -> list[SpanRow]:
+    return [s for s in spans if s.name == LLM]
 
 
 @dataclass(slots=True)
@@ -144,9 +185,10 @@ class AttemptUsage:
     output_cost_usd: float | None
 
 
-def attempt_usage(detail: TraceDetail) -> list[AttemptUsage]:
+def attempt_usage(spans: list[SpanRow]) -> list[AttemptUsage]:
+    """Each call to a model among `spans` (a call's, or the whole trace's)."""
     out = []
-    for span in llm_attempts(detail):
+    for span in llm_attempts(spans):
         attrs = span.attributes
         out.append(
             AttemptUsage(

@@ -1,5 +1,5 @@
-"""The cost section: the request's total, then each call to a model (retries and failovers
-included) with its tokens and price."""
+"""The cost section: the trace's total (its calls added up), then each attempt upstream
+(every call's, retries and failovers included) with its tokens and price."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ UNKNOWN = f"{fmt.NONE} means no price is known for the model (or no usage was re
 
 def cost_view(detail: TraceDetail) -> RenderableType:
     parts: list[RenderableType] = []
-    row = detail.request
+    row = detail.summary
     total = Text("total ", style="dim")
     if row is None:
         total.append("not known yet (no summary)", style="yellow")
@@ -31,12 +31,13 @@ def cost_view(detail: TraceDetail) -> RenderableType:
             total.append("   tokens ", style="dim")
             total.append(tokens)
     parts += [total, Text()]
-    attempts = attempt_usage(detail)
+    attempts = attempt_usage(detail.spans)
     if attempts:
-        parts.append(Text(f"calls to models ({len(attempts)})", style="bold underline"))
+        # Attempts, not the trace's calls: a call's retries and failovers are one each.
+        parts.append(Text(f"upstream attempts ({len(attempts)})", style="bold underline"))
         parts.append(_attempts_table(attempts))
     else:
-        parts.append(Text("no calls to models recorded (no plano(llm) spans)", style="dim"))
+        parts.append(Text("no upstream attempts recorded (no plano(llm) spans)", style="dim"))
     parts += [Text(), Text(UNKNOWN, style="dim")]
     return Group(*parts)
 

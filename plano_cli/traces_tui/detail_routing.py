@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from plano_cli.traces_cli.render_show import Glyphs, routing_table
-from plano_cli.traces_cli.trace_model import routing_decision
+from plano_cli.traces_cli.render_show import Glyphs, routing_decisions, routing_table
+from plano_cli.traces_cli.trace_model import trace_calls
 from proxy.telemetry.store import TraceDetail
 
 NOT_ROUTED = "not routed: the request named its model, or no router is configured"
 
 
 def routing_view(detail: TraceDetail) -> RenderableType:
-    routing = routing_decision(detail)
-    if routing is None:
+    """Each routed call's decision; headed by its call when the trace has several."""
+    decisions = routing_decisions(detail, trace_calls(detail))
+    if not decisions:
         return Text(NOT_ROUTED, style="dim")
+    parts: list[RenderableType] = []
+    for label, routing in decisions:
+        if label:
+            if parts:
+                parts.append(Text())
+            parts.append(Text(label, style="bold reverse"))
+        parts.append(_decision(routing))
+    return Group(*parts)
+
+
+def _decision(routing: dict[str, Any]) -> RenderableType:
     parts: list[RenderableType] = []
     if routing["fallback"]:
         # A fallback means the router did not decide: the default model answered.

@@ -13,7 +13,7 @@ NO_SIGNALS = "no signals: none found in this conversation, or signal analysis is
 
 def signals_view(detail: TraceDetail) -> RenderableType:
     parts: list[RenderableType] = []
-    row = detail.request
+    row = detail.summary
     if row is not None and row.signal_quality is not None:
         verdict = Text("quality ", style="dim")
         verdict.append(row.signal_quality, style="bold")

@@ -5,16 +5,16 @@ from __future__ import annotations
 from rich.text import Text
 
 from plano_cli.traces_cli import fmt
-from plano_cli.traces_cli.render_list import status_style
-from plano_cli.traces_cli.render_show import Glyphs, model_line
-from plano_cli.traces_cli.trace_model import attempt_usage
-from proxy.telemetry.store import RequestRow, TraceDetail
+from plano_cli.traces_cli.render_list import status_style, status_text
+from plano_cli.traces_cli.render_show import Glyphs, model_line, models_line
+from plano_cli.traces_cli.trace_model import Call, attempt_usage, trace_calls
+from proxy.telemetry.store import TraceDetail, TraceRow
 
 _GAP = "  "
 
 
 def summary_text(detail: TraceDetail) -> Text:
-    row = detail.request
+    row = detail.summary
     head = Text(fmt.short_id(detail.trace_id), style="bold cyan")
     if row is None:
         head.append(f"{_GAP}no summary yet", style="yellow")
@@ -24,32 +24,41 @@ def summary_text(detail: TraceDetail) -> Text:
             Text(f"{len(detail.spans)} span{'s' if len(detail.spans) != 1 else ''} stored"),
         ]
     else:
+        calls = trace_calls(detail)
+        status = status_text(row.status, row.outcome) if row.status else "no status"
         head.append(_GAP)
-        head.append(str(row.status or "no status"), style=f"bold {status_style(row.status)}")
+        head.append(status, style=f"bold {status_style(row.status, row.outcome)}")
         head.append(_GAP)
-        head.append(model_line(row, Glyphs(unicode=True)), style="bold")
-        lines = [head, _routing_line(detail, row), _numbers_line(row)]
+        one = calls[0].row if len(calls) == 1 else None
+        model = model_line(one, Glyphs(unicode=True)) if one is not None else models_line(calls)
+        head.append(model, style="bold")
+        lines = [head, _routing_line(calls, row), _numbers_line(row)]
     return Text("\n").join(lines)
 
 
-def _routing_line(detail: TraceDetail, row: RequestRow) -> Text:
+def _routing_line(calls: list[Call], row: TraceRow) -> Text:
     line = Text()
-    if row.route or row.router_backend:
-        _field(line, "route", f"{row.route or '(none)'} via {row.router_backend or '?'}")
+    if len(calls) > 1:
+        _field(line, "calls", str(row.calls), "bold")
+    if row.route or row.router_backend or row.routes > 1:
+        route = f"{row.routes} routes" if row.routes > 1 else row.route or "(none)"
+        _field(line, "route", f"{route} via {row.router_backend or '?'}")
     else:
         line.append("not routed", style="dim")
     if row.routing_fallback:
         _field(line, "fallback", row.routing_fallback, "bold yellow")
-    attempts = attempt_usage(detail)
+    attempts = [a for call in calls for a in attempt_usage(call.spans)]
     failed = sum(1 for a in attempts if a.failed)
-    if len(attempts) > 1 or failed:
+    if len(attempts) > len(calls) or failed:
         _field(line, "attempts", f"{len(attempts)} ({failed} failed)", "yellow" if failed else "")
+    if row.outcome not in (None, "ok", "error"):  # an error shows in the status already
+        _field(line, "outcome", row.outcome or "", "bold red")
     if row.error:
         _field(line, "error", row.error, "red")
     return line
 
 
-def _numbers_line(row: RequestRow) -> Text:
+def _numbers_line(row: TraceRow) -> Text:
     line = Text()
     _field(line, "latency", fmt.duration_ms(row.latency_ms))
     _field(line, "ttft", fmt.duration_ms(row.ttft_ms))

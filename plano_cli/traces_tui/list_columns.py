@@ -1,4 +1,5 @@
-"""The trace list's columns: what each shows of a request, and which fit the terminal.
+"""The trace list's columns: what each shows of a trace (its calls added up), and which
+fit the terminal.
 
 The texts are the ones `plano traces list` prints (traces_cli.fmt and render_list), and
 the widths come from the same fitting (traces_cli.columns.fit): optional columns go first,
@@ -15,23 +16,51 @@ from rich.cells import cell_len, set_cell_size
 
 from plano_cli.traces_cli import fmt
 from plano_cli.traces_cli.columns import fit
-from plano_cli.traces_cli.render_list import model_of, route_of, signals_of, status_style
-from proxy.telemetry.store import RequestRow
+from plano_cli.traces_cli.render_list import (
+    model_of,
+    outcome_style,
+    route_of,
+    signals_of,
+    status_style,
+    status_text,
+)
+from proxy.telemetry.store import TraceRow
 
 Tone = Literal["ok", "warn", "error", "dim", ""]
 
 # The spec's order. SIG is SIGNALS' compact form, a flag, for terminals too narrow for both.
-COLUMNS = ("TIME", "LISTENER", "ROUTE", "MODEL", "STATUS", "LATENCY", "TTFT", "TOKENS", "COST")
+COLUMNS = (
+    "TIME",
+    "LISTENER",
+    "ROUTE",
+    "MODEL",
+    "CALLS",
+    "STATUS",
+    "LATENCY",
+    "TTFT",
+    "TOKENS",
+    "COST",
+)
 SIGNALS, SIG = "SIGNALS", "SIG"
-RIGHT = frozenset({"STATUS", "LATENCY", "TTFT", "TOKENS", "COST"})
-# Dropped first to last on narrow terminals; the signal flag stays (compact) instead.
-OPTIONAL = ("LISTENER", "TTFT", "TOKENS")
+# How each trace ended, spelled out: only where every other column fits (STATUS marks a
+# failure its status hides, `200!`, at any width).
+OUTCOME = "OUTCOME"
+RIGHT = frozenset({"CALLS", "STATUS", "LATENCY", "TTFT", "TOKENS", "COST"})
+# Dropped first to last on narrow terminals (CALLS last: it says what a row's sums add up);
+# the signal flag stays (compact) instead.
+OPTIONAL = ("LISTENER", "TTFT", "TOKENS", "CALLS")
 FLEXIBLE = ("ROUTE", "MODEL")
 FLEX_MIN = 14
 SIG_MARK = "●"
 GAP = 2  # between two columns; one more blank at either edge
 
-_TONE_OF_STYLE: dict[str, Tone] = {"green": "ok", "yellow": "warn", "red": "error", "dim": "dim"}
+_TONE_OF_STYLE: dict[str, Tone] = {
+    "green": "ok",
+    "yellow": "warn",
+    "red": "error",
+    "dim": "dim",
+    "": "",
+}
 _QUALITY_TONE: dict[str, Tone] = {
     "excellent": "ok",
     "good": "ok",
@@ -47,17 +76,22 @@ class Cell:
     tone: Tone = ""
 
 
-def row_cells(row: RequestRow, now: float) -> dict[str, Cell]:
+def row_cells(row: TraceRow, now: float) -> dict[str, Cell]:
     """Every column's cell, SIGNALS and SIG both: the layout picks."""
     quality = _QUALITY_TONE.get(row.signal_quality or "", "")
-    status = fmt.NONE if row.status is None else str(row.status)
     return {
         "TIME": Cell(fmt.local_time(row.started_at, now)),
         "LISTENER": Cell(row.listener or fmt.NONE),
         "ROUTE": Cell(route_of(row)),
         "MODEL": Cell(model_of(row)),
-        # The CLI's colors for a status: 2xx green, 4xx yellow, 5xx red.
-        "STATUS": Cell(status, _TONE_OF_STYLE.get(status_style(row.status), "")),
+        "CALLS": Cell(str(row.calls)),
+        # The CLI's colors for a status: 2xx green, 4xx yellow, 5xx red, and red for a
+        # failure the status hides (`200!`).
+        "STATUS": Cell(
+            status_text(row.status, row.outcome),
+            _TONE_OF_STYLE.get(status_style(row.status, row.outcome), ""),
+        ),
+        OUTCOME: Cell(row.outcome or fmt.NONE, _TONE_OF_STYLE[outcome_style(row.outcome)]),
         "LATENCY": Cell(fmt.duration_ms(row.latency_ms)),
         "TTFT": Cell(fmt.duration_ms(row.ttft_ms)),
         "TOKENS": Cell(fmt.tokens(row.input_tokens, row.output_tokens)),
@@ -67,7 +101,7 @@ def row_cells(row: RequestRow, now: float) -> dict[str, Cell]:
     }
 
 
-def _flag(row: RequestRow) -> str:
+def _flag(row: TraceRow) -> str:
     if row.signal_quality is None:
         return ""
     count = row.signal_count or 0
@@ -99,8 +133,13 @@ class Layout:
 def plan(width: int, measured: Mapping[str, int]) -> Layout:
     """The layout for `width` cells, given the widest cell of each column so far.
 
-    The full SIGNALS column is shown only when every other column fits too.
+    The full SIGNALS column is shown only when every other column fits too, and OUTCOME
+    only when all of that fits without cutting a name.
     """
+    widest = _fitted((*COLUMNS, OUTCOME, SIGNALS), width, measured)
+    names_whole = all(dict(widest).get(n, 0) >= measured.get(n, 0) for n in FLEXIBLE)
+    if OUTCOME in widest.names and names_whole:
+        return widest
     full = _fitted((*COLUMNS, SIGNALS), width, measured)
     if all(name in full.names for name in OPTIONAL):
         return full
@@ -110,7 +149,8 @@ def plan(width: int, measured: Mapping[str, int]) -> Layout:
 def _fitted(names: tuple[str, ...], width: int, measured: Mapping[str, int]) -> Layout:
     wanted = {name: max(cell_len(name), measured.get(name, 0)) for name in names}
     # fit() counts one cell less than a line takes: it has no blank at either edge.
-    fitted = fit(wanted, width - 1, optional=OPTIONAL, flexible=FLEXIBLE, flex_min=FLEX_MIN)
+    optional = (OUTCOME, *OPTIONAL)
+    fitted = fit(wanted, width - 1, optional=optional, flexible=FLEXIBLE, flex_min=FLEX_MIN)
     return Layout(tuple((name, fitted[name]) for name in names if name in fitted))
 
 

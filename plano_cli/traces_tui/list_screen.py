@@ -27,7 +27,7 @@ from plano_cli.traces_tui.live import LiveFeed
 from plano_cli.traces_tui.loader import Page, StoreReader, StoreUnreadable
 from plano_cli.traces_tui.status_line import ListStatus, StatusLine
 from plano_cli.traces_tui.trace_list import TraceList
-from proxy.telemetry.store import RequestRow, TraceDetail
+from proxy.telemetry.store import TraceDetail, TraceRow
 
 State = Literal["loading", "rows", "missing", "empty", "no-match", "error"]
 # Live rows pile up on a busy gateway: past this many loaded, while the user is near the
@@ -76,7 +76,7 @@ class TraceListScreen(Screen[None]):
         self._paging = False
         self._opening: str | None = None
         self._live = True
-        self._held: list[RequestRow] = []  # polled while paused
+        self._held: dict[str, TraceRow] = {}  # polled while paused, the latest of each
         self._overflow = False  # more were held than are worth keeping
         self.notice: str | None = None  # what shows instead of the list, if anything
 
@@ -118,7 +118,7 @@ class TraceListScreen(Screen[None]):
         old, self._feed = self._feed, None
         self.state = "loading"
         self._paging = False
-        self._held = []
+        self._held = {}
         self._overflow = False
         self._refresh_status()
         work = partial(self._read_first, self.app, self._generation, self._view.filters, old, keep)
@@ -140,7 +140,7 @@ class TraceListScreen(Screen[None]):
             return
         feed: LiveFeed | None = None
         try:
-            # Primed before the page is read: a request written in between is then in
+            # Primed before the page is read: a call written in between is then in
             # the page or in the next poll, never in neither.
             feed = LiveFeed(reader, filters, now=self._clock())
             feed.prime()
@@ -180,7 +180,7 @@ class TraceListScreen(Screen[None]):
         elif state == "empty":
             text = f"{empty_store_hint()}\n\n{WAITING}"
         elif state == "no-match":
-            text = f"no requests match: {self._view.line}\n\npress / to change the filter"
+            text = f"no traces match: {self._view.line}\n\npress / to change the filter"
         else:
             text = f"error: {message}\n\npress r to try again"
         self.notice = text
@@ -236,7 +236,7 @@ class TraceListScreen(Screen[None]):
     # -- live update ----------------------------------------------------------------------
 
     def poll(self) -> None:
-        """One live update: new requests into the list (held back while paused, to count
+        """One live update: new and changed traces into the list (held back while paused, to count
         them), or a store that has appeared. Runs every `poll_s` seconds; tests call it."""
         if self.state == "missing":
             if self._reader.exists():  # a stat, not a read: fine on this thread
@@ -257,19 +257,19 @@ class TraceListScreen(Screen[None]):
         if rows:
             _deliver(app, self._polled, generation, rows)
 
-    def _polled(self, generation: int, rows: list[RequestRow]) -> None:
+    def _polled(self, generation: int, rows: list[TraceRow]) -> None:
         if generation != self._generation:
             return  # the new generation's first page has them
         if not self._live:
-            self._held.extend(rows)
+            self._held.update((row.trace_id, row) for row in rows)
             if len(self._held) > LIVE_MAX:
                 self._overflow = True  # resuming reloads instead: the first page has them
-                self._held = []
+                self._held = {}
             self._refresh_status()
             return
         self._insert(rows)
 
-    def _insert(self, rows: list[RequestRow]) -> None:
+    def _insert(self, rows: list[TraceRow]) -> None:
         table = self.table
         if table.insert(rows, complete=not self._more) and self.state != "rows":
             self._show_rows()
@@ -287,8 +287,8 @@ class TraceListScreen(Screen[None]):
             self.action_reload()
             return
         if self._live and self._held:
-            held, self._held = self._held, []
-            self._insert(held)
+            held, self._held = self._held, {}
+            self._insert(list(held.values()))
         self._refresh_status()
         if self._live:
             self.poll()

@@ -1,21 +1,23 @@
-"""The list's live update: requests that reached the store since it was read, each once.
+"""The list's live update: traces that gained a call since the list was read.
 
-Finding them is `plano traces tail`'s job (traces_cli.tail.Tailer): a summary is written
-when its request ends, so every poll re-reads a window of recent start times and skips the
-trace ids it has already returned. What the tailer finds is then held to the list's
-filter: by `Filters.matches` on the summary, or, for a text search (messages are not in a
-summary), by asking the store which of those requests match.
+Finding new calls is `plano traces tail`'s job (traces_cli.tail.Tailer): a call is written
+when it ends, so every poll re-reads a window of recent start times and skips the calls it
+has already returned. Their traces are then read again, added up with the new calls, and
+held to the list's filter by the store's own query (`list_traces(trace_ids=...)`): what
+the live update shows is what a reload would.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 
 from plano_cli.traces_cli.args import Filters
 from plano_cli.traces_cli.tail import WINDOW_S, Tailer
-from plano_cli.traces_tui.loader import PAGE, StoreReader, order, reading
-from proxy.telemetry.store import RequestRow, TraceStore
+from plano_cli.traces_tui.loader import StoreReader, order, reading
+from proxy.telemetry.store import TraceRow, TraceStore
+
+# Traces asked for at once: an IN list of this many stays far below SQLite's limit.
+CHUNK = 500
 
 
 class LiveFeed:
@@ -33,21 +35,27 @@ class LiveFeed:
 
     def prime(self) -> None:
         """Take what is stored now as seen: call it before reading the first page, so a
-        request written in between comes from both (the list drops the repeat) and from
+        call written in between comes from both (the list keeps one row a trace) and from
         neither is impossible."""
         with self._lock, reading(self._path):
             self._tailer.prime()
 
-    def poll(self) -> list[RequestRow] | None:
-        """New matching requests, newest first; None when a poll is already running."""
+    def poll(self) -> list[TraceRow] | None:
+        """The matching traces that gained calls, as they are now, newest first; None when
+        a poll is already running."""
         if not self._lock.acquire(blocking=False):
             return None
         try:
             if self._closed:
                 return None
             with reading(self._path):
-                found = self._tailer.poll()
-                kept = self._matching(found)
+                ids = list(dict.fromkeys(call.trace_id for call in self._tailer.poll()))
+                kept: list[TraceRow] = []
+                for i in range(0, len(ids), CHUNK):
+                    chunk = ids[i : i + CHUNK]
+                    kept += self._store.list_traces(
+                        **self._filters.store_kwargs(), trace_ids=chunk, limit=len(chunk)
+                    )
         finally:
             self._lock.release()
         return sorted(kept, key=order, reverse=True)
@@ -58,28 +66,3 @@ class LiveFeed:
             if not self._closed:
                 self._closed = True
                 self._store.close()
-
-    def _matching(self, rows: list[RequestRow]) -> list[RequestRow]:
-        filters = self._filters
-        if filters.text is None:
-            return [row for row in rows if filters.matches(row)]
-        if not rows:
-            return []
-        ids = self._text_matches(rows)
-        return [row for row in rows if row.trace_id in ids]
-
-    def _text_matches(self, rows: list[RequestRow]) -> set[str]:
-        """The ids among `rows` the store's own search matches, read over their span of
-        start times only (the index's range, not the table)."""
-        kwargs = self._filters.store_kwargs()
-        low = min(row.started_at for row in rows)
-        kwargs["since"] = max(low, kwargs["since"] if kwargs["since"] is not None else low)
-        until = math.nextafter(max(row.started_at for row in rows), math.inf)
-        found: set[str] = set()
-        before: tuple[float, str] | None = None
-        while True:
-            page = self._store.list_requests(**kwargs, until=until, limit=PAGE, before=before)
-            found.update(row.trace_id for row in page)
-            if len(page) < PAGE:
-                return found
-            before = order(page[-1])

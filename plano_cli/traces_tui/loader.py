@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plano_cli.traces_cli.args import Filters
-from proxy.telemetry.store import RequestRow, TraceDetail, TraceStore, TraceStoreError
+from proxy.telemetry.store import TraceDetail, TraceRow, TraceStore, TraceStoreError
 
 PAGE = 200
 _IDLE_MAX = 2  # connections kept open between reads
@@ -29,7 +29,7 @@ class StoreUnreadable(Exception):
     """The store cannot be opened or read: a corrupt file, no permission, a newer schema."""
 
 
-def order(row: RequestRow) -> tuple[float, str]:
+def order(row: TraceRow) -> tuple[float, str]:
     """The store's order and keyset cursor: newest first is the largest first."""
     return (row.started_at, row.trace_id)
 
@@ -45,7 +45,7 @@ def reading(path: Path) -> Iterator[None]:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    rows: list[RequestRow]
+    rows: list[TraceRow]
     more: bool  # another page follows
 
 
@@ -61,17 +61,17 @@ class StoreReader:
         return self.path.exists()
 
     def page(self, filters: Filters, before: tuple[float, str] | None = None) -> Page:
-        """The newest matching requests older than `before` (all of them when None)."""
+        """The newest matching traces older than `before` (all of them when None)."""
         with self.borrow() as store:
-            rows = store.list_requests(
+            rows = store.list_traces(
                 **filters.store_kwargs(), limit=self.page_size + 1, before=before
             )
         return Page(rows[: self.page_size], len(rows) > self.page_size)
 
     def is_empty(self) -> bool:
-        """Whether the store holds no request at all: one indexed row, not a count."""
+        """Whether the store holds no trace at all: one indexed row, not a count."""
         with self.borrow() as store:
-            return not store.list_requests(limit=1)
+            return not store.list_traces(limit=1)
 
     def trace(self, trace_id: str) -> TraceDetail | None:
         with self.borrow() as store:

@@ -1,5 +1,5 @@
-"""The captured request and response messages, one block a message: role, content wrapped,
-tool calls with their arguments as indented JSON."""
+"""The captured request and response messages of each call, one block a message: role,
+content wrapped, tool calls with their arguments as indented JSON."""
 
 from __future__ import annotations
 
@@ -10,20 +10,39 @@ from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
 
-from plano_cli.traces_cli.render_show import ROLE_STYLES
-from plano_cli.traces_cli.trace_model import message_list, tool_call_parts
+from plano_cli.traces_cli.render_list import model_of
+from plano_cli.traces_cli.render_show import NOT_CAPTURED, ROLE_STYLES, call_label
+from plano_cli.traces_cli.trace_model import message_list, tool_call_parts, trace_calls
 from plano_cli.traces_tui.detail_values import json_text
-from proxy.telemetry.store import RequestRow
+from proxy.telemetry.store import RequestRow, TraceDetail
 
-NOT_CAPTURED = "not captured (tracing.store.capture_messages is off, or the body was unreadable)"
 INDENT = 2
 # Content parts that are text under another name (Responses API, Anthropic).
 TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
 
 
-def messages_view(row: RequestRow | None) -> RenderableType:
-    if row is None:
+def messages_view(detail: TraceDetail) -> RenderableType:
+    """Each call's request and response messages; under a heading per call when the
+    trace has several."""
+    calls = trace_calls(detail)
+    if not calls:
         return Text("not captured yet: messages are stored with the request's summary", "dim")
+    if len(calls) > 1 and not any(c.row.request_messages or c.row.response_messages for c in calls):
+        return Text(NOT_CAPTURED, style="dim")  # once, not once a call
+    blocks: list[RenderableType] = []
+    for call in calls:
+        label = call_label(call, len(calls))
+        if label:
+            if blocks:
+                blocks.append(Text())
+            heading = Text(label, style="bold reverse")
+            heading.append(f"  {model_of(call.row)}", style="bold")
+            blocks.append(heading)
+        blocks.append(_call_messages(call.row))
+    return Group(*blocks)
+
+
+def _call_messages(row: RequestRow) -> RenderableType:
     blocks: list[RenderableType] = []
     for title, messages in (("Request", row.request_messages), ("Response", row.response_messages)):
         if blocks:

@@ -13,9 +13,9 @@ class ListStatus:
     live: bool = True
     filter_line: str = ""
     loaded: int = 0
-    more: bool = False  # older requests not loaded yet
+    more: bool = False  # older traces not loaded yet
     loading: bool = False
-    waiting: int = 0  # new requests held back while paused
+    waiting: int = 0  # new or changed traces held back while paused
     waiting_more: bool = False  # ... and more than that
 
 
@@ -45,7 +45,7 @@ def status_content(status: ListStatus) -> Content:
     if status.filter_line:
         shown = Content.from_markup("filter: [$foreground]$line[/]", line=status.filter_line)
     else:
-        shown = Content("all requests")
+        shown = Content("all traces")
     count = f"{status.loaded} loaded" + (", more below" if status.more else "")
     if status.loading:
         count += " · loading…"

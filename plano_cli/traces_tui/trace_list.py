@@ -1,9 +1,10 @@
-"""The trace list: request summaries, newest first, drawn one line at a time.
+"""The trace list: traces (their calls added up), newest first, drawn one line at a time.
 
 Drawn with textual's line API rather than a DataTable: rows arrive at both ends (pages at
-the bottom, live requests at the top or, when they finished late, in their sorted place),
-which a DataTable can only do by re-sorting every row, and only the lines on screen are
-drawn, so a long list costs no more to show than a short one.
+the bottom, live traces at the top or, when they finished late, in their sorted place) and
+change in place (a trace's new call), which a DataTable can only do by re-sorting every
+row, and only the lines on screen are drawn, so a long list costs no more to show than a
+short one.
 
 The cursor follows its trace, not its index: rows inserted above move it down with its
 trace, and the view keeps the row at its top unless it is at the very top (where the
@@ -27,7 +28,7 @@ from textual.strip import Strip
 
 from plano_cli.traces_tui.list_columns import Cell, Layout, plan, row_cells, widths
 from plano_cli.traces_tui.loader import order
-from proxy.telemetry.store import RequestRow
+from proxy.telemetry.store import TraceRow
 
 # When the cursor or the view comes this close to the last row loaded, ask for more.
 PREFETCH = 50
@@ -36,7 +37,7 @@ _HEADER = 1  # lines
 
 @dataclass(slots=True)
 class _Entry:
-    row: RequestRow
+    row: TraceRow
     cells: dict[str, Cell]
 
     @property
@@ -90,14 +91,14 @@ class TraceList(ScrollView, can_focus=True):
     class Highlighted(Message):
         """The cursor is on another trace (None: the list is empty)."""
 
-        def __init__(self, row: RequestRow | None) -> None:
+        def __init__(self, row: TraceRow | None) -> None:
             super().__init__()
             self.row = row
 
     class Selected(Message):
         """Enter (or a double click) on a trace."""
 
-        def __init__(self, row: RequestRow) -> None:
+        def __init__(self, row: TraceRow) -> None:
             super().__init__()
             self.row = row
 
@@ -120,11 +121,11 @@ class TraceList(ScrollView, can_focus=True):
         return len(self._entries)
 
     @property
-    def rows(self) -> list[RequestRow]:
+    def rows(self) -> list[TraceRow]:
         return [entry.row for entry in self._entries]
 
     @property
-    def highlighted(self) -> RequestRow | None:
+    def highlighted(self) -> TraceRow | None:
         return self._entries[self.cursor].row if self._entries else None
 
     @property
@@ -136,7 +137,7 @@ class TraceList(ScrollView, can_focus=True):
     def layout(self) -> Layout | None:
         return self._layout
 
-    def replace(self, rows: Iterable[RequestRow], keep: str | None = None) -> None:
+    def replace(self, rows: Iterable[TraceRow], keep: str | None = None) -> None:
         """A new first page: the cursor on the trace `keep` if it is in it, else on top."""
         self._entries = []
         self._ids = set()
@@ -149,7 +150,7 @@ class TraceList(ScrollView, can_focus=True):
         self._scroll_to_cursor()
         self.post_message(self.Highlighted(self.highlighted))
 
-    def append(self, rows: Iterable[RequestRow]) -> int:
+    def append(self, rows: Iterable[TraceRow]) -> int:
         """The next page, older than every row loaded. Returns how many were new."""
         was_empty = not self._entries
         added = self._add(rows)
@@ -158,34 +159,43 @@ class TraceList(ScrollView, can_focus=True):
             self.post_message(self.Highlighted(self.highlighted))
         return added
 
-    def insert(self, rows: Iterable[RequestRow], *, complete: bool) -> int:
-        """New requests, each in its sorted place. Unless the list is `complete` (no page
-        left to load), rows older than the last one loaded are left to the paging, which
-        brings them in order. Returns how many were inserted."""
+    def insert(self, rows: Iterable[TraceRow], *, complete: bool) -> int:
+        """New traces, each in its sorted place, and traces already listed brought up to
+        date (a new call). Unless the list is `complete` (no page left to load), new rows
+        older than the last one loaded are left to the paging, which brings them in order.
+        Returns how many rows were inserted or changed."""
         last = self.last_key
-        fresh = [
-            row
-            for row in rows
-            if row.trace_id not in self._ids and (complete or last is None or order(row) > last)
-        ]
-        if not fresh:
+        by_id = {entry.row.trace_id: entry for entry in self._entries}
+        fresh: list[TraceRow] = []
+        changed: list[TraceRow] = []
+        for row in rows:
+            if row.trace_id in by_id:
+                changed.append(row)
+            elif complete or last is None or order(row) > last:
+                fresh.append(row)
+        if not fresh and not changed:
             return 0
         was_empty = not self._entries
         top = round(self.scroll_y)
-        top_key = self._entries[top].key if 0 < top < len(self._entries) else None
-        cursor_key = self._entries[self.cursor].key if self._entries else None
+        top_id = self._entries[top].row.trace_id if 0 < top < len(self._entries) else None
+        cursor_id = self.highlighted.trace_id if self._entries else None
+        now = self._clock()
+        for row in changed:
+            entry = by_id[row.trace_id]
+            entry.row, entry.cells = row, row_cells(row, now)
+            self._measure(entry.cells)
         self._add(fresh)
         self._entries.sort(key=lambda entry: entry.key, reverse=True)
-        keys = [order(row) for row in fresh]
-        if cursor_key is not None:
-            self.cursor += sum(1 for key in keys if key > cursor_key)
+        ids = [entry.row.trace_id for entry in self._entries]
+        if cursor_id is not None:
+            self.cursor = ids.index(cursor_id)
         self._resized()
-        if top_key is not None:
+        if top_id is not None:
             # Scrolled down: the rows in view stay in view, whatever arrived above them.
-            self.scroll_to(y=top + sum(1 for key in keys if key > top_key), animate=False)
+            self.scroll_to(y=ids.index(top_id), animate=False)
         if was_empty:
             self.post_message(self.Highlighted(self.highlighted))
-        return len(fresh)
+        return len(fresh) + len(changed)
 
     def trim(self, keep: int) -> int:
         """Forget the rows after the first `keep`: the paging reads them again if the
@@ -204,9 +214,8 @@ class TraceList(ScrollView, can_focus=True):
         """The index of the last row the view can show."""
         return round(self.scroll_y) + self._visible_rows - 1
 
-    def _add(self, rows: Iterable[RequestRow]) -> int:
+    def _add(self, rows: Iterable[TraceRow]) -> int:
         added = 0
-        measured = self._measured
         now = self._clock()
         for row in rows:
             if row.trace_id in self._ids:
@@ -214,11 +223,15 @@ class TraceList(ScrollView, can_focus=True):
             cells = row_cells(row, now)
             self._entries.append(_Entry(row, cells))
             self._ids.add(row.trace_id)
-            for name, width in widths(cells).items():
-                if width > measured.get(name, 0):
-                    measured[name] = width
+            self._measure(cells)
             added += 1
         return added
+
+    def _measure(self, cells: dict[str, Cell]) -> None:
+        measured = self._measured
+        for name, width in widths(cells).items():
+            if width > measured.get(name, 0):
+                measured[name] = width
 
     # -- layout and drawing -----------------------------------------------------------------
 

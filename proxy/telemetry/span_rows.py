@@ -62,6 +62,7 @@ def request_row(record: TelemetryRecord, analysis: RecordAnalysis) -> RequestRow
     return RequestRow(
         trace_id=record.trace_id,
         started_at=record.start_ns / 1e9,
+        span_id=record.span_id,  # the call's plano(inbound): calls of one trace stay apart
         request_id=record.request_id,
         listener=record.listener,
         api=record.api,
@@ -73,6 +74,7 @@ def request_row(record: TelemetryRecord, analysis: RecordAnalysis) -> RequestRow
         model=record.model,
         provider=record.provider,
         status=record.status or None,  # 0: the client never got a status
+        outcome=record.outcome,
         error=record.error,
         latency_ms=record.latency_ms,
         ttft_ms=record.ttft_ms,

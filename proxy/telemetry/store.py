@@ -19,7 +19,8 @@ import sqlite3
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from json.encoder import encode_basestring_ascii
 from operator import attrgetter
@@ -29,8 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import orjson
 
 from proxy.paths import plano_home
+from proxy.telemetry import store_traces
 from proxy.telemetry.storable import escape_surrogates, fits_int64
-from proxy.telemetry.store_query import GROUP_KEYS, group_stats, request_filter, where_sql
+from proxy.telemetry.store_query import group_stats, stats_sql, trace_filter, trace_keys_sql
 from proxy.telemetry.store_rows import (
     GroupStats,
     RequestRow,
@@ -39,6 +41,7 @@ from proxy.telemetry.store_rows import (
     SpanRow,
     StoreBatch,
     TraceDetail,
+    TraceRow,
     TraceStoreError,
 )
 from proxy.telemetry.store_schema import check_readable, migrate
@@ -61,6 +64,7 @@ __all__ = [
     "SpanRow",
     "StoreBatch",
     "TraceDetail",
+    "TraceRow",
     "TraceStore",
     "TraceStoreError",
 ]
@@ -69,13 +73,13 @@ BUSY_TIMEOUT_S = 5.0
 CACHE_KIB = 32_000
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 DAY_S = 86_400
+RECOUNT_EVERY = 10  # prunes between two counts of the traces (see _trace_count)
 _REQUEST_FIELDS = tuple(f.name for f in fields(RequestRow))
 _MESSAGE_FIELDS = ("request_messages", "response_messages")
 # Generated hex ids: scrubbing them could only corrupt them.
 _ID_FIELDS = frozenset({"trace_id", "span_id", "parent_id", "id"})
 _SUMMARY_COLUMNS = ", ".join(f for f in _REQUEST_FIELDS if f not in _MESSAGE_FIELDS)
 _ALL_COLUMNS = ", ".join(_REQUEST_FIELDS)
-_NEWEST_FIRST = " ORDER BY started_at DESC, trace_id DESC"
 _ORPHAN_SPANS = (
     "SELECT trace_id FROM spans WHERE start_ns < ?"
     " AND trace_id NOT IN (SELECT trace_id FROM requests)"
@@ -106,6 +110,8 @@ class TraceStore:
         self.max_requests = max_requests
         self.prune_every = prune_every
         self._written_since_prune = 0
+        self._traces: int | None = None  # see _trace_count
+        self._prunes = 0
 
     @classmethod
     def open(
@@ -165,6 +171,7 @@ class TraceStore:
 
     def write(self, batch: StoreBatch) -> Counter[str]:
         """Store one batch in one transaction; a row sent again replaces the earlier one.
+        Each call is stored with its trace's first start (store_traces.first_starts).
 
         A value that cannot be stored as it is (text that is not valid UTF-8, an int past
         64 bits, JSON nested too deep) is stored replaced (see proxy.telemetry.storable);
@@ -184,33 +191,41 @@ class TraceStore:
             if rows
         ]
         conn = self._conn
-        with self._writable().atomic():
+        new_traces = 0
+        with self._transaction():
             for writer, params in work:
+                if writer is _REQUESTS:
+                    params, new_traces = store_traces.first_starts(conn, params, _CALL_LAYOUT)
                 writer.execute(conn, params, replaced)
+        if self._traces is not None:  # committed: the count pruning keeps (_trace_count)
+            self._traces += new_traces
         self._written_since_prune += len(batch.requests)
         if self._written_since_prune >= self.prune_every:
             self.prune()
         return replaced
 
     def prune(self, now: float | None = None) -> int:
-        """Drop requests older than the retention or beyond max_requests (oldest first),
-        with their spans, events and signals. Returns how many requests went."""
+        """Drop traces that started before the retention, and the oldest beyond
+        max_requests traces, whole: their calls, spans, events and signals. Returns how
+        many calls went."""
         self._written_since_prune = 0
         cutoff = (time.time() if now is None else now) - self.retention_days * DAY_S
         db = self._writable()
-        with db.atomic():
+        with self._transaction():
             db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (trace_id TEXT PRIMARY KEY)")
             db.execute("DELETE FROM temp.doomed")
             doom = "INSERT OR IGNORE INTO temp.doomed "
-            db.execute(f"{doom}SELECT trace_id FROM requests WHERE started_at < ?", [cutoff])
-            # count(*) reads only the b-tree's page headers, while an OFFSET would step
-            # through every row kept: the oldest `excess` are the ones past max_requests.
-            excess = db.execute("SELECT count(*) FROM requests").fetchone()[0] - self.max_requests
+            db.execute(f"{doom}SELECT trace_id FROM requests WHERE trace_started_at < ?", [cutoff])
+            traces = self._trace_count()
+            excess = traces - self.max_requests
             if excess > 0:
+                # The oldest traces, each once: the index walk is in trace order.
                 db.execute(
-                    f"{doom}SELECT trace_id FROM requests ORDER BY started_at, trace_id LIMIT ?",
+                    f"{doom}SELECT trace_id FROM requests GROUP BY trace_started_at, trace_id"
+                    " ORDER BY trace_started_at, trace_id LIMIT ?",
                     [excess],
                 )
+            gone = db.execute("SELECT count(*) FROM temp.doomed").fetchone()[0]
             # Spans whose summary never came (a crash mid-request) would otherwise stay; the
             # start_ns index keeps this to the few spans past the cutoff, not a full scan.
             # No DISTINCT (doomed's key drops repeats): with it SQLite walked the trace_id
@@ -219,11 +234,13 @@ class TraceStore:
             in_doomed = "trace_id IN (SELECT trace_id FROM temp.doomed)"
             for table in ("span_events", "spans", "signals"):
                 db.execute(f"DELETE FROM {table} WHERE {in_doomed}")
-            return db.execute(f"DELETE FROM requests WHERE {in_doomed}").rowcount
+            deleted = db.execute(f"DELETE FROM requests WHERE {in_doomed}").rowcount
+        self._traces = traces - gone  # only once it is committed
+        return deleted
 
     # -- reads ---------------------------------------------------------------------------
 
-    def list_requests(
+    def list_traces(
         self,
         *,
         since: float | None = None,
@@ -234,12 +251,17 @@ class TraceStore:
         text: str | None = None,
         limit: int = 100,
         before: tuple[float, str] | None = None,
-        with_messages: bool = False,
-    ) -> list[RequestRow]:
-        """Newest first. For the next page pass the last row's (started_at, trace_id) as
-        `before`: a keyset cursor, so a page costs the same however deep it is. Messages
-        are left out (None) unless `with_messages`: a list view does not show them."""
-        clauses, params = request_filter(
+        trace_ids: Sequence[str] | None = None,
+    ) -> list[TraceRow]:
+        """Traces, newest first (by their first call's start), each its calls added up.
+
+        `where` and `text` are about calls: a trace matches when one of its calls matches
+        them all. `since`, `until`, `min_latency_ms` and `has_signals` are about the trace:
+        its start, its wall-clock latency, any signal in it. For the next page pass the last
+        row's (started_at, trace_id) as `before`: a keyset cursor, so a page costs the same
+        however deep it is. `trace_ids` keeps only those traces (at most a few hundred).
+        """
+        f = trace_filter(
             since=since,
             until=until,
             where=where,
@@ -247,35 +269,41 @@ class TraceStore:
             has_signals=has_signals,
             text=text,
         )
-        if before is not None:
-            clauses.append("(started_at, trace_id) < (?, ?)")
-            params.extend(before)
-        columns = _ALL_COLUMNS if with_messages else _SUMMARY_COLUMNS
-        sql = f"SELECT {columns} FROM requests{where_sql(clauses)}{_NEWEST_FIRST} LIMIT ?"
-        return [_request_row(r) for r in self._query(sql, [*params, limit])]
+        sql, params = trace_keys_sql(f, before=before, limit=limit, trace_ids=trace_ids)
+        keys = self._conn.execute(sql, params).fetchall()
+        found = store_traces.summaries(self._conn, [trace_id for _, trace_id in keys])
+        # A trace pruned between the two reads is left out.
+        return [found[trace_id] for _, trace_id in keys if trace_id in found]
 
-    def newest_after(self, started_at: float, trace_id: str, limit: int = 100) -> list[RequestRow]:
-        """Requests after the cursor, oldest first, for tailing: pass the last row back.
+    def newest_after(self, started_at: float, span_id: str, limit: int = 100) -> list[RequestRow]:
+        """Calls after the cursor, oldest first, for tailing: pass the last row back.
 
-        The cursor is the start time, and a summary is written when its request ends: a
-        request that started before the cursor but ended after it is not returned.
+        The cursor is a call's own start, and a call is written when it ends: a call that
+        started before the cursor but ended after it is not returned.
         """
         sql = (
-            f"SELECT {_SUMMARY_COLUMNS} FROM requests WHERE (started_at, trace_id) > (?, ?)"
-            " ORDER BY started_at, trace_id LIMIT ?"
+            f"SELECT {_SUMMARY_COLUMNS} FROM requests WHERE (started_at, span_id) > (?, ?)"
+            " ORDER BY started_at, span_id LIMIT ?"
         )
-        return [_request_row(r) for r in self._query(sql, [started_at, trace_id, limit])]
+        return [_request_row(r) for r in self._query(sql, [started_at, span_id, limit])]
 
     def get_trace(self, trace_id: str) -> TraceDetail | None:
-        sql = f"SELECT {_ALL_COLUMNS} FROM requests WHERE trace_id = ?"
-        found = list(self._query(sql, [trace_id]))
+        """The trace with all its calls (and their messages), spans, events and signals."""
+        calls = [
+            _request_row(r)
+            for r in self._query(
+                f"SELECT {_ALL_COLUMNS} FROM requests WHERE trace_id = ?"
+                " ORDER BY started_at, span_id",
+                [trace_id],
+            )
+        ]
         spans = [
             _span_row(r)
             for r in self._query(
                 "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", [trace_id]
             )
         ]
-        if not found and not spans:
+        if not calls and not spans:
             return None
         events = [
             _event_row(r)
@@ -290,8 +318,11 @@ class TraceStore:
                 [trace_id],
             )
         ]
-        request = _request_row(found[0]) if found else None
-        return TraceDetail(trace_id, request, spans, events, signals)
+        summary = None
+        if calls:
+            values = [store_traces.call_values(call) for call in calls]
+            summary = store_traces.summarize(values, len(signals))
+        return TraceDetail(trace_id, summary, calls, spans, events, signals)
 
     def stats(
         self,
@@ -299,26 +330,66 @@ class TraceStore:
         since: float | None = None,
         until: float | None = None,
         where: Mapping[str, str] | None = None,
+        min_latency_ms: float | None = None,
+        has_signals: bool | None = None,
+        text: str | None = None,
         group_by: Literal["model", "route"] = "model",
     ) -> list[GroupStats]:
-        if group_by not in GROUP_KEYS:
-            raise ValueError(f"cannot group by {group_by!r}; allowed: {', '.join(GROUP_KEYS)}")
-        clauses, params = request_filter(since=since, until=until, where=where)
-        sql = (
-            f"SELECT {group_by} AS key, status, latency_ms, ttft_ms, input_tokens,"
-            f" output_tokens, cost_usd FROM requests{where_sql(clauses)}"
+        """Per model or route, over calls: those matching the call terms (`where`, `text`)
+        in traces matching the trace terms (the rest), as `list_traces` reads them."""
+        f = trace_filter(
+            since=since,
+            until=until,
+            where=where,
+            min_latency_ms=min_latency_ms,
+            has_signals=has_signals,
+            text=text,
         )
+        sql, params = stats_sql(f, group_by)
         # Plain tuples, not sqlite-utils' dicts: this reads every matching row.
         return group_stats(self._conn.execute(sql, params))
 
     def count(self) -> int:
+        """How many calls are stored."""
         return self._conn.execute("SELECT count(*) FROM requests").fetchone()[0]
+
+    def count_traces(self) -> int:
+        """How many traces are stored (that have a call): reads every call's index entry."""
+        return self._conn.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT trace_id FROM requests)"
+        ).fetchone()[0]
+
+    def _trace_count(self) -> int:
+        """The number of traces, for pruning: counted now and then (a count reads every
+        call's index entry), kept up to date by this writer's writes and prunes in
+        between. Another process writing the same file only delays a prune a little,
+        until the next count."""
+        self._prunes += 1
+        if self._traces is None or self._prunes % RECOUNT_EVERY == 0:
+            self._traces = self.count_traces()
+        return self._traces
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts by column name (what sqlite-utils' query gives)."""
         cursor = self._conn.execute(sql, params)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction that takes the write lock before its first read (IMMEDIATE):
+        a deferred one that reads first (the trace starts, the rows to prune) could not
+        upgrade to writing once another connection had committed, and SQLite fails that
+        at once ("database is locked") instead of waiting out the busy timeout."""
+        self._writable()
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
     def _writable(self) -> Database:
         if self._db is None:
@@ -380,6 +451,7 @@ class _Writer:
         pk: str,
         json_fields: tuple[str, ...] = (),
         hash_id_columns: tuple[str, ...] = (),
+        conflict: tuple[str, ...] = (),
     ) -> None:
         names = [f.name for f in fields(cls)]
         if hash_id_columns:
@@ -399,12 +471,14 @@ class _Writer:
         self.columns = tuple(columns)
         self.pk = pk
         self.pk_index = columns.index(pk)
+        # The table's key: `pk` alone, or `conflict` (which holds pk) when it is composite.
+        key = [_quote(c) for c in conflict or (pk,)]
         quoted = [_quote(c) for c in columns]
-        updates = ", ".join(f"{q} = excluded.{q}" for q in quoted if q != _quote(pk))
+        updates = ", ".join(f"{q} = excluded.{q}" for q in quoted if q not in key)
         self.sql = (
             f"INSERT INTO {_quote(table)} ({', '.join(quoted)})"
             f" VALUES ({', '.join('?' * len(columns))})"
-            f" ON CONFLICT({_quote(pk)}) DO UPDATE SET {updates}"
+            f" ON CONFLICT({', '.join(key)}) DO UPDATE SET {updates}"
         )
 
     def params(
@@ -546,7 +620,16 @@ def _adapt(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
-_REQUESTS = _Writer("requests", RequestRow, "trace_id", json_fields=_MESSAGE_FIELDS)
+# A call is keyed by its own root span within its trace: calls of one trace never
+# overwrite one another, and one sent again replaces its earlier copy.
+_REQUESTS = _Writer(
+    "requests",
+    RequestRow,
+    "span_id",
+    json_fields=_MESSAGE_FIELDS,
+    conflict=("trace_id", "span_id"),
+)
+_CALL_LAYOUT = store_traces.CallLayout(_REQUESTS.columns)
 _SPANS = _Writer("spans", SpanRow, "span_id", json_fields=("attributes",))
 _EVENTS = _Writer(
     "span_events",

@@ -1,12 +1,17 @@
 """SQL for the trace store's list and stats queries, and the stats arithmetic.
 
+The list's unit is a trace (its calls added up: store_traces); stats count calls. Both
+read the `requests` table, one row a call. A filter term is about a call or about the
+whole trace: see TraceFilter.
+
 User input only ever reaches SQL as a bound parameter; the column names interpolated
 here come from the allow-lists below, never from the caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -14,11 +19,48 @@ import orjson
 from proxy.percentiles import percentile
 from proxy.telemetry.store_rows import GroupStats
 
-FILTER_KEYS = ("api", "listener", "model", "provider", "route", "session", "status")
+# Fields of a call. A trace matches when one of its calls matches all the terms given
+# together: `model=X status=502` is a trace with a call to X that got a 502.
+FILTER_KEYS = ("api", "listener", "model", "outcome", "provider", "route", "session", "status")
+OUTCOMES = ("ok", "error", "stream_error", "client_disconnect", "shutdown")
 GROUP_KEYS = ("model", "route")
+# Traces newest first, by their first call's start: every call carries it.
+_TRACE_ORDER = " ORDER BY c.trace_started_at DESC, c.trace_id DESC"
+# Terms on a whole trace, each in two forms. Over a group of all the trace's calls (a walk
+# with no call term) they are aggregates, reading each call once as the walk does; where
+# call terms leave only some calls in the group (and in stats, which reads calls), they
+# look the trace up from any call `c` of it. The latency is store_traces.summarize's: up to
+# the end of the last call to end, in ms, with the same arithmetic.
+_CALL_SPAN = "(({0}.started_at - c.trace_started_at) * 1000 + {0}.latency_ms)"
+_GROUP_LATENCY = f"max({_CALL_SPAN.format('c')})"
+_TRACE_LATENCY = (
+    f"(SELECT max({_CALL_SPAN.format('l')}) FROM requests l WHERE l.trace_id = c.trace_id)"
+)
+_STORED_SIGNALS = "EXISTS (SELECT 1 FROM signals s WHERE s.trace_id = c.trace_id)"
+_GROUP_SIGNALLED = f"(max(coalesce(c.signal_count, 0)) > 0 OR {_STORED_SIGNALS})"
+_TRACE_SIGNALLED = (
+    "(EXISTS (SELECT 1 FROM requests g WHERE g.trace_id = c.trace_id AND g.signal_count > 0)"
+    f" OR {_STORED_SIGNALS})"
+)
 
 
-def request_filter(
+@dataclass(slots=True)
+class TraceFilter:
+    """A filter split by what it is about. `calls`: terms on one call, a trace matching
+    when one of its calls matches them all. `grouped` / `traces`: terms on the whole
+    trace, as aggregates over all its calls / for any call `c` of it (the same terms).
+    `bounds`: the trace's start, which every call carries."""
+
+    calls: list[str] = field(default_factory=list)
+    call_params: list[Any] = field(default_factory=list)
+    grouped: list[str] = field(default_factory=list)
+    traces: list[str] = field(default_factory=list)
+    trace_params: list[Any] = field(default_factory=list)
+    bounds: list[str] = field(default_factory=list)
+    bound_params: list[Any] = field(default_factory=list)
+
+
+def trace_filter(
     *,
     since: float | None = None,
     until: float | None = None,
@@ -26,54 +68,97 @@ def request_filter(
     min_latency_ms: float | None = None,
     has_signals: bool | None = None,
     text: str | None = None,
-) -> tuple[list[str], list[Any]]:
-    """WHERE clauses (joined by AND) and their parameters, for the `requests` table."""
-    clauses: list[str] = []
-    params: list[Any] = []
+) -> TraceFilter:
+    """The filter's SQL (on alias c, a call); ValueError for what the store does not take."""
+    f = TraceFilter()
     if since is not None:
-        clauses.append("started_at >= ?")
-        params.append(since)
+        f.bounds.append("c.trace_started_at >= ?")
+        f.bound_params.append(since)
     if until is not None:
-        clauses.append("started_at < ?")
-        params.append(until)
+        f.bounds.append("c.trace_started_at < ?")
+        f.bound_params.append(until)
     for key, value in (where or {}).items():
         if key not in FILTER_KEYS:
             raise ValueError(f"cannot filter on {key!r}; allowed: {', '.join(FILTER_KEYS)}")
-        clauses.append(f"{key} = ?")
-        params.append(_status(value) if key == "status" else value)
-    if min_latency_ms is not None:
-        clauses.append("latency_ms >= ?")
-        params.append(min_latency_ms)
-    if has_signals is not None:
-        signalled = (
-            "(coalesce(signal_count, 0) > 0"
-            " OR EXISTS (SELECT 1 FROM signals s WHERE s.trace_id = requests.trace_id))"
-        )
-        clauses.append(signalled if has_signals else f"NOT {signalled}")
+        f.calls.append(f"c.{key} = ?")
+        f.call_params.append(_value(key, value))
     if text:
         # Messages are stored as JSON, where a quote or newline is escaped: search for the
         # text as it is encoded there, and for it as written in the plain-text error.
         encoded = _like_pattern(orjson.dumps(text).decode()[1:-1])
-        clauses.append(
-            "(request_messages LIKE ? ESCAPE '\\' OR response_messages LIKE ? ESCAPE '\\'"
-            " OR error LIKE ? ESCAPE '\\')"
+        f.calls.append(
+            "(c.request_messages LIKE ? ESCAPE '\\' OR c.response_messages LIKE ? ESCAPE '\\'"
+            " OR c.error LIKE ? ESCAPE '\\')"
         )
-        params.extend([encoded, encoded, _like_pattern(text)])
-    return clauses, params
+        f.call_params.extend([encoded, encoded, _like_pattern(text)])
+    if min_latency_ms is not None:
+        f.grouped.append(f"{_GROUP_LATENCY} >= ?")
+        f.traces.append(f"{_TRACE_LATENCY} >= ?")
+        f.trace_params.append(min_latency_ms)
+    if has_signals is not None:
+        negate = "" if has_signals else "NOT "
+        f.grouped.append(negate + _GROUP_SIGNALLED)
+        f.traces.append(negate + _TRACE_SIGNALLED)
+    return f
+
+
+def trace_keys_sql(
+    f: TraceFilter,
+    *,
+    before: tuple[float, str] | None,
+    limit: int,
+    trace_ids: Sequence[str] | None = None,
+) -> tuple[str, list[Any]]:
+    """The (started_at, trace_id) of the matching traces, newest first; `before` is the
+    keyset cursor, `trace_ids` a few traces to keep to.
+
+    It walks the matching calls down one index (the one for a call term, or the trace
+    order's), already in trace order, and keeps each trace once: a page reads no more
+    calls than it shows, and the trace terms are tested once a trace (HAVING).
+    """
+    clauses = [*f.calls, *f.bounds]
+    params = [*f.call_params, *f.bound_params]
+    if before is not None:
+        clauses.append("(c.trace_started_at, c.trace_id) < (?, ?)")
+        params.extend(before)
+    if trace_ids is not None:
+        clauses.append(f"c.trace_id IN ({_marks(trace_ids)})")
+        params.extend(trace_ids)
+    trace_terms = f.traces if f.calls else f.grouped
+    having = f" HAVING {' AND '.join(trace_terms)}" if trace_terms else ""
+    sql = (
+        f"SELECT c.trace_started_at, c.trace_id FROM requests c{where_sql(clauses)}"
+        f" GROUP BY c.trace_started_at, c.trace_id{having}{_TRACE_ORDER} LIMIT ?"
+    )
+    return sql, [*params, *f.trace_params, limit]
+
+
+def stats_sql(f: TraceFilter, group_by: str) -> tuple[str, list[Any]]:
+    """Every call matching the call terms, in a trace matching the trace terms."""
+    if group_by not in GROUP_KEYS:
+        raise ValueError(f"cannot group by {group_by!r}; allowed: {', '.join(GROUP_KEYS)}")
+    clauses = [*f.calls, *f.bounds, *f.traces]
+    params = [*f.call_params, *f.bound_params, *f.trace_params]
+    sql = (
+        f"SELECT c.{group_by} AS key, c.status, c.outcome, c.latency_ms, c.ttft_ms,"
+        f" c.input_tokens, c.output_tokens, c.cost_usd FROM requests c{where_sql(clauses)}"
+    )
+    return sql, params
 
 
 def where_sql(clauses: list[str]) -> str:
     return f" WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-StatsRow = tuple[Any, ...]  # key, status, latency_ms, ttft_ms, input, output, cost
+StatsRow = tuple[Any, ...]  # key, status, outcome, latency_ms, ttft_ms, input, output, cost
 
 
 def group_stats(rows: Iterable[StatsRow]) -> list[GroupStats]:
-    """Per-key totals; busiest group first.
+    """Per-key totals over calls; busiest group first.
 
     Percentiles interpolate linearly between the two nearest ranks (numpy's default, the
-    same `percentile` `plano route --eval` reports); requests without a value are left out.
+    same `percentile` `plano route --eval` reports), over each call's own latency and
+    TTFT; calls without a value are left out.
     """
     groups: dict[str | None, list[StatsRow]] = {}
     for row in rows:
@@ -84,10 +169,10 @@ def group_stats(rows: Iterable[StatsRow]) -> list[GroupStats]:
 
 
 def _one_group(key: str | None, rows: list[StatsRow]) -> GroupStats:
-    _, statuses, latencies, ttfts, inputs, outputs, costs = zip(*rows, strict=True)
+    _, statuses, outcomes, latencies, ttfts, inputs, outputs, costs = zip(*rows, strict=True)
     latencies = [v for v in latencies if v is not None]
     ttfts = [v for v in ttfts if v is not None]
-    errors = sum(1 for status in statuses if status is not None and status >= 400)
+    errors = sum(map(failed, statuses, outcomes))
     return GroupStats(
         key=key,
         count=len(rows),
@@ -103,11 +188,27 @@ def _one_group(key: str | None, rows: list[StatsRow]) -> GroupStats:
     )
 
 
-def _status(value: str | int) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"status must be a number, not {value!r}") from None
+def failed(status: int | None, outcome: str | None) -> bool:
+    """A call that did not end well: its outcome says so, or (a row stored without one)
+    its status is an error."""
+    if outcome is not None:
+        return outcome != "ok"
+    return status is not None and status >= 400
+
+
+def _value(key: str, value: str) -> Any:
+    if key == "status":
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"status must be a number, not {value!r}") from None
+    if key == "outcome" and value not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {value!r}")
+    return value
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
 
 
 def _like_pattern(text: str) -> str:

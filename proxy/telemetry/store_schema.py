@@ -107,7 +107,101 @@ def _v1(db: Database) -> None:
     db["spans"].create_index(["start_ns"])
 
 
-MIGRATIONS: list[Migration] = [_v1]
+# v2's `requests`: one row per call, keyed within its trace by the call's own root span.
+# The messages last: reading a summary then never touches their overflow pages.
+_REQUESTS_V2 = """
+CREATE TABLE requests (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    trace_started_at REAL NOT NULL,
+    started_at REAL NOT NULL,
+    request_id TEXT,
+    listener TEXT,
+    api TEXT,
+    path TEXT,
+    route TEXT,
+    router_backend TEXT,
+    routing_fallback TEXT,
+    requested_model TEXT,
+    model TEXT,
+    provider TEXT,
+    status INTEGER,
+    outcome TEXT,
+    error TEXT,
+    latency_ms REAL,
+    ttft_ms REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cached_tokens INTEGER,
+    reasoning_tokens INTEGER,
+    cost_usd REAL,
+    stream INTEGER,
+    signal_quality TEXT,
+    signal_score INTEGER,
+    signal_count INTEGER,
+    session TEXT,
+    request_messages TEXT,
+    response_messages TEXT,
+    PRIMARY KEY (trace_id, span_id)
+)
+"""
+# v1 kept one row per trace (the last call written): each becomes a call. Its key is the
+# trace's plano(inbound) span that started nearest to it (SQLite takes a bare column from
+# the row of the one min()), or the trace id when none is stored (no span id is 32
+# characters long, so it cannot collide).
+_CALL_KEYS_V1 = """
+CREATE TEMP TABLE call_keys AS
+SELECT r.trace_id AS trace_id, s.span_id AS span_id, min(abs(s.start_ns - r.started_at * 1e9))
+FROM requests_v1 r JOIN spans s ON s.trace_id = r.trace_id AND s.name = 'plano(inbound)'
+GROUP BY r.trace_id
+"""
+_COPY_V1 = """
+INSERT INTO requests (
+    trace_id, span_id, trace_started_at, started_at, request_id, listener, api, path, route,
+    router_backend, routing_fallback, requested_model, model, provider, status, outcome,
+    error, latency_ms, ttft_ms, input_tokens, output_tokens, cached_tokens,
+    reasoning_tokens, cost_usd, stream, signal_quality, signal_score, signal_count, session,
+    request_messages, response_messages
+)
+SELECT
+    r.trace_id, coalesce(k.span_id, r.trace_id),
+    r.started_at, r.started_at, r.request_id, r.listener, r.api, r.path, r.route,
+    r.router_backend, r.routing_fallback, r.requested_model, r.model, r.provider, r.status,
+    -- Exchange.outcome's rule, from what v1 kept: a 2xx with an error is a failed stream.
+    CASE
+        WHEN r.status = 499 THEN 'client_disconnect'
+        WHEN r.status IS NULL OR r.status < 200 OR r.status >= 400 THEN 'error'
+        WHEN r.error IS NOT NULL THEN 'stream_error'
+        ELSE 'ok'
+    END,
+    r.error, r.latency_ms, r.ttft_ms, r.input_tokens, r.output_tokens, r.cached_tokens,
+    r.reasoning_tokens, r.cost_usd, r.stream, r.signal_quality, r.signal_score,
+    r.signal_count, r.session, r.request_messages, r.response_messages
+FROM requests_v1 r LEFT JOIN temp.call_keys k ON k.trace_id = r.trace_id
+"""
+
+
+def _v2(db: Database) -> None:
+    """Every call kept: `requests` keyed by (trace_id, span_id), not by trace, each call
+    with its outcome and its trace's first start. Rows of v1 are kept, one call a trace."""
+    db.execute("ALTER TABLE requests RENAME TO requests_v1")
+    db.execute(_REQUESTS_V2)
+    db.execute(_CALL_KEYS_V1)
+    db.execute(_COPY_V1)
+    db.execute("DROP TABLE temp.call_keys")
+    db.execute("DROP TABLE requests_v1")  # and its indexes, whose names v2 reuses
+    # Pages of traces are ordered by their first start and id, which every call carries
+    # (trace_started_at, trace_id); each index on a call field ends with them, so a
+    # filtered page walks one index in order and needs no sort. (started_at, span_id) is
+    # the tail's cursor: each call's own start.
+    requests = db["requests"]
+    requests.create_index(["trace_started_at", "trace_id"])
+    for column in ("model", "route", "status", "outcome"):
+        requests.create_index([column, "trace_started_at", "trace_id"])
+    requests.create_index(["started_at", "span_id"])
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
