@@ -94,7 +94,11 @@ class _StoreWrite:
             StoreBatch(
                 requests=[
                     RequestRow(
-                        trace, 1.0, error=text, request_messages=[{"role": "user", "content": text}]
+                        trace,
+                        1.0,
+                        span_id=f"{self.count:016x}",
+                        error=text,
+                        request_messages=[{"role": "user", "content": text}],
                     )
                 ],
                 spans=[SpanRow(f"{self.count:016x}", trace, "s", 1, attributes={"note": text})],

@@ -174,8 +174,8 @@ def test_every_record_is_stored_whatever_it_holds(batch: list[TelemetryRecord]) 
         for record in batch:
             detail = store.get_trace(record.trace_id)
             assert detail is not None, record.trace_id
-            assert detail.request is not None, record.trace_id
-            row = detail.request
+            assert detail.calls, record.trace_id
+            row = detail.calls[0]
             for name in ("request_id", "session", "error", "requested_model"):
                 value = getattr(record, name)
                 expected = None if value is None else escape_surrogates(scrub_text(value))
@@ -207,10 +207,10 @@ def test_a_non_utf8_affinity_is_stored_escaped_and_counted(tmp_path: Path) -> No
     ]
     processor, store, _ = process(batch)
     with store:
-        rows = store.list_requests(limit=100)
+        rows = store.list_traces(limit=100)
         detail = store.get_trace(f"{1:032x}")
     assert len(rows) == 9
-    assert detail.request.session == "\\xff"
+    assert detail.calls[0].session == "\\xff"
     inbound = next(s for s in detail.spans if s.name == "plano(inbound)")
     assert inbound.attributes["session.id"] == "\\xff"
     # Once in the requests table, once in the span's attributes.

@@ -76,7 +76,7 @@ class Worker:
     def request(self, i: int) -> Any:
         detail = self.store.get_trace(tid(i))
         assert detail is not None, f"trace {i} was not stored"
-        assert detail.request is not None, f"trace {i} has no summary"
+        assert detail.calls, f"trace {i} has no summary"
         return detail
 
     def metric(self, name: str) -> dict[tuple, float]:
@@ -105,17 +105,17 @@ def test_a_giant_answer_is_stored_cut_and_said_so_and_the_others_whole(worker: W
     worker.trace(record(1), record(2, response_body=chat_answer(words)), record(3))
 
     giant = worker.request(2)
-    stored = giant.request.response_messages[0]["content"]
+    stored = giant.calls[0].response_messages[0]["content"]
     marker = budget.MARKER.format(len(words) - (budget.MAX_TEXT - len("question 2")))
     assert stored.startswith("word word")
     assert stored.endswith("word ")
     assert marker in stored
     assert len(stored) == budget.MAX_TEXT - len("question 2") + len(marker)
-    assert giant.request.request_messages == [{"role": "user", "content": "question 2"}]
+    assert giant.calls[0].request_messages == [{"role": "user", "content": "question 2"}]
     assert inbound(giant)["plano.messages.truncated"] is True
     for i in (1, 3):  # the neighbours: whole, unmarked
         detail = worker.request(i)
-        assert detail.request.response_messages[0]["content"] == f"answer {i}"
+        assert detail.calls[0].response_messages[0]["content"] == f"answer {i}"
         assert "plano.messages.truncated" not in inbound(detail)
     assert worker.metric("plano_telemetry_truncated_total") == {(("reason", "text"),): 1.0}
 
@@ -125,7 +125,7 @@ def test_short_texts_are_kept_whole_and_the_long_ones_share_the_rest(worker: Wor
     worker.trace(
         record(1, request_body=chat_request(long, "the question"), response_body=chat_answer(long))
     )
-    request = worker.request(1).request
+    request = worker.request(1).calls[0]
     first, question = request.request_messages
     answer = request.response_messages[0]
     assert question["content"] == "the question"
@@ -178,7 +178,7 @@ def test_what_is_scrubbed_and_scored_is_bounded(worker: Worker, monkeypatch) -> 
     # The messages' text, their markers and the JSON around them; the spans' few strings.
     assert seen["scored"] <= budget.MAX_TEXT + 3 * 100
     assert seen["scrubbed"] <= 2 * budget.MAX_TEXT
-    stored = worker.request(1).request
+    stored = worker.request(1).calls[0]
     assert "sk-aaaaaa" not in orjson.dumps(stored.request_messages).decode()  # still masked
 
 
@@ -189,7 +189,7 @@ def test_many_messages_keep_the_newest_and_say_so(worker: Worker) -> None:
     body["messages"][-1]["content"] = parts
     worker.trace(record(1, request_body=orjson.dumps(body)))
     detail = worker.request(1)
-    messages = detail.request.request_messages
+    messages = detail.calls[0].request_messages
     assert len(messages) == budget.MAX_MESSAGES
     assert messages[0]["content"] == "message 500"
     assert messages[-1]["content"] == "".join(f"part {n} " for n in range(budget.MAX_PARTS))
@@ -202,7 +202,7 @@ def test_a_long_stream_is_replayed_up_to_its_budget(worker: Worker) -> None:
     stream = chunk * (2 * budget.MAX_STREAM_BYTES // len(chunk))
     worker.trace(record(1, stream=True, response_body=stream))
     detail = worker.request(1)
-    content = detail.request.response_messages[0]["content"]
+    content = detail.calls[0].response_messages[0]["content"]
     assert content.startswith("abc abc")
     assert len(content) < budget.MAX_STREAM_BYTES / 10
     assert inbound(detail)["plano.messages.truncated"] is True
@@ -221,8 +221,8 @@ def test_out_of_cpu_time_the_signals_are_skipped_and_the_trace_says_so(
     monkeypatch.setattr(budget, "MAX_CPU_SECONDS", 0.0)
     worker.trace(record(1, request_body=chat_request("thanks, that worked")))
     detail = worker.request(1)
-    assert detail.request.request_messages == [{"role": "user", "content": "thanks, that worked"}]
-    assert detail.request.signal_quality is None
+    assert detail.calls[0].request_messages == [{"role": "user", "content": "thanks, that worked"}]
+    assert detail.calls[0].signal_quality is None
     assert inbound(detail)["plano.messages.truncated"] is True
     assert worker.metric("plano_telemetry_truncated_total") == {(("reason", "time"),): 1.0}
 

@@ -33,7 +33,7 @@ def traces(path: Path, ids: list[str]) -> dict:
     def all_there() -> dict | None:
         with TraceStore.open(path) as store:
             found = {i: store.get_trace(i) for i in ids}
-        ready = all(d is not None and d.request is not None for d in found.values())
+        ready = all(d is not None and d.summary is not None for d in found.values())
         return found if ready else None
 
     return wait_for(all_there, PROMPT_S)  # type: ignore[return-value]
@@ -105,9 +105,9 @@ def test_a_long_word_and_an_undecodable_header_hold_up_no_trace(tmp_path):
     assert waited < PROMPT_S
     long_word, odd_affinity, odd_team = (stored[i] for i in ids[:3])
     # The word is one long token: masked like a key, as it always was, but now at once.
-    assert long_word.request.request_messages == [{"role": "user", "content": "********"}]
+    assert long_word.calls[0].request_messages == [{"role": "user", "content": "********"}]
     # The refused header never became the session; its copy on the spans is written out.
-    assert (odd_affinity.request.status, odd_affinity.request.session) == (400, None)
+    assert (odd_affinity.calls[0].status, odd_affinity.calls[0].session) == (400, None)
     inbound = next(s for s in odd_affinity.spans if s.name == "plano(inbound)")
     assert inbound.attributes["x-model-affinity"] == "\\xff"
     inbound = next(s for s in odd_team.spans if s.name == "plano(inbound)")
@@ -115,7 +115,7 @@ def test_a_long_word_and_an_undecodable_header_hold_up_no_trace(tmp_path):
     # Each escaped copy is counted as a replacement.
     assert fields == {"attributes": 2.0}
     for i in ids[2:]:
-        assert stored[i].request.status == 200
+        assert stored[i].calls[0].status == 200
     assert (stats["store_errors"], stats["store_lost"]) == (0, 0)
 
 
@@ -142,7 +142,7 @@ def test_a_huge_prompt_and_answer_are_stored_cut_and_the_next_traces_promptly(tm
         stored = traces(tmp_path / "traces.db", ids)
         truncated = metrics(proxy).get("plano_telemetry_truncated", [])
 
-    prompt = stored[ids[0]].request.request_messages[0]["content"]
+    prompt = stored[ids[0]].calls[0].request_messages[0]["content"]
     assert "characters not stored" in prompt
     assert len(prompt) < budget.MAX_TEXT + 100
     assert ({"reason": "text"}, 1.0) in [
