@@ -186,3 +186,100 @@ class WireError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+
+
+class StreamAccumulator:
+    """Stream events -> the whole answer: what an intermediate agent hands to the next one,
+    and what telemetry reads back out of a captured stream.
+
+    Text and each tool call's argument fragments are kept as pieces and joined once, when
+    read (appending to a string would copy it per delta: quadratic in a long stream).
+    Usage and the stop reason keep their last value; a StreamError is kept as `error` (the
+    answer is then incomplete).
+    """
+
+    __slots__ = (
+        "_arguments",
+        "_calls",
+        "_text",
+        "created",
+        "error",
+        "id",
+        "model",
+        "stop_reason",
+        "usage",
+    )
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: dict[int, ToolCall] = {}
+        self._arguments: dict[int, list[str]] = {}
+        self.id = ""
+        self.model = ""
+        self.created = 0
+        self.stop_reason: StopReason | None = None
+        self.usage: Usage | None = None
+        self.error: StreamError | None = None
+
+    def add(self, event: StreamEvent) -> None:
+        if isinstance(event, TextDelta):
+            self._text.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            pieces = self._arguments.get(event.index)
+            if pieces is not None:
+                pieces.append(event.arguments)
+        elif isinstance(event, ToolCallStart):
+            if event.index not in self._calls:
+                self._calls[event.index] = ToolCall(event.id, event.name, "")
+                self._arguments[event.index] = []
+        elif isinstance(event, StreamStart):
+            self.id, self.model, self.created = event.id, event.model, event.created
+        elif isinstance(event, Finish):
+            self.stop_reason = event.stop_reason
+        elif isinstance(event, UsageReport):
+            self.usage = event.usage
+        elif isinstance(event, StreamError):
+            self.error = event
+
+    def extend(self, events: list[StreamEvent]) -> None:
+        for event in events:
+            self.add(event)
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [
+            ToolCall(call.id, call.name, "".join(self._arguments[index]))
+            for index, call in sorted(self._calls.items())
+        ]
+
+    def response(self) -> ChatResponse:
+        text = self.text
+        return ChatResponse(
+            id=self.id,
+            model=self.model,
+            content=[TextPart(text)] if text else [],
+            tool_calls=self.tool_calls,
+            stop_reason=self.stop_reason or StopReason.END,
+            usage=self.usage,
+            created=self.created,
+        )
+
+
+def response_events(response: ChatResponse) -> list[StreamEvent]:
+    """A whole answer as the stream that would have carried it: for a client that asked
+    to stream from a server that answered in one piece."""
+    events: list[StreamEvent] = [StreamStart(response.id, response.model, response.created)]
+    if response.text:
+        events.append(TextDelta(response.text))
+    for index, call in enumerate(response.tool_calls):
+        events.append(ToolCallStart(index, call.id, call.name))
+        if call.arguments:
+            events.append(ToolCallDelta(index, call.arguments))
+    events.append(Finish(response.stop_reason))
+    if response.usage is not None:
+        events.append(UsageReport(response.usage))
+    return events

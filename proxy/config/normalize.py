@@ -47,6 +47,8 @@ from proxy.providers.catalog import PROVIDERS, spec_for
 DEFAULT_PORTS = {ListenerType.MODEL: 12000, ListenerType.PROMPT: 10000, ListenerType.AGENT: 8001}
 DEFAULT_ADDRESS = "0.0.0.0"
 DEFAULT_TIMEOUT_S = 300.0
+# Upstream's agent listeners wait 30 s for an agent; model calls get longer by default.
+DEFAULT_TIMEOUTS = {ListenerType.AGENT: 30.0}
 DEFAULT_MAX_RETRIES = 2
 
 
@@ -216,7 +218,7 @@ def _listener(item: dict, kind: ListenerType, path: Path, timeout_s: float) -> L
         type=kind,
         address=_str(item.get("address")) or DEFAULT_ADDRESS,
         port=port if _is_int(port) else DEFAULT_PORTS[kind],
-        timeout_s=parse_duration(item.get("timeout"), timeout_s),
+        timeout_s=parse_duration(item.get("timeout"), DEFAULT_TIMEOUTS.get(kind, timeout_s)),
         max_retries=retries if _is_int(retries) and retries >= 0 else DEFAULT_MAX_RETRIES,
         router=_str(item.get("router")),
         agents=tuple(

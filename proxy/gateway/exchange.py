@@ -39,6 +39,39 @@ class Attempt:
     started: float = 0.0  # perf_counter
 
 
+class StepKind(enum.StrEnum):
+    """Steps of a request besides its LLM calls; each is a `plano(<kind>)` span."""
+
+    ORCHESTRATOR = "orchestrator"
+    AGENT = "agent"
+
+
+# What a step's attributes may hold: plain values that cross to the telemetry worker.
+StepValue = str | int | float | bool | list[str]
+
+
+@dataclass(slots=True)
+class Step:
+    """One step of a request (an orchestrator decision, an agent call): a span, and the
+    metrics of its kind. A new kind adds a StepKind, not fields across telemetry."""
+
+    kind: StepKind
+    name: str  # the agent id; the orchestrator's backend
+    span_id: str  # what the step's outgoing traceparent named
+    started: float  # perf_counter
+    seconds: float = 0.0
+    outcome: str = "ok"  # ok, or what went wrong: "HTTP 500", "timeout", "fallback"...
+    detail: str | None = None  # why, in words (a fallback's reason, an agent's error)
+    attributes: dict[str, StepValue] = field(default_factory=dict)
+
+    def end(self, outcome: str | None = None, detail: str | None = None) -> None:
+        self.seconds = time.perf_counter() - self.started
+        if outcome is not None:
+            self.outcome = outcome
+        if detail is not None:
+            self.detail = detail
+
+
 @dataclass(slots=True)
 class Exchange:
     request_id: str
@@ -51,6 +84,7 @@ class Exchange:
     stream: bool = False
     status: int = 0
     attempts: list[Attempt] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     usage: Usage | None = None
     result: ChatResponse | None = None  # the parsed answer, when not passed through
     error: str | None = None

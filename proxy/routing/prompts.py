@@ -81,8 +81,25 @@ def style_for(model: str) -> PromptStyle:
     return PromptStyle.ARCH_ROUTER
 
 
-def build_prompt(style: PromptStyle, routes: Sequence[Route], turns: Sequence[Turn]) -> str:
-    listed = [{"name": r.name, "description": r.description} for r in routes]
+# How upstream lists an agent in the orchestrator prompt: a route with no parameters.
+AGENT_PARAMETERS = {"type": "object", "properties": {}, "required": []}
+
+
+def build_prompt(
+    style: PromptStyle,
+    routes: Sequence[Route],
+    turns: Sequence[Turn],
+    *,
+    agent_routes: bool = False,
+) -> str:
+    """The router prompt; `agent_routes` lists each route as upstream lists agents."""
+    if agent_routes:
+        listed = [
+            {"name": r.name, "description": r.description, "parameters": AGENT_PARAMETERS}
+            for r in routes
+        ]
+    else:
+        listed = [{"name": r.name, "description": r.description} for r in routes]
     conversation = [{"role": role, "content": text} for role, text in turns]
     if style is PromptStyle.ORCHESTRATOR:
         # One route per line, spaced JSON; the conversation indented by four: as upstream.
@@ -116,8 +133,8 @@ def parse_answer(text: str) -> list[str]:
     if start < 0:
         raise RouterAnswerError(f"no JSON object in the router's answer: {text[:200]!r}")
     data = _first_object(cleaned[start:])
-    if data is None:  # small models answer {'route': 'x'}
-        data = _first_object(cleaned[start:].replace("'", '"'))
+    if data is None:  # small models answer {'route': 'x'}, or put a literal \\n in the JSON
+        data = _first_object(cleaned[start:].replace("'", '"').replace("\\n", ""))
     if data is None:
         raise RouterAnswerError(f"unreadable router answer: {text[:200]!r}")
     if not isinstance(data, dict) or "route" not in data:

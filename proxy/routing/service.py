@@ -37,6 +37,9 @@ class RoutingDecision:
     # Decided, but not by the router meant to (a hybrid's LLM failed): served, not remembered.
     degraded: bool = False
     detail: str | None = None
+    # Every route the router named, in its order (an orchestrator names a sequence of
+    # agents); the one route otherwise.
+    named: tuple[str, ...] = ()
 
     def as_json(self) -> dict:
         return {
@@ -188,6 +191,7 @@ class RoutingService:
             escalated=answer.escalated,
             degraded=answer.degraded,
             detail=answer.detail,
+            named=answer.named or ((answer.route,) if answer.route else ()),
         )
 
     def _fallback(self, reason: str, started: float) -> RoutingDecision:

@@ -9,13 +9,17 @@ stops the gateway from serving.
 
 from __future__ import annotations
 
-from proxy.config.model import Config, RouterSettings
+import dataclasses
+
+from proxy.config.model import Config, Listener, RouterSettings
 from proxy.routing.backends.base import RouterUnavailable
 from proxy.routing.backends.embedded import EmbeddedBackend
 from proxy.routing.backends.hybrid import HybridBackend
+from proxy.routing.backends.llm_prompting import RouterPrompting
 from proxy.routing.backends.ollama_router import OllamaBackend, ProgressCallback
 from proxy.routing.backends.openai_router import OpenAICompatibleBackend
-from proxy.routing.routes import routes_from_config
+from proxy.routing.prompts import PromptStyle
+from proxy.routing.routes import Route, routes_from_config
 from proxy.routing.service import RoutingService
 
 
@@ -39,6 +43,16 @@ async def build_routing(
         session_max_entries=config.routing.session_max_entries,
         prices=config.pricing,
     )
+    await _start(service, embedded, notes)
+    # The caller shows the notes (the start-up panel, `plano route --explain`): logged
+    # here as well, `plano up` said each of them twice.
+    service.notes = [*notes, f"router: {service.backend.describe()}"]
+    return service
+
+
+async def _start(service: RoutingService, embedded: EmbeddedBackend, notes: list[str]) -> None:
+    """Start the chosen backend; one that cannot start gives way to the embedded router."""
+    backend = service.backend
     try:
         await service.start()
     except RouterUnavailable as exc:
@@ -54,10 +68,6 @@ async def build_routing(
         except RouterUnavailable as again:
             await embedded.close()
             raise RouterSetupError(str(again)) from None
-    # The caller shows the notes (the start-up panel, `plano route --explain`): logged
-    # here as well, `plano up` said each of them twice.
-    service.notes = [*notes, f"router: {service.backend.describe()}"]
-    return service
 
 
 async def _choose(config, settings: RouterSettings, embedded, notes, progress, probe, routes):
@@ -94,9 +104,16 @@ async def _choose(config, settings: RouterSettings, embedded, notes, progress, p
     return embedded
 
 
-async def _ready_ollama(settings, model, notes, progress, backend=None) -> OllamaBackend | None:
+async def _ready_ollama(
+    settings, model, notes, progress, backend=None, prompting=None
+) -> OllamaBackend | None:
     backend = backend or OllamaBackend(
-        model, settings.base_url, settings.timeout_s, settings.keep_alive, settings.pull
+        model,
+        settings.base_url,
+        settings.timeout_s,
+        settings.keep_alive,
+        settings.pull,
+        prompting=prompting,
     )
     try:
         await backend.ensure_model(progress)
@@ -107,7 +124,13 @@ async def _ready_ollama(settings, model, notes, progress, backend=None) -> Ollam
     return backend
 
 
-def _openai_backend(config: Config, settings: RouterSettings, model: str | None, required: bool):
+def _openai_backend(
+    config: Config,
+    settings: RouterSettings,
+    model: str | None,
+    required: bool,
+    prompting: RouterPrompting | None = None,
+):
     """The router LLM as an OpenAI-compatible endpoint: a configured provider, or base_url."""
     from proxy.providers.catalog import Wire
     from proxy.upstream.targets import TargetError, target_for
@@ -125,7 +148,11 @@ def _openai_backend(config: Config, settings: RouterSettings, model: str | None,
                     f"{resolution.provider.provider} speaks another"
                 )
             return OpenAICompatibleBackend(
-                resolution.model_id, target.url, dict(target.headers), settings.timeout_s
+                resolution.model_id,
+                target.url,
+                dict(target.headers),
+                settings.timeout_s,
+                prompting=prompting,
             )
     if settings.base_url and settings.backend == "openai-compatible":
         base = settings.base_url.rstrip("/")
@@ -141,10 +168,105 @@ def _openai_backend(config: Config, settings: RouterSettings, model: str | None,
         headers = {}
         if settings.access_key is not None:
             headers["Authorization"] = f"Bearer {settings.access_key.reveal()}"
-        return OpenAICompatibleBackend(model or "Arch-Router", url, headers, settings.timeout_s)
+        return OpenAICompatibleBackend(
+            model or "Arch-Router", url, headers, settings.timeout_s, prompting=prompting
+        )
     if required:
         raise RouterSetupError(
             "routing.router.backend is openai-compatible but no endpoint is known: set "
             "routing.router.base_url, or name a configured model provider in routing.router.model"
         )
     return None
+
+
+# --- agent listeners --------------------------------------------------------------------
+
+# Upstream's name for the orchestrator when the config names none (it calls a hosted one).
+DEFAULT_ORCHESTRATOR = "Plano-Orchestrator"
+
+
+def orchestrator_model(config: Config) -> str | None:
+    """The orchestrator LLM the config names, upstream's way: overrides.llm_routing_model,
+    else overrides.agent_orchestration_model."""
+    overrides = config.overrides
+    return overrides.llm_routing_model or overrides.agent_orchestration_model
+
+
+def agent_routes(listener: Listener) -> tuple[Route, ...]:
+    """An agent listener's agents as routes: the description is what the router reads."""
+    return tuple(Route(agent.id, agent.description) for agent in listener.agents)
+
+
+async def build_orchestration(
+    config: Config,
+    listener: Listener,
+    *,
+    progress: ProgressCallback | None = None,
+    probe_ollama: bool = True,
+) -> RoutingService:
+    """The router that picks an agent listener's agents.
+
+    With an orchestrator LLM reachable at start-up, `auto` (and `hybrid`) asks it only
+    when the embedded router is unsure, and `openai-compatible` or `ollama` asks it
+    always; without one, the embedded router picks from the descriptions, offline.
+    """
+    settings = config.routing.router
+    embedded = EmbeddedBackend(settings.model_path, settings.threshold)
+    notes: list[str] = []
+    llm = None
+    if settings.backend != "embedded":
+        llm = await _orchestrator_llm(config, settings, notes, progress, probe_ollama)
+    if llm is None:
+        backend = embedded
+    elif settings.backend in ("openai-compatible", "ollama"):
+        backend = llm
+    else:
+        backend = HybridBackend(embedded, llm, settings.escalate_below_margin)
+    service = RoutingService(
+        backend,
+        agent_routes(listener),
+        cache_size=settings.cache_size,
+        session_ttl_s=config.routing.session_ttl_seconds,
+        session_max_entries=config.routing.session_max_entries,
+    )
+    await _start(service, embedded, notes)
+    service.notes = [*notes, f"orchestrator: {service.backend.describe()}"]  # for the panel
+    return service
+
+
+async def _orchestrator_llm(config, settings, notes, progress, probe):
+    model = orchestrator_model(config)
+    prompting = RouterPrompting(
+        model or DEFAULT_ORCHESTRATOR,
+        config.overrides.orchestrator_model_context_length,
+        style=PromptStyle.ORCHESTRATOR,
+        agent_routes=True,
+    )
+    resolution = config.models.resolve(model) if model else None
+    if resolution is not None and resolution.provider.provider == "ollama":
+        # An Ollama provider is asked through Ollama's own API, which can pull the model.
+        base = (resolution.provider.base_url or "").rstrip("/").removesuffix("/v1") or None
+        ollama_settings = dataclasses.replace(settings, base_url=base)
+        return await _ready_ollama(
+            ollama_settings, resolution.model_id, notes, progress, prompting=prompting
+        )
+    required = settings.backend == "openai-compatible"
+    llm = _openai_backend(config, settings, model or DEFAULT_ORCHESTRATOR, required, prompting)
+    if llm is not None:
+        if await llm.reachable():
+            return llm
+        notes.append(
+            f"the orchestrator {llm.describe()} is not reachable; the embedded router picks agents"
+        )
+        await llm.close()
+        return None
+    if model is None:
+        notes.append(
+            "no orchestrator model is configured (overrides.agent_orchestration_model): "
+            "the embedded router picks agents from their descriptions"
+        )
+        return None
+    if not probe:
+        notes.append(f"the orchestrator model {model} is not a configured model provider")
+        return None
+    return await _ready_ollama(settings, model, notes, progress, prompting=prompting)

@@ -79,18 +79,7 @@ def build_model_app(
     app.on_cleanup.append(close_session)
 
     async def models(request: web.Request) -> web.Response:
-        entries = [p.model for p in config.providers if not p.is_wildcard]
-        entries += [alias for alias in config.aliases if alias not in entries]
-        data = [
-            {
-                "id": name,
-                "object": "model",
-                "created": started,
-                "owned_by": name.split("/", 1)[0] if "/" in name else "plano",
-            }
-            for name in entries
-        ]
-        return _json({"object": "list", "data": data})
+        return _json(model_list(config, started))
 
     async def healthz(request: web.Request) -> web.Response:
         return _json({"status": "ok", "listener": listener.name})
@@ -104,6 +93,22 @@ def build_model_app(
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def model_list(config: Config, created: int) -> dict:
+    """GET /v1/models: the configured models and aliases (agent listeners list them too)."""
+    entries = [p.model for p in config.providers if not p.is_wildcard]
+    entries += [alias for alias in config.aliases if alias not in entries]
+    data = [
+        {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": name.split("/", 1)[0] if "/" in name else "plano",
+        }
+        for name in entries
+    ]
+    return {"object": "list", "data": data}
 
 
 def _endpoint(api: ClientAPI, serve):

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from proxy.agents.orchestrator import Orchestrator
 from proxy.config.model import Config, Listener, ListenerType
 from proxy.config.model_index import ModelIndex
 from proxy.embedded.local_model import LOCAL_PROVIDER, LocalModelServer
 from proxy.gateway.inflight import CUT_GRACE_S
 from proxy.routing.backends.ollama_router import ProgressCallback
 from proxy.routing.service import RoutingService
-from proxy.routing.setup import RouterSetupError, build_routing
+from proxy.routing.setup import RouterSetupError, build_orchestration, build_routing
+from proxy.server.agent_app import build_agent_app
 from proxy.server.model_app import GATEWAY, Observer, build_model_app
 from proxy.server.protocol import ModelAppRunner
 from proxy.telemetry.hub import TelemetryHub
@@ -67,6 +69,8 @@ class ProxyServer:
         self.router_progress = router_progress
         self.probe_ollama = probe_ollama
         self.router: RoutingService | None = None
+        # Per agent listener, by name: who picks its agents (`plano up` shows it).
+        self.orchestrators: dict[str, Orchestrator] = {}
         self.backoff = backoff
         self.shutdown_timeout = shutdown_timeout
         self.observers = observers or []
@@ -116,8 +120,11 @@ class ProxyServer:
                 self.sink = None
                 raise TargetError(f"telemetry: {exc}") from None
         for listener in self.config.listeners:
-            if listener.type is not ListenerType.MODEL:
-                self.skipped.append(listener)  # prompt and agent listeners: not served yet
+            if listener.type is ListenerType.AGENT:
+                await self._build_orchestrator(listener)
+        for listener in self.config.listeners:
+            if listener.type is ListenerType.PROMPT:
+                self.skipped.append(listener)  # prompt listeners: not served yet
                 continue
             hub = TelemetryHub(
                 self.config.tracing,
@@ -125,9 +132,19 @@ class ProxyServer:
                 self.sink,
                 capture=self.telemetry is not None and self.telemetry.ships_bodies,
             )
-            app = build_model_app(
-                self.config, listener, self.observers, self.backoff, self.router, hub
-            )
+            if listener.type is ListenerType.AGENT:
+                app = build_agent_app(
+                    self.config,
+                    listener,
+                    self.orchestrators[listener.name],
+                    self.observers,
+                    self.backoff,
+                    hub,
+                )
+            else:
+                app = build_model_app(
+                    self.config, listener, self.observers, self.backoff, self.router, hub
+                )
             # Runs once the listener has stopped accepting and closed its idle connections.
             app.on_shutdown.append(self._drain)
             runner = ModelAppRunner(
@@ -148,6 +165,20 @@ class ProxyServer:
             sockets = site._server.sockets if site._server else []
             port = sockets[0].getsockname()[1] if sockets else listener.port
             self.bound.append(Bound(listener, listener.address, port))
+
+    async def _build_orchestrator(self, listener: Listener) -> None:
+        service = None
+        if len(listener.agents) > 1:  # one agent needs no one to choose it
+            try:
+                service = await build_orchestration(
+                    self.config,
+                    listener,
+                    progress=self.router_progress,
+                    probe_ollama=self.probe_ollama,
+                )
+            except RouterSetupError as exc:
+                raise TargetError(f"agent listener {listener.name}: {exc}") from None
+        self.orchestrators[listener.name] = Orchestrator(listener, service)
 
     @property
     def admin_url(self) -> str | None:
@@ -175,6 +206,10 @@ class ProxyServer:
         if self.router is not None:
             await self.router.close()
             self.router = None
+        for orchestrator in self.orchestrators.values():
+            if orchestrator.service is not None:
+                await orchestrator.service.close()
+        self.orchestrators.clear()
         # Models last: in-flight requests may still be using them while listeners drain.
         budget = max(end - loop.time(), 0.5)
         await asyncio.gather(*(model.stop(budget) for model in self._local_models))

@@ -24,11 +24,9 @@ from proxy.canonical import (
     ChatRequest,
     ChatResponse,
     Message,
-    TextDelta,
+    StreamAccumulator,
     TextPart,
     ToolCall,
-    ToolCallDelta,
-    ToolCallStart,
 )
 from proxy.pricing import Price, cost_usd, price_for
 from proxy.telemetry.budget import RecordBudget
@@ -220,23 +218,10 @@ def _sse_events(raw: bytes, budget: RecordBudget) -> Iterable[Any]:
 
 def _codec_stream(raw: bytes, parser: Any, budget: RecordBudget) -> Message | None:
     """Rebuild the answer from a Chat Completions or Anthropic stream."""
-    text: list[str] = []
-    calls: dict[int, ToolCall] = {}
-    # Pieces joined once at the end: `+=` on a call's arguments copied them at every
-    # delta, quadratic in a long stream of small ones.
-    arguments: dict[int, list[str]] = {}
+    answer = StreamAccumulator()
     for sse in _sse_events(raw, budget):
-        for event in parser.feed(sse):
-            if isinstance(event, TextDelta):
-                text.append(event.text)
-            elif isinstance(event, ToolCallStart):
-                calls.setdefault(event.index, ToolCall(event.id, event.name, ""))
-                arguments.setdefault(event.index, [])
-            elif isinstance(event, ToolCallDelta) and event.index in calls:
-                arguments[event.index].append(event.arguments)
-    for index, call in calls.items():
-        call.arguments = "".join(arguments[index])
-    return _message("".join(text), [calls[i] for i in sorted(calls)])
+        answer.extend(parser.feed(sse))
+    return _message(answer.text, answer.tool_calls)
 
 
 def _responses_stream(raw: bytes, budget: RecordBudget) -> Message | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from proxy.telemetry.record import AttemptRecord, RoutingRecord, TelemetryRecord
+from proxy.telemetry.record import AttemptRecord, RoutingRecord, StepRecord, TelemetryRecord
 from proxy.telemetry.storable import escape_surrogates, is_utf8
 from proxy.telemetry.tracecontext import Sampler, TraceContext, new_span_id
 
@@ -103,6 +103,19 @@ class TelemetryHub:
                     end_ns=exchange.epoch_ns(a.started + a.seconds),
                 )
                 for a in exchange.attempts
+            ],
+            steps=[
+                StepRecord(
+                    kind=step.kind.value,
+                    name=step.name,
+                    span_id=step.span_id,
+                    start_ns=exchange.epoch_ns(step.started),
+                    end_ns=exchange.epoch_ns(step.started + step.seconds),
+                    outcome=step.outcome,
+                    detail=step.detail,
+                    attributes=step.attributes if sampled else {},
+                )
+                for step in exchange.steps
             ],
             session=exchange.session,
             attributes=self._attributes(request.headers) if sampled else {},

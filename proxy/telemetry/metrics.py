@@ -38,6 +38,8 @@ TPOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 
 TOKENS_PER_SECOND_BUCKETS = (1, 2.5, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000)
 SEQUENCE_BUCKETS = tuple(2**n for n in range(4, 19))  # 16 … 262144 tokens
 ROUTER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+# An agent does a whole task, LLM calls and tools included: up to the listener's timeout.
+AGENT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -59,6 +61,8 @@ _OUTCOMES = {
     "read error": "read_error",
     "malformed response": "malformed_response",
     "stream error": "stream_error",
+    "client disconnect": "client_disconnect",
+    "fallback": "fallback",
 }
 _HTTP_OUTCOME = re.compile(r"HTTP (\d{3})")
 
@@ -284,6 +288,39 @@ class GatewayMetrics:
             "Router failures that sent the request to the default model, by reason.",
             ("backend", "reason"),
         )
+        self.orchestrator_decisions = counter(
+            "plano_orchestrator_decisions_total",
+            "Agent listeners' choices of agents by outcome: routed (the orchestrator named "
+            "agents), default (it named none), fallback (it failed; the default agent served).",
+            ("listener", "backend", "outcome"),
+        )
+        self.orchestrator_duration = histogram(
+            "plano_orchestrator_duration_seconds",
+            "Time the orchestrator took to choose the agents.",
+            ("listener", "backend"),
+            ROUTER_BUCKETS,
+            "seconds",
+        )
+        self.orchestrator_fallbacks = counter(
+            "plano_orchestrator_fallbacks_total",
+            "Orchestrator failures that sent the request to the default agent, by reason.",
+            ("listener", "backend", "reason"),
+        )
+        self.agent_calls = counter(
+            "plano_agent_calls_total",
+            "Calls to agents, by outcome (ok, http_500, timeout, connect_error, ...).",
+            ("listener", "agent", "outcome"),
+            label,
+            label,
+            outcome_label,
+        )
+        self.agent_duration = histogram(
+            "plano_agent_duration_seconds",
+            "Time an agent call took, from the request to the end of its answer.",
+            ("listener", "agent"),
+            AGENT_BUCKETS,
+            "seconds",
+        )
         self.signals = counter(
             "plano_signals_total",
             "Conversation signals the analyzer found, by type.",
@@ -357,22 +394,18 @@ class GatewayMetrics:
         if output is not None and output > 0 and end > start:
             self.tokens_per_second.child(one).observe(output * 1e9 / (end - start))
 
-        tokens = self.tokens
-        if record.input_tokens is not None and record.input_tokens >= 0:
-            self.input_length.child(one).observe(record.input_tokens)
-            tokens.child((model, provider, "input")).inc(record.input_tokens)
-        if output is not None and output >= 0:
-            self.output_length.child(one).observe(output)
-            tokens.child((model, provider, "output")).inc(output)
-        if record.cached_input_tokens is not None and record.cached_input_tokens >= 0:
-            tokens.child((model, provider, "cached_input")).inc(record.cached_input_tokens)
-        if record.reasoning_tokens is not None and record.reasoning_tokens >= 0:
-            tokens.child((model, provider, "reasoning")).inc(record.reasoning_tokens)
+        # An agent listener's answer has no model: the agents' own model calls are
+        # counted on the model listener, and counting the agent's report too would count
+        # their tokens twice.
+        if model is not None:
+            self._observe_tokens(record)
         if cost_usd is not None and cost_usd >= 0:
             self.cost.child((model, provider)).inc(cost_usd)
 
         if record.attempts:
             self._observe_attempts(record)
+        if record.steps:
+            self._observe_steps(record)
         if routing is not None:
             outcome = router_outcome(
                 fallback=routing.fallback is not None,
@@ -389,6 +422,38 @@ class GatewayMetrics:
                 self.router_fallbacks.child((routing.backend, reason)).inc()
 
         self.observe_signals(signal_quality, signal_types)
+
+    def _observe_tokens(self, record: TelemetryRecord) -> None:
+        model, provider, output = record.model, record.provider, record.output_tokens
+        one = (model,)
+        tokens = self.tokens
+        if record.input_tokens is not None and record.input_tokens >= 0:
+            self.input_length.child(one).observe(record.input_tokens)
+            tokens.child((model, provider, "input")).inc(record.input_tokens)
+        if output is not None and output >= 0:
+            self.output_length.child(one).observe(output)
+            tokens.child((model, provider, "output")).inc(output)
+        if record.cached_input_tokens is not None and record.cached_input_tokens >= 0:
+            tokens.child((model, provider, "cached_input")).inc(record.cached_input_tokens)
+        if record.reasoning_tokens is not None and record.reasoning_tokens >= 0:
+            tokens.child((model, provider, "reasoning")).inc(record.reasoning_tokens)
+
+    def _observe_steps(self, record: TelemetryRecord) -> None:
+        listener = record.listener
+        for step in record.steps:
+            seconds = max(step.end_ns - step.start_ns, 0) / 1e9
+            if step.kind == "orchestrator":
+                outcome = step.outcome
+                if outcome == "ok":
+                    outcome = str(step.attributes.get("orchestrator.selection", "routed"))
+                self.orchestrator_decisions.child((listener, step.name, outcome)).inc()
+                self.orchestrator_duration.child((listener, step.name)).observe(seconds)
+                if step.outcome == "fallback":
+                    reason = fallback_reason(step.detail)
+                    self.orchestrator_fallbacks.child((listener, step.name, reason)).inc()
+            elif step.kind == "agent":
+                self.agent_calls.child((listener, step.name, step.outcome)).inc()
+                self.agent_duration.child((listener, step.name)).observe(seconds)
 
     def observe_signals(self, quality: str | None, types: Iterable[str] = ()) -> None:
         """One analyzed conversation: the analyzer runs after the request is counted."""

@@ -46,6 +46,20 @@ class RoutingRecord:
 
 
 @dataclass(slots=True)
+class StepRecord:
+    """A step besides LLM calls: a `plano(<kind>)` span (orchestrator, agent)."""
+
+    kind: str
+    name: str
+    span_id: str
+    start_ns: int
+    end_ns: int
+    outcome: str = "ok"
+    detail: str | None = None
+    attributes: dict = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class TelemetryRecord:
     trace_id: str
     span_id: str  # the request's root span, `plano(inbound)`
@@ -73,6 +87,7 @@ class TelemetryRecord:
     reasoning_tokens: int | None = None
     routing: RoutingRecord | None = None
     attempts: list[AttemptRecord] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
     session: str | None = None  # X-Model-Affinity
     # tracing.span_attributes: the static ones and the request headers matching a prefix.
     attributes: dict[str, str] = field(default_factory=dict)

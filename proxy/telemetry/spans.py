@@ -1,8 +1,10 @@
 """One finished request as OpenTelemetry spans, named and attributed as upstream Plano's.
 
-    plano(inbound)   SERVER   the client's request, start to end
-    ├─ plano(routing) INTERNAL the router's decision, when the request was routed
-    └─ plano(llm)     CLIENT   one per upstream attempt (a failover makes several)
+    plano(inbound)         SERVER   the client's request, start to end
+    ├─ plano(routing)      INTERNAL the router's decision, when the request was routed
+    ├─ plano(llm)          CLIENT   one per upstream attempt (a failover makes several)
+    ├─ plano(orchestrator) INTERNAL an agent listener's choice of agents
+    └─ plano(agent)        CLIENT   one per agent called, in order
 
 The spans are built after the fact from the record rather than recorded live: the request
 path only notes ids and times, and the ids are the ones it already sent upstream in
@@ -22,13 +24,19 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from opentelemetry.util.types import AttributeValue
 
 from proxy.telemetry.analysis import RecordAnalysis
-from proxy.telemetry.record import AttemptRecord, RoutingRecord, TelemetryRecord
+from proxy.telemetry.record import AttemptRecord, RoutingRecord, StepRecord, TelemetryRecord
 
-__all__ = ["INBOUND", "LLM", "ROUTING", "build_spans"]
+__all__ = ["AGENT", "INBOUND", "LLM", "ORCHESTRATOR", "ROUTING", "build_spans", "step_span_name"]
 
 INBOUND = "plano(inbound)"
 ROUTING = "plano(routing)"
 LLM = "plano(llm)"
+ORCHESTRATOR = "plano(orchestrator)"
+AGENT = "plano(agent)"
+# A step that calls out (an agent) is a client span; one that decides is internal.
+_STEP_KINDS = {"agent": SpanKind.CLIENT}
+# The attribute that names a step, per kind; other kinds use `<kind>.name`.
+_STEP_NAME_KEYS = {"agent": "agent.id", "orchestrator": "orchestrator.backend"}
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)
@@ -130,7 +138,38 @@ def build_spans(
                 events,
             )
         )
+    for step in record.steps:
+        context = SpanContext(trace_id, int(step.span_id, 16), False, _SAMPLED)
+        spans.append(
+            span(
+                step_span_name(step.kind),
+                context,
+                root,
+                _STEP_KINDS.get(step.kind, SpanKind.INTERNAL),
+                step.start_ns,
+                step.end_ns,
+                _step_attributes(step),
+                _UNSET if step.outcome == "ok" else Status(StatusCode.ERROR, step.detail),
+            )
+        )
     return spans
+
+
+def step_span_name(kind: str) -> str:
+    return f"plano({kind})"
+
+
+def _step_attributes(step: StepRecord) -> Attributes:
+    kind = step.kind
+    out: Attributes = {
+        _STEP_NAME_KEYS.get(kind, f"{kind}.name"): step.name,
+        f"{kind}.outcome": step.outcome,
+        f"{kind}.duration_ms": (step.end_ns - step.start_ns) / 1e6,
+    }
+    _put(out, f"{kind}.detail", step.detail)
+    for key, value in step.attributes.items():
+        out[key] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 # --- plano(inbound) ---------------------------------------------------------------------

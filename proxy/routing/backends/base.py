@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +21,12 @@ class RouterAnswer:
     escalated: bool = False  # hybrid: the embedded router was unsure and asked the LLM
     degraded: bool = False  # hybrid: the LLM failed, so the unsure embedded answer stands
     detail: str | None = None  # why, in words, for --explain and traces
+
+
+# Headers for the router LLM call made in this context (traceparent, x-request-id): set by
+# the caller around `decide`, so the call joins the request's trace without every backend's
+# signature carrying them. HTTP backends send them; in-process ones ignore them.
+CALL_HEADERS: ContextVar[Mapping[str, str] | None] = ContextVar("router_call_headers", default=None)
 
 
 class RouterUnavailable(Exception):

@@ -18,14 +18,25 @@ from proxy.routing.routes import Route
 
 
 class RouterPrompting:
-    def __init__(self, model: str, budget_tokens: int = DEFAULT_TOKEN_BUDGET):
+    """`style` None: chosen by the model's name. An agent orchestrator always speaks
+    orchestrator-v1, whatever its model is called, and lists routes as agents."""
+
+    def __init__(
+        self,
+        model: str,
+        budget_tokens: int = DEFAULT_TOKEN_BUDGET,
+        *,
+        style: PromptStyle | None = None,
+        agent_routes: bool = False,
+    ):
         self.model = model
-        self.style: PromptStyle = style_for(model)
+        self.style: PromptStyle = style or style_for(model)
         self.budget_tokens = budget_tokens
+        self.agent_routes = agent_routes
 
     def prompt(self, turns: Sequence[Turn], routes: Sequence[Route]) -> str:
         kept = truncate(turns, self.budget_tokens, prompt_chars(self.style))
-        return build_prompt(self.style, routes, kept)
+        return build_prompt(self.style, routes, kept, agent_routes=self.agent_routes)
 
     def answer(self, text: str, routes: Sequence[Route], backend: str) -> RouterAnswer:
         try:

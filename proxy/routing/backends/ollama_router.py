@@ -48,13 +48,14 @@ class OllamaBackend:
         timeout_s: float = 3.0,
         keep_alive: str | int = -1,
         pull: bool = True,
+        prompting: RouterPrompting | None = None,
     ):
         self.model = model or DEFAULT_MODEL
         self.host = (host or default_host()).rstrip("/")
         self.timeout_s = timeout_s
         self.keep_alive = keep_alive
         self.pull = pull
-        self.prompting = RouterPrompting(self.model)
+        self.prompting = prompting or RouterPrompting(self.model)
         self._client = None
 
     def _ollama(self):

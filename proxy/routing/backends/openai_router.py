@@ -8,7 +8,7 @@ import aiohttp
 import orjson
 
 from proxy.config.redact import redact_url
-from proxy.routing.backends.base import RouterAnswer, RouterUnavailable
+from proxy.routing.backends.base import CALL_HEADERS, RouterAnswer, RouterUnavailable
 from proxy.routing.backends.llm_prompting import RouterPrompting
 from proxy.routing.conversation import Turn
 from proxy.routing.routes import Route
@@ -26,6 +26,7 @@ class OpenAICompatibleBackend:
         headers: dict[str, str] | None = None,
         timeout_s: float = 3.0,
         session: aiohttp.ClientSession | None = None,
+        prompting: RouterPrompting | None = None,
     ):
         """`url` is the full chat completions URL; `headers` carry auth, if any."""
         self.model = model
@@ -33,13 +34,28 @@ class OpenAICompatibleBackend:
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.timeout_s = timeout_s
-        self.prompting = RouterPrompting(model)
+        self.prompting = prompting or RouterPrompting(model)
         self._session = session
         self._owns_session = session is None
 
     async def start(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession()
+
+    async def reachable(self, timeout_s: float = 1.0) -> bool:
+        """Whether anything answers HTTP at the endpoint's /models: any status will do, an
+        auth error included; only a refused connection or silence counts as unreachable."""
+        await self.start()
+        base = self.url.removesuffix("/chat/completions")
+        try:
+            async with self._session.get(
+                f"{base}/models",
+                headers=self.headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ):
+                return True
+        except (aiohttp.ClientError, TimeoutError):
+            return False
 
     def prepare(self, routes: Sequence[Route]) -> None:
         """Nothing to do ahead of time: the routes go into each prompt."""
@@ -52,8 +68,10 @@ class OpenAICompatibleBackend:
             "temperature": 0.01,
         }
         try:
+            extra = CALL_HEADERS.get()
+            headers = {**self.headers, **extra} if extra else self.headers
             async with self._session.post(
-                self.url, data=orjson.dumps(body), headers=self.headers, timeout=self.timeout
+                self.url, data=orjson.dumps(body), headers=headers, timeout=self.timeout
             ) as response:
                 raw = await response.read()
                 if response.status >= 400:
