@@ -340,7 +340,8 @@ HOSTILE = [
     b'{"model": 7, "messages": [{"role": "user", "content": "x"}]}',
     b'{"model": "m", "input": 5}',
     b'{"model": "m", "max_tokens": "ten", "messages": [{"role": "user", "content": "x"}]}',
-    b'{"messages": [{"role": "user", "content": "x"}], "stream": true, "model": "\\u0000"}'[:20],
+    b'{"messages": [{"role": "user", "content": "x"}], "stream": tr',  # cut off
+    b'{"model": "m", "messages": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}",  # deep
 ]
 
 
