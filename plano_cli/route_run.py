@@ -13,7 +13,7 @@ from rich.table import Table
 
 from plano_cli.json_output import print_json_line
 from proxy.config import Mode, check_file
-from proxy.config.model import Config
+from proxy.config.model import Config, ListenerType
 from proxy.routing.evaluate import NONE, EvalDataError, EvalReport, read_examples
 from proxy.routing.routes import routes_from_config
 from proxy.routing.service import RoutingDecision, RoutingService, decision_payload
@@ -33,6 +33,7 @@ def run(
     min_accuracy: float | None,
     backend: str | None,
     threshold: float | None,
+    listener: str | None = None,
 ) -> int:
     # Start-up notes are ours to print (with --explain), not the logging module's.
     routing_log = logging.getLogger("plano.routing")
@@ -40,20 +41,36 @@ def run(
     routing_log.setLevel(logging.ERROR)
     try:
         return _run(
-            path, prompt, eval_file, lint, as_json, explain, min_accuracy, backend, threshold
+            path,
+            prompt,
+            eval_file,
+            lint,
+            as_json,
+            explain,
+            min_accuracy,
+            backend,
+            threshold,
+            listener,
         )
     finally:
         routing_log.setLevel(level)
 
 
-def _run(path, prompt, eval_file, lint, as_json, explain, min_accuracy, backend, threshold):
+def _run(
+    path, prompt, eval_file, lint, as_json, explain, min_accuracy, backend, threshold, listener
+):
     out = Console(highlight=False)
     # Error lines stay whole: scripts and tests grep them.
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     config = _load(path, err)
     if config is None:
         return 1
-    if not config.routes and not lint:
+    agent_listener = None
+    if listener is not None:
+        agent_listener = _agent_listener(config, listener, err)
+        if agent_listener is False:
+            return 1
+    if agent_listener is None and not config.routes and not lint:
         err.print(f"[red]error:[/red] {path} has no routing_preferences: nothing to route on")
         return 1
     settings = dataclasses.replace(
@@ -71,6 +88,23 @@ def _run(path, prompt, eval_file, lint, as_json, explain, min_accuracy, backend,
 
         return run_lint(config, path, out, as_json)
     try:
+        if agent_listener is not None:
+            from plano_cli.route_agents import run_agents
+
+            examples = read_examples(eval_file) if eval_file is not None else None
+            return asyncio.run(
+                run_agents(
+                    config,
+                    agent_listener,
+                    prompt,
+                    examples,
+                    out,
+                    err,
+                    as_json,
+                    explain,
+                    min_accuracy,
+                )
+            )
         return asyncio.run(
             _run_router(
                 config, prompt, eval_file, out, err, as_json, explain, min_accuracy, backend
@@ -82,6 +116,22 @@ def _run(path, prompt, eval_file, lint, as_json, explain, min_accuracy, backend,
     except EvalDataError as exc:
         err.print(f"[red]error:[/red] {exc}")
         return 2
+
+
+def _agent_listener(config: Config, name: str, err: Console):
+    """The agent listener named NAME; None for the model listener (routing as usual);
+    False when there is no such listener (the error is printed)."""
+    found = next((lst for lst in config.listeners if lst.name == name), None)
+    if found is None:
+        names = ", ".join(lst.name for lst in config.listeners) or "none"
+        err.print(f"[red]error:[/red] no listener named {name!r} (listeners: {names})")
+        return False
+    if found.type is ListenerType.AGENT:
+        return found
+    if found.type is ListenerType.MODEL:
+        return None
+    err.print(f"[red]error:[/red] listener {name!r} is a {found.type.value} listener")
+    return False
 
 
 def _load(path: Path, err: Console) -> Config | None:
@@ -188,7 +238,12 @@ async def _evaluate(service: RoutingService, examples, out, err, as_json, min_ac
     if as_json:
         print_json_line(report.as_json())
     else:
-        _render_report(report, out)
+        render_report(report, out)
+    return check_accuracy(report, min_accuracy, err)
+
+
+def check_accuracy(report: EvalReport, min_accuracy: float | None, err: Console) -> int:
+    """The exit code of an eval: 1 below --min-accuracy (0.85 or 85)."""
     if min_accuracy is not None:
         wanted = min_accuracy / 100 if min_accuracy > 1 else min_accuracy
         if report.domain_accuracy < wanted:
@@ -200,7 +255,7 @@ async def _evaluate(service: RoutingService, examples, out, err, as_json, min_ac
     return 0
 
 
-def _render_report(report: EvalReport, out: Console) -> None:
+def render_report(report: EvalReport, out: Console) -> None:
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()

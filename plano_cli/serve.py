@@ -83,6 +83,8 @@ def summary_rows(config: Config, server: ProxyServer) -> list[tuple[str, str]]:
                 f"{bound.url}  [dim]({bound.listener.name})[/dim]",
             )
         )
+    for name, orchestrator in server.orchestrators.items():
+        rows += orchestrator_rows(name, orchestrator)
     for listener in server.skipped:
         rows.append(
             (
@@ -125,6 +127,19 @@ def _plain(rows: list[tuple[str, str]], stop: str) -> str:
     ]
     lines.append(f"  {stop}")
     return "\n".join(lines)
+
+
+def orchestrator_rows(name: str, orchestrator) -> list[tuple[str, str]]:
+    """An agent listener's agents and who picks them, with start-up notes."""
+    agents = ", ".join(
+        f"{agent_id} [green](default)[/green]" if agent_id == orchestrator.default else agent_id
+        for agent_id in orchestrator.ids
+    )
+    rows = [(f"agents [dim]({name})[/dim]", agents)]
+    rows.append(("orchestrator", orchestrator.describe()))
+    notes = orchestrator.service.notes[:-1] if orchestrator.service is not None else []
+    rows += [("", f"[yellow]{note}[/yellow]") for note in notes]
+    return rows
 
 
 def telemetry_rows(config: Config, server: ProxyServer) -> list[tuple[str, str]]:

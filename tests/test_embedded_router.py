@@ -220,6 +220,18 @@ def test_parse_other_shapes():
     assert "etc" not in parse("jokes, riddles, etc.").items
 
 
+def test_parenthesised_examples_of_other_things_are_not_items():
+    # Upstream's travel agents say what they leave to others: "(e.g., weather, currency)"
+    # after "other ... questions" must not make the flight agent a weather agent.
+    parsed = parse(
+        "Shows flight status. When queries include both flight and other travel questions "
+        "(e.g., weather, currency), this agent answers ONLY the flight part"
+    )
+    assert "weather" not in parsed.items
+    assert "currency" not in parsed.items
+    assert "pods" in parse("Kubernetes help (pods, helm charts)").items
+
+
 def test_second_person_rewrite():
     description = "commands about the assistant's own settings, such as its name"
     assert mentions_assistant(description)

@@ -74,8 +74,19 @@ def route(
             "--threshold", help="Embedded router: the score a route needs.", show_default=False
         ),
     ] = None,
+    listener: Annotated[
+        str | None,
+        typer.Option(
+            "--listener",
+            "-l",
+            help="An agent listener: which agents would run, in what order.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Dry-run routing decisions: one prompt, a labeled eval set (--eval), or a lint (--lint)."""
+    """Dry-run routing decisions: one prompt, a labeled eval set (--eval), or a lint (--lint).
+
+    With --listener naming an agent listener: which agents would run, and in what order."""
     modes = sum([prompt is not None, eval_file is not None, lint])
     if modes != 1:
         _usage("give exactly one of: a PROMPT, --eval FILE, or --lint")
@@ -98,6 +109,7 @@ def route(
             min_accuracy=min_accuracy,
             backend=backend.value if backend else None,
             threshold=threshold,
+            listener=listener,
         )
     )
 

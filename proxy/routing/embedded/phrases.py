@@ -57,10 +57,16 @@ def _items(text: str) -> list[str]:
     return out
 
 
+# "other travel questions (e.g., weather, currency)": examples of what the route is *not*.
+_OTHER_BEFORE = re.compile(r"\bother\b(?:\s+\S+){0,3}\s*$", re.IGNORECASE)
+
+
 def _parse_sentence(sentence: str) -> tuple[str, list[str]]:
     items: list[str] = []
-    for inside in _PAREN.findall(sentence):
-        items.extend(_items(inside))
+    for match in _PAREN.finditer(sentence):
+        if _OTHER_BEFORE.search(sentence[: match.start()]):
+            continue  # agents' descriptions say what they leave to other agents this way
+        items.extend(_items(match.group(1)))
     sentence = _clean(_PAREN.sub(" ", sentence))
     sentence = re.sub(r"\s+", " ", sentence)
     parts = _MARKER.split(sentence, maxsplit=1)
