@@ -19,9 +19,9 @@ from proxy.canonical import WireError
 from proxy.config.model import Config, Listener
 from proxy.gateway.client_api import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES, ClientAPI
 from proxy.gateway.pipeline import ClientError
+from proxy.server.client_input import MAX_BODY_BYTES, check_headers, read_json
 from proxy.server.model_app import (
     GATEWAY,
-    MAX_BODY_BYTES,
     OBSERVERS,
     SESSION,
     STORE,
@@ -31,7 +31,6 @@ from proxy.server.model_app import (
     _endpoint,
     _json,
     _json_errors,
-    _read_json,
     _serve_responses,
     _trace_id,
     model_list,
@@ -100,7 +99,8 @@ def _plan_endpoint(api: ClientAPI):
 
     async def handler(request: web.Request) -> web.Response:
         try:
-            body = await _read_json(request)
+            check_headers(request)
+            body, _ = await read_json(request)
             try:
                 # The model is optional here: the orchestrator is what is being asked.
                 chat = parse({"model": "none", **body} if not body.get("model") else body)
