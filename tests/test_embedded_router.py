@@ -440,3 +440,26 @@ def test_clinc150_dev_targets(router, shared):
     recall = sum(not routed[i] for i in outside) / len(outside)
     assert accuracy >= ACHIEVED_CLINC[0]
     assert recall >= ACHIEVED_CLINC[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "clauses"),
+    [
+        (
+            "What is the weather in Paris and is there a flight there tomorrow?",
+            ["What is the weather in Paris", "is there a flight there tomorrow?"],
+        ),
+        ("Book a hotel room with breakfast and parking", None),
+        ("Paris and Rome weather", None),
+        (
+            "I need a flight to Rome. Also find me a hotel near the Colosseum.",
+            ["I need a flight to Rome.", "Also find me a hotel near the Colosseum."],
+        ),
+        ("hello", None),
+        ("a and " * 400 + "b", None),  # a paste is one request
+    ],
+)
+def test_split_clauses(text, clauses):
+    from proxy.routing.embedded.clauses import split_clauses
+
+    assert split_clauses(text) == (clauses or [" ".join(text.split())])

@@ -211,7 +211,7 @@ async def build_orchestration(
     always; without one, the embedded router picks from the descriptions, offline.
     """
     settings = config.routing.router
-    embedded = EmbeddedBackend(settings.model_path, settings.threshold)
+    embedded = EmbeddedBackend(settings.model_path, settings.threshold, per_clause=True)
     notes: list[str] = []
     llm = None
     if settings.backend != "embedded":

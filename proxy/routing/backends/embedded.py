@@ -14,14 +14,25 @@ NAME = "embedded"
 MAX_TEXT_CHARS = 4096
 # Route sets seen recently: the config's, and per-request ones.
 ROUTE_TEXT_CACHE_SIZE = 32
+# How far ahead of the runner-up a clause's route must be to add an agent of its own.
+CLAUSE_MARGIN = 0.5
 
 
 class EmbeddedBackend:
     name = NAME
 
-    def __init__(self, model_path: str | None = None, threshold: float | None = None):
+    def __init__(
+        self,
+        model_path: str | None = None,
+        threshold: float | None = None,
+        *,
+        per_clause: bool = False,
+    ):
+        """`per_clause`: also score each clause of the last user turn on its own, and name
+        every route a clause clearly asks for, in order (agents: several may run)."""
         self.model_path = model_path
         self.threshold = threshold
+        self.per_clause = per_clause
         self._router = None
         # numpy releases the GIL in its kernels: scoring off the event loop keeps a 2 ms
         # decision from stalling every other request on the listener.
@@ -74,6 +85,18 @@ class EmbeddedBackend:
         # How far the decision is from flipping: to the runner-up route, or across the
         # threshold to no route. The hybrid backend escalates when this is small.
         margin = min(result.margin, abs(best - result.threshold))
+        if self.per_clause and routes:
+            named = self._clause_routes(turns, routes)
+            if len(named) > 1:
+                names = ", ".join(name for name, _ in named)
+                return RouterAnswer(
+                    route=named[0][0],
+                    backend=NAME,
+                    scores=dict(result.scores),
+                    margin=min(m for _, m in named),
+                    named=tuple(name for name, _ in named),
+                    detail=f"one route per request in the message: {names}",
+                )
         if not routes:
             detail = "no routes"
         elif result.route is None:
@@ -90,6 +113,27 @@ class EmbeddedBackend:
             margin=margin,
             detail=detail,
         )
+
+    def _clause_routes(
+        self, turns: Sequence[Turn], routes: Sequence[Route]
+    ) -> list[tuple[str, float]]:
+        """(route, margin) per clause of the last user turn that clearly asks for one."""
+        from proxy.routing.embedded.clauses import split_clauses
+
+        if not turns or turns[-1][0] != "user":
+            return []
+        clauses = split_clauses(turns[-1][1][:MAX_TEXT_CHARS])
+        if len(clauses) < 2:
+            return []
+        texts = self._route_texts(routes)
+        found: list[tuple[str, float]] = []
+        for clause in clauses:
+            result = self._router.score([("user", clause)], texts, threshold=self.threshold)
+            if result.route is None or result.margin < CLAUSE_MARGIN:
+                continue
+            if all(result.route != name for name, _ in found):
+                found.append((result.route, result.margin))
+        return found
 
     def _route_texts(self, routes: Sequence[Route]) -> tuple:
         key = routes if isinstance(routes, tuple) else tuple(routes)
