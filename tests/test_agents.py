@@ -216,3 +216,17 @@ def test_models_and_healthz(proxy):
     }
     models = oa(proxy).models.list()
     assert [m.id for m in models.data] == ["plano/katanemo/Plano-Orchestrator-4B"]
+
+
+def test_the_access_line_names_the_agents(s, proxy, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="plano.access")
+    s.orchestrator.push(text_reply(route("weather_agent", "flight_agent")))
+    answers(s, weather_agent="Sunny.", flight_agent="AF123.")
+    oa(proxy).chat.completions.create(model="any", messages=[USER])
+    lines = [r.getMessage() for r in caplog.records if r.name == "plano.access"]
+    assert any(
+        "/v1/chat/completions 200 model=any agents=weather_agent,flight_agent" in line
+        for line in lines
+    ), lines

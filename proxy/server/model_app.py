@@ -22,7 +22,7 @@ from proxy.gateway.client_api import (
     ResponsesAPI,
     api_for_path,
 )
-from proxy.gateway.exchange import Exchange, Outcome
+from proxy.gateway.exchange import Exchange, Outcome, StepKind
 from proxy.gateway.pipeline import ClientError, Gateway
 from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.routes import RouteSpecError, routes_from_body
@@ -251,7 +251,6 @@ def _observe(app: web.Application, exchange: Exchange) -> None:
     if access_log.isEnabledFor(logging.INFO):  # build the line only when it is written
         usage = exchange.usage
         ttft = exchange.ttft_s if exchange.stream else None
-        routing = exchange.routing
         outcome = exchange.outcome
         access_log.info(
             "%s %s %d%s model=%s%s attempts=%d%s latency=%.3fs%s",
@@ -261,10 +260,7 @@ def _observe(app: web.Application, exchange: Exchange) -> None:
             # What the status cannot say: a 200 stream that failed, a shutdown, a client gone.
             "" if outcome in _SAID_BY_STATUS else f" outcome={outcome}",
             exchange.model or exchange.requested_model,
-            ""
-            if routing is None
-            else f" route={routing.route or '-'}"
-            + (" router=fallback" if routing.fallback else ""),
+            _decision(exchange),
             len(exchange.attempts),
             f" ttft={ttft:.3f}s" if ttft else "",
             exchange.latency_s,
@@ -275,6 +271,18 @@ def _observe(app: web.Application, exchange: Exchange) -> None:
             observer(exchange)
         except Exception:  # telemetry must never break the request path
             log.exception("observer failed")
+
+
+def _decision(exchange: Exchange) -> str:
+    """The access line's word on who decided: the router's route, or the agents that ran."""
+    routing = exchange.routing
+    if routing is not None:
+        return f" route={routing.route or '-'}" + (" router=fallback" if routing.fallback else "")
+    if not exchange.steps:
+        return ""
+    agents = [step.name for step in exchange.steps if step.kind is StepKind.AGENT]
+    fallback = any(step.outcome == "fallback" for step in exchange.steps)
+    return f" agents={','.join(agents) or '-'}" + (" orchestrator=fallback" if fallback else "")
 
 
 @web.middleware
