@@ -167,8 +167,11 @@ def exchanges() -> list:
     return []
 
 
-@pytest.fixture(scope="module")
-def client(loud, exchanges):
+@pytest.fixture(scope="module", params=["model", "agent"])
+def client(request, loud, exchanges):
+    if request.param == "agent":
+        yield from _agent_listener(exchanges)
+        return
     with openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as upstreams:
         extra = """\
             model_aliases:
@@ -185,6 +188,20 @@ def client(loud, exchanges):
         )
         with ProxyThread(config, observers=[exchanges.append]) as proxy:
             raw = RawClient(proxy.server.bound[0].port)
+            yield raw
+            raw.close()
+
+
+def _agent_listener(exchanges):
+    """An agent listener in front of stand-in agents, picked by the embedded router: the
+    same edge, and every input that passes it is forwarded to an agent."""
+    from agents_harness import agent_config, agent_url, stage
+
+    with stage() as agents:
+        config = agent_config(agents, orchestrator=False, backend="embedded")
+        with ProxyThread(config, observers=[exchanges.append]) as proxy:
+            port = int(agent_url(proxy).rsplit(":", 1)[1])
+            raw = RawClient(port)
             yield raw
             raw.close()
 
