@@ -125,3 +125,20 @@ def route(*names: str) -> str:
     import json
 
     return json.dumps({"route": list(names)})
+
+
+def world():
+    """Module fixture body: the stand-ins and one proxy over `agent_config(stage)`."""
+    with stage() as s, ProxyThread(agent_config(s)) as proxy:
+        yield s, proxy
+
+
+def fresh_stage(world):
+    """Fixture body: the module's stand-ins, their scripts and records cleared."""
+    world[0].reset()
+    return world[0]
+
+
+def world_proxy(world):
+    """Fixture body: the module's proxy."""
+    return world[1]

@@ -6,31 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 
+import agents_harness
 import anthropic
 import openai
 import pytest
-from agents_harness import agent_config, agent_url, route, stage
+from agents_harness import agent_config, agent_url, route
 from fakes.providers import text_reply
 from proxy_harness import ProxyThread
 
 USER = {"role": "user", "content": "What is the weather in Paris and is there a flight there?"}
 
 
-@pytest.fixture(scope="module")
-def world():
-    with stage() as s, ProxyThread(agent_config(s)) as proxy:
-        yield s, proxy
+world = pytest.fixture(scope="module")(agents_harness.world)
 
 
-@pytest.fixture
-def s(world):
-    world[0].reset()
-    return world[0]
-
-
-@pytest.fixture
-def proxy(world):
-    return world[1]
+s = pytest.fixture(agents_harness.fresh_stage)
+proxy = pytest.fixture(agents_harness.world_proxy)
 
 
 def oa(proxy, **kw) -> openai.OpenAI:

@@ -11,11 +11,12 @@ import time
 import urllib.error
 import urllib.request
 
+import agents_harness
 import aiohttp
 import anthropic
 import openai
 import pytest
-from agents_harness import agent_config, agent_url, route, stage
+from agents_harness import agent_config, agent_url, route
 from fakes.providers import hang, malformed_json, reset_mid_stream, status, text_reply
 from proxy_harness import ProxyThread
 
@@ -25,21 +26,11 @@ from proxy.upstream.retry import Backoff
 USER = {"role": "user", "content": "Is there a flight to Paris tomorrow?"}
 
 
-@pytest.fixture(scope="module")
-def world():
-    with stage() as s, ProxyThread(agent_config(s)) as proxy:
-        yield s, proxy
+world = pytest.fixture(scope="module")(agents_harness.world)
 
 
-@pytest.fixture
-def s(world):
-    world[0].reset()
-    return world[0]
-
-
-@pytest.fixture
-def proxy(world):
-    return world[1]
+s = pytest.fixture(agents_harness.fresh_stage)
+proxy = pytest.fixture(agents_harness.world_proxy)
 
 
 def oa(proxy, **kw) -> openai.OpenAI:

@@ -10,7 +10,9 @@ client as it arrives, rendered in the client's own API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -132,37 +134,38 @@ class AgentChain:
 
     # --- one agent ----------------------------------------------------------------------
 
-    async def _open(self, call: _Call, stream: bool) -> aiohttp.ClientResponse:
-        timeout = self._timeout_stream if stream else self._timeout_json
-        call.timeout = timeout
-        return await open_call(
+    @contextlib.asynccontextmanager
+    async def _answer_of(self, call: _Call, stream: bool) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The agent's 2xx response while it is read; read errors become AgentFailures."""
+        call.timeout = self._timeout_stream if stream else self._timeout_json
+        response = await open_call(
             self.session,
             call.target,
             call.payload,
             call.headers,
-            timeout,
+            call.timeout,
             self.listener.max_retries,
             self.backoff,
         )
-
-    async def _whole(self, call: _Call, stream: bool) -> ChatResponse:
-        """An intermediate agent's answer, read to its end."""
-        response = await self._open(call, stream)
         try:
-            return await read_answer(call.target, response)
+            yield response
         except TimeoutError:
             raise timed_out(call.target, call.timeout) from None
         except aiohttp.ClientError as exc:
             raise broke(call.target, exc) from None
         finally:
-            response.release()
+            response.release()  # back to the pool when fully read, closed otherwise
+
+    async def _whole(self, call: _Call, stream: bool) -> ChatResponse:
+        """An intermediate agent's answer, read to its end."""
+        async with self._answer_of(call, stream) as response:
+            return await read_answer(call.target, response)
 
     async def _last(self, serving: _Serving, call: _Call) -> web.StreamResponse:
         api, exchange, body, chat = serving.api, serving.exchange, serving.body, serving.chat
-        response = await self._open(call, chat.stream)
         # An OpenAI Chat client gets the agent's own bytes; others a translation.
         exchange.passthrough = api.wire is Wire.OPENAI
-        try:
+        async with self._answer_of(call, chat.stream) as response:
             if chat.stream and is_stream(response):
                 return await self._relay(serving, call, response)
             if chat.stream:  # the agent answered in one piece: streamed to the client anyway
@@ -175,12 +178,6 @@ class AgentChain:
             else:
                 answer = await read_answer(call.target, response)
                 raw = orjson.dumps(api.render_response(answer, chat.model, body))
-        except TimeoutError:
-            raise timed_out(call.target, call.timeout) from None
-        except aiohttp.ClientError as exc:
-            raise broke(call.target, exc) from None
-        finally:
-            response.release()
         call.step.end("ok")
         exchange.mark_first_token()
         exchange.usage, exchange.result, exchange.status = answer.usage, answer, 200

@@ -1,16 +1,13 @@
 """The agent listener: OpenAI Chat, Anthropic Messages and Responses clients, served by
 agents that an orchestrator chooses; /routing/v1/* for the choice alone.
 
-The request edge is the model listener's (`_endpoint`: body limit, JSON errors in the
-client's shape, telemetry, access log); only the core differs: an `AgentChain` where the
-model listener has its `Gateway`.
+The listener is the model listener's (`chat_app`: the request edge, JSON errors in the
+client's shape, Responses state, telemetry, access log); only the core differs: an
+`AgentChain` where the model listener has its `Gateway`.
 """
 
 from __future__ import annotations
 
-import time
-
-import aiohttp
 from aiohttp import web
 
 from proxy.agents.chain import AgentChain
@@ -19,23 +16,8 @@ from proxy.canonical import WireError
 from proxy.config.model import Config, Listener
 from proxy.gateway.client_api import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES, ClientAPI
 from proxy.gateway.pipeline import ClientError
-from proxy.server.client_input import MAX_BODY_BYTES, check_headers, read_json
-from proxy.server.model_app import (
-    GATEWAY,
-    OBSERVERS,
-    SESSION,
-    STORE,
-    TELEMETRY,
-    Observer,
-    _chat_endpoint,
-    _endpoint,
-    _json,
-    _json_errors,
-    _serve_responses,
-    _trace_id,
-    model_list,
-)
-from proxy.state.conversations import open_store
+from proxy.server.client_input import check_headers, read_json
+from proxy.server.model_app import Observer, _json, _trace_id, chat_app
 from proxy.telemetry.hub import TelemetryHub
 from proxy.upstream.retry import Backoff
 from proxy.wire import openai_responses
@@ -51,45 +33,18 @@ def build_agent_app(
     backoff: Backoff | None = None,
     telemetry: TelemetryHub | None = None,
 ) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
-    app[OBSERVERS] = list(observers or [])
-    app[TELEMETRY] = telemetry or TelemetryHub(config.tracing, listener.name)
+    app = chat_app(
+        config,
+        listener,
+        lambda session: AgentChain(config, listener, session, orchestrator, backoff),
+        observers,
+        telemetry,
+        health={"agents": [agent.id for agent in listener.agents]},
+    )
     app[ORCHESTRATOR] = orchestrator
-    started = int(time.time())
-
-    async def open_session(app: web.Application) -> None:
-        # Responses clients' previous_response_id works here as on the model listener.
-        app[STORE] = await open_store(config.state_storage)
-        connector = aiohttp.TCPConnector(
-            limit=0, limit_per_host=256, ttl_dns_cache=300, keepalive_timeout=30
-        )
-        app[SESSION] = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
-        )
-        app[GATEWAY] = AgentChain(config, listener, app[SESSION], orchestrator, backoff)
-
-    async def close_session(app: web.Application) -> None:
-        await app[SESSION].close()
-        await app[STORE].close()
-
-    app.on_startup.append(open_session)
-    app.on_cleanup.append(close_session)
-
-    async def models(request: web.Request) -> web.Response:
-        return _json(model_list(config, started))
-
-    async def healthz(request: web.Request) -> web.Response:
-        agents = [agent.id for agent in listener.agents]
-        return _json({"status": "ok", "listener": listener.name, "agents": agents})
-
-    app.router.add_post("/v1/chat/completions", _chat_endpoint(OPENAI_CHAT))
-    app.router.add_post("/v1/messages", _chat_endpoint(ANTHROPIC_MESSAGES))
-    app.router.add_post("/v1/responses", _endpoint(OPENAI_RESPONSES, _serve_responses))
     app.router.add_post("/routing/v1/chat/completions", _plan_endpoint(OPENAI_CHAT))
     app.router.add_post("/routing/v1/messages", _plan_endpoint(ANTHROPIC_MESSAGES))
     app.router.add_post("/routing/v1/responses", _plan_endpoint(OPENAI_RESPONSES))
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/healthz", healthz)
     return app
 
 

@@ -54,6 +54,30 @@ def build_model_app(
     router: RoutingService | None = None,
     telemetry: TelemetryHub | None = None,
 ) -> web.Application:
+    app = chat_app(
+        config,
+        listener,
+        lambda session: Gateway(config, listener, session, backoff, router),
+        observers,
+        telemetry,
+    )
+    app.router.add_post("/routing/v1/chat/completions", _routing_endpoint(OPENAI_CHAT))
+    app.router.add_post("/routing/v1/messages", _routing_endpoint(ANTHROPIC_MESSAGES))
+    app.router.add_post("/routing/v1/responses", _routing_endpoint(OPENAI_RESPONSES))
+    return app
+
+
+def chat_app(
+    config: Config,
+    listener: Listener,
+    core: Callable[[aiohttp.ClientSession], object],
+    observers: list[Observer] | None = None,
+    telemetry: TelemetryHub | None = None,
+    health: dict | None = None,
+) -> web.Application:
+    """A listener speaking the three client APIs, with `core(session)` serving requests
+    (the model listener's Gateway, an agent listener's AgentChain): the same edge, errors,
+    Responses state, telemetry and access log for both."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
     app[OBSERVERS] = list(observers or [])
     # Without a sink, traceparent still flows to upstreams; nothing is recorded.
@@ -69,7 +93,7 @@ def build_model_app(
         app[SESSION] = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
-        app[GATEWAY] = Gateway(config, listener, app[SESSION], backoff, router)
+        app[GATEWAY] = core(app[SESSION])
 
     async def close_session(app: web.Application) -> None:
         await app[SESSION].close()
@@ -82,14 +106,11 @@ def build_model_app(
         return _json(model_list(config, started))
 
     async def healthz(request: web.Request) -> web.Response:
-        return _json({"status": "ok", "listener": listener.name})
+        return _json({"status": "ok", "listener": listener.name, **(health or {})})
 
     app.router.add_post("/v1/chat/completions", _chat_endpoint(OPENAI_CHAT))
     app.router.add_post("/v1/messages", _chat_endpoint(ANTHROPIC_MESSAGES))
     app.router.add_post("/v1/responses", _endpoint(OPENAI_RESPONSES, _serve_responses))
-    app.router.add_post("/routing/v1/chat/completions", _routing_endpoint(OPENAI_CHAT))
-    app.router.add_post("/routing/v1/messages", _routing_endpoint(ANTHROPIC_MESSAGES))
-    app.router.add_post("/routing/v1/responses", _routing_endpoint(OPENAI_RESPONSES))
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     return app
