@@ -12,15 +12,12 @@ from aiohttp import web
 
 from proxy.agents.chain import AgentChain
 from proxy.agents.orchestrator import Orchestrator
-from proxy.canonical import WireError
 from proxy.config.model import Config, Listener
 from proxy.gateway.client_api import ANTHROPIC_MESSAGES, OPENAI_CHAT, OPENAI_RESPONSES, ClientAPI
 from proxy.gateway.pipeline import ClientError
-from proxy.server.client_input import check_headers, read_json
-from proxy.server.model_app import Observer, _json, _trace_id, chat_app
+from proxy.server.model_app import Observer, _json, _trace_id, chat_app, dry_run_request
 from proxy.telemetry.hub import TelemetryHub
 from proxy.upstream.retry import Backoff
-from proxy.wire import openai_responses
 
 ORCHESTRATOR = web.AppKey("orchestrator", Orchestrator)
 
@@ -50,17 +47,10 @@ def build_agent_app(
 
 def _plan_endpoint(api: ClientAPI):
     """POST /routing/v1/*: which agents would run, in what order, without running any."""
-    parse = openai_responses.parse_request if api is OPENAI_RESPONSES else api.parse_request
 
     async def handler(request: web.Request) -> web.Response:
         try:
-            check_headers(request)
-            body, _ = await read_json(request)
-            try:
-                # The model is optional here: the orchestrator is what is being asked.
-                chat = parse({"model": "none", **body} if not body.get("model") else body)
-            except WireError as exc:
-                raise ClientError(400, exc.message, exc.param) from None
+            _, chat = await dry_run_request(request, api)
         except ClientError as exc:
             return _json(api.render_error(exc.status, exc.message), exc.status)
         plan = await request.app[ORCHESTRATOR].plan(chat.messages)

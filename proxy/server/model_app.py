@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy.canonical import WireError
+from proxy.canonical import ChatRequest, WireError
 from proxy.config.model import Config, Listener
 from proxy.gateway.client_api import (
     ANTHROPIC_MESSAGES,
@@ -192,19 +192,13 @@ def _chat_endpoint(api: ClientAPI):
 
 def _routing_endpoint(api: ClientAPI):
     """POST /routing/v1/*: the routing decision for a request, without calling any model."""
-    parse = openai_responses.parse_request if api is OPENAI_RESPONSES else api.parse_request
 
     async def handler(request: web.Request) -> web.Response:
         try:
-            check_headers(request)
-            body, _ = await read_json(request)
+            body, chat = await dry_run_request(request, api)
             try:
                 routes = routes_from_body(body)
-                # The model is optional here: the router is what is being asked.
-                chat = parse({"model": "none", **body} if not body.get("model") else body)
             except RouteSpecError as exc:
-                raise ClientError(400, exc.message, exc.param) from None
-            except WireError as exc:
                 raise ClientError(400, exc.message, exc.param) from None
         except ClientError as exc:
             return _json(api.render_error(exc.status, exc.message), exc.status)
@@ -215,6 +209,18 @@ def _routing_endpoint(api: ClientAPI):
         return _json(routing_response(config_default(gateway), decision, request))
 
     return handler
+
+
+async def dry_run_request(request: web.Request, api: ClientAPI) -> tuple[dict, ChatRequest]:
+    """A /routing/v1/* body, read and parsed as its /v1/ twin's, except that `model` is
+    optional: the router is what is being asked. Raises ClientError."""
+    check_headers(request)
+    body, _ = await read_json(request)
+    parse = openai_responses.parse_request if api is OPENAI_RESPONSES else api.parse_request
+    try:
+        return body, parse({"model": "none", **body} if not body.get("model") else body)
+    except WireError as exc:
+        raise ClientError(400, exc.message, exc.param) from None
 
 
 def config_default(gateway: Gateway) -> str | None:
