@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import socket
@@ -362,18 +361,3 @@ def test_unknown_paths_and_methods_are_json_errors(proxy):
     code, body = _post(proxy, "/v1/embeddings", b"{}")
     assert code == 404
     assert body["error"]["message"] == "POST /v1/embeddings: Not Found"
-
-
-def test_agent_filters_are_refused_not_ignored(s):
-    from proxy.upstream.targets import TargetError
-
-    config = agent_config(s)
-    listener = config.listeners[0]
-    agents = (dataclasses.replace(listener.agents[0], input_filters=("guard",)),)
-    config = dataclasses.replace(
-        config, listeners=(dataclasses.replace(listener, agents=agents), *config.listeners[1:])
-    )
-    from proxy.server.runner import ProxyServer
-
-    with pytest.raises(TargetError, match=r"filters \(agents weather_agent\) are not served"):
-        asyncio.run(ProxyServer(config).start())

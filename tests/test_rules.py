@@ -332,3 +332,31 @@ def test_strict_turns_warnings_into_errors():
     strict = check(text, strict=True)
     assert not strict.ok
     assert [p.code for p in strict.errors] == ["missing-env"]
+
+
+AGENTS_ON_MODEL_LISTENER = """\
+version: v0.3.0
+agents: [{id: a, url: "http://a:1"}]
+model_providers: [{model: openai/gpt-4o, access_key: k, default: true}]
+listeners:
+  - name: m
+    type: model
+    agents: [{id: a, description: does things}]
+"""
+
+
+def test_agents_on_a_model_listener_would_do_nothing():
+    message = "model listener 'm' lists agents, which only agent listeners run"
+    validated = check(AGENTS_ON_MODEL_LISTENER)
+    assert validated.ok
+    assert found(validated, "agents-on-non-agent-listener") == [(message, 7, 5)]
+    served = check(AGENTS_ON_MODEL_LISTENER, mode=Mode.SERVE)
+    assert not served.ok
+    assert found(served, "agents-on-non-agent-listener") == [(message, 7, 5)]
+
+
+def test_an_agent_listener_is_served():
+    text = AGENTS_ON_MODEL_LISTENER.replace("type: model", "type: agent")
+    result = check(text, mode=Mode.SERVE)
+    assert result.ok, [p.message for p in result.errors]
+    assert result.config.listeners[0].timeout_s == 30.0  # upstream's default for agents

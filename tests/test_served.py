@@ -110,20 +110,20 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
     "/mode": [(config(top="mode: prompt\n"), ("mode",), "mode: prompt")],
     "/listeners/*/type": [
         (
-            "version: v0.4.0\nlisteners:\n  - {name: m, type: model}\n  - name: a\n"
-            "    type: agent\n    agents: [{id: x, description: d}]\n" + PROVIDERS,
-            ("listeners", 1, "type"),
-            "type: agent",
-        ),
-        (
             "version: v0.4.0\nlisteners:\n  - {name: m, type: model}\n"
             "  - {name: p, type: prompt}\n" + PROVIDERS,
             ("listeners", 1, "type"),
             "type: prompt",
         ),
     ],
-    "/listeners/*/agents": [
-        (config("agents: [{id: x, description: d}]\n"), ("listeners", 0, "agents"), "agents:")
+    "/listeners/*/agents/*/input_filters": [
+        (
+            "version: v0.4.0\nlisteners:\n  - name: a\n    type: agent\n"
+            "    agents: [{id: x, description: d, input_filters: [guard]}]\n"
+            "agents: [{id: x, url: 'http://x:1'}]\nfilters: [{id: guard, url: 'http://g:1'}]\n",
+            ("listeners", 0, "agents", 0, "input_filters"),
+            "input_filters: [guard]",
+        )
     ],
     "/listeners/*/input_filters": [
         (
@@ -189,7 +189,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             "provider_interface: chatgpt",
         )
     ],
-    "/agents": [(config(top="agents: [{id: a, url: 'http://a:1'}]\n"), ("agents",), "agents:")],
     "/filters": [(config(top="filters: [{id: f, url: 'http://f:1'}]\n"), ("filters",), "filters:")],
     "/endpoints": [
         (config(top="endpoints:\n  app: {endpoint: 'app:80'}\n"), ("endpoints",), "endpoints:")
@@ -296,8 +295,6 @@ for _key, _value in [
     ("optimize_context_window", "true"),
     ("use_agent_orchestrator", "true"),
     ("upstream_tls_ca_path", "/etc/ca.pem"),
-    ("agent_orchestration_model", "Plano-Orchestrator"),
-    ("orchestrator_model_context_length", "4096"),
 ]:
     EXAMPLES[f"/overrides/{_key}"] = [
         (config(top=f"overrides:\n  {_key}: {_value}\n"), ("overrides", _key), f"{_key}:")
@@ -388,7 +385,8 @@ def test_plano_up_refuses_before_serving(tmp_path):
         "state_storage: {type: sqlite, path: /tmp/s.db}\n",
         "routing: {session_cache: {type: memory}}\n",
         "tracing: {trace_arch_internal: false, exporters: []}\n",
-        "overrides: {orchestrator_model_context_length: 8192, use_agent_orchestrator: false}\n",
+        "overrides: {orchestrator_model_context_length: 4096, use_agent_orchestrator: false}\n",
+        "overrides: {agent_orchestration_model: plano/Plano-Orchestrator}\n",
         "overrides: {disable_signals: true, upstream_timeout_ms: 30000}\n",
         "ratelimits: []\nfilters: []\nprompt_guards: {}\n",
     ],

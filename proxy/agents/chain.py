@@ -49,6 +49,7 @@ from proxy.telemetry.hub import TRACE_ID_HEADER
 from proxy.telemetry.tracecontext import new_span_id
 from proxy.upstream.retry import Backoff
 from proxy.wire import openai_chat
+from proxy.wire.model_name import KEEP_NAME
 from proxy.wire.sse import SSEEvent, SSEParser
 
 _JSON = "application/json"
@@ -255,7 +256,7 @@ async def _commit(serving: _Serving, tap, renderer) -> _Relay:
     )
     await response.prepare(serving.request)
     serving.exchange.status = 200
-    return _Relay(response, serving.exchange, tap, renderer, drop_usage_chunk=False)
+    return _Relay(response, serving.exchange, tap, renderer, False, KEEP_NAME)
 
 
 @dataclass(slots=True)

@@ -348,6 +348,16 @@ def model_listeners(facts: Facts, report: Reporter) -> None:
                 lst.source,
                 "add a model_providers list with at least one model.",
             )
+        if lst.type is not ListenerType.AGENT and lst.agents:
+            # Upstream reads agents only on agent listeners; here they would do nothing.
+            (report.error if facts.serving else report.warning)(
+                "agents-on-non-agent-listener",
+                f"{lst.type.value} listener '{lst.name}' lists agents, which only agent "
+                "listeners run",
+                (*lst.source, "agents"),
+                "move them to a listener of `type: agent`.",
+                at_key=True,
+            )
         if lst.type is ListenerType.AGENT and not lst.agents:
             report.error(
                 "no-agents",

@@ -9,7 +9,7 @@ item or a map entry) has a status:
 - `inert`: it changes nothing by design (a value with one meaning, a key upstream only
   checks), and that is documented here.
 
-Some keys are enforced for most values and not served for a few (`type: agent`,
+Some keys are enforced for most values and not served for a few (`type: prompt`,
 `state_storage.type: postgres`): their entry carries a `reason` that picks those values.
 
 tests/test_served.py walks the schema and fails on any key path missing from this table,
@@ -80,11 +80,6 @@ def _only(values: tuple[str, ...], message: str) -> Callable[[Any], str | None]:
     return lambda value: message.format(value=value) if value in values else None
 
 
-def _unless(default: object, message: str) -> Callable[[Any], str | None]:
-    """Refuse any value but the one this gateway already behaves as."""
-    return lambda value: None if value == default else message
-
-
 # Providers the schema accepts by name that `plano up` cannot call yet.
 NOT_SERVED_PROVIDERS: dict[str, str] = {
     "chatgpt": "the ChatGPT subscription provider (chatgpt/*, which upstream Plano logs into "
@@ -104,7 +99,6 @@ def _provider_interface(value: object) -> str | None:
 
 
 _FILTERS = "filters are not served yet"
-_AGENTS = "agents are not served yet: agent listeners are what call them"
 _PROMPTS = "prompt targets are not served yet: prompt listeners are what call them"
 _REDIS = "a Redis session cache is not served yet"
 
@@ -158,9 +152,9 @@ TABLE: dict[str, Entry] = {
     "/listeners": enforced("server/runner: one site per listener"),
     "/listeners/*/name": enforced("the start-up panel, access log and traces name it"),
     "/listeners/*/type": not_served(
-        "`agent` and `prompt` listeners",
+        "`prompt` listeners",
         _only(
-            ("agent", "prompt"),
+            ("prompt",),
             "{value} listeners are not served yet: this one's port would not open, and "
             "nothing it lists would run",
         ),
@@ -168,13 +162,27 @@ TABLE: dict[str, Entry] = {
     ),
     "/listeners/*/port": enforced("server/runner: where it binds"),
     "/listeners/*/address": enforced("server/runner: where it binds"),
-    "/listeners/*/timeout": enforced("gateway/pipeline: the upstream timeout"),
-    "/listeners/*/max_retries": enforced("gateway/pipeline: retries per model"),
+    "/listeners/*/timeout": enforced(
+        "gateway/pipeline: the upstream timeout; agents/chain: each agent call's"
+    ),
+    "/listeners/*/max_retries": enforced(
+        "gateway/pipeline: retries per model; agents/call: connect retries per agent call"
+    ),
     "/listeners/*/router": inert(
         "upstream Plano only checks its value: plano_orchestrator_v1 is the one agent router"
     ),
     "/listeners/*/message_format": inert("openai is its only value, and listeners speak it"),
-    "/listeners/*/agents": not_served(_AGENTS),
+    "/listeners/*/agents": enforced(
+        "agents/orchestrator: the agents an agent listener picks from (rules: only there)"
+    ),
+    "/listeners/*/agents/*/id": enforced("agents/chain: which top-level agent is called"),
+    "/listeners/*/agents/*/description": enforced("agents/orchestrator: what the router reads"),
+    "/listeners/*/agents/*/default": enforced(
+        "agents/orchestrator: serves when none fits or the orchestrator fails"
+    ),
+    "/listeners/*/agents/*/input_filters": not_served(
+        f"{_FILTERS}: the agent would get requests without passing them"
+    ),
     "/listeners/*/input_filters": not_served(
         f"{_FILTERS}: requests would reach the model without passing them"
     ),
@@ -204,8 +212,10 @@ TABLE: dict[str, Entry] = {
         "routing/selection: cheapest (price table), fastest (measured latency)"
     ),
     "/routing_preferences/*/examples": enforced("routing/embedded: sharpens the route"),
-    # --- agents, filters, prompt targets: not served yet ---
-    "/agents": not_served(_AGENTS),
+    "/agents": enforced("agents/call: where each agent is called"),
+    "/agents/*/id": enforced("agents/chain: the id listeners name"),
+    "/agents/*/url": enforced("agents/call: the agent's host, port and path prefix"),
+    # --- filters, prompt targets: not served yet ---
     "/filters": not_served(f"{_FILTERS}: nothing would run them"),
     "/endpoints": not_served(f"endpoints serve prompt targets; {_PROMPTS}"),
     "/prompt_targets": not_served(_PROMPTS),
@@ -301,7 +311,10 @@ TABLE: dict[str, Entry] = {
     "/overrides/optimize_context_window": not_served(
         "trimming conversations to the model's context window is not served yet"
     ),
-    "/overrides/use_agent_orchestrator": not_served("the agent orchestrator is not served yet"),
+    "/overrides/use_agent_orchestrator": not_served(
+        "upstream's switch for the prompt gateway's agent orchestrator; prompt listeners "
+        "are not served yet (agent listeners need no switch)"
+    ),
     "/overrides/disable_signals": enforced("telemetry/settings: signals off"),
     "/overrides/upstream_connect_timeout": enforced("gateway/pipeline: the connect timeout"),
     "/overrides/upstream_tls_ca_path": not_served(
@@ -309,12 +322,9 @@ TABLE: dict[str, Entry] = {
         "against the system's CAs only"
     ),
     "/overrides/llm_routing_model": enforced("routing/setup: the router model"),
-    "/overrides/agent_orchestration_model": not_served("the agent orchestrator is not served yet"),
-    "/overrides/orchestrator_model_context_length": not_served(
-        "any value but 8192",
-        _unless(
-            8192, "a router context other than 8192 tokens is not served yet: it is fixed at 8192"
-        ),
+    "/overrides/agent_orchestration_model": enforced("routing/setup: the orchestrator LLM"),
+    "/overrides/orchestrator_model_context_length": enforced(
+        "routing/setup: the orchestrator-v1 prompt's conversation budget"
     ),
     "/overrides/upstream_timeout_ms": enforced("normalize: the default listener timeout"),
     "/overrides/max_upstream_response_bytes": enforced(

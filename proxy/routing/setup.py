@@ -18,7 +18,8 @@ from proxy.routing.backends.hybrid import HybridBackend
 from proxy.routing.backends.llm_prompting import RouterPrompting
 from proxy.routing.backends.ollama_router import OllamaBackend, ProgressCallback
 from proxy.routing.backends.openai_router import OpenAICompatibleBackend
-from proxy.routing.prompts import PromptStyle
+from proxy.routing.conversation import DEFAULT_TOKEN_BUDGET
+from proxy.routing.prompts import PromptStyle, style_for
 from proxy.routing.routes import Route, routes_from_config
 from proxy.routing.service import RoutingService
 
@@ -73,22 +74,26 @@ async def _start(service: RoutingService, embedded: EmbeddedBackend, notes: list
 async def _choose(config, settings: RouterSettings, embedded, notes, progress, probe, routes):
     kind = settings.backend
     named_model = settings.model or config.routing.router_model
+    prompting = _router_prompting(config, named_model)
     if kind == "embedded":
         return embedded
     if kind == "openai-compatible":
-        return _openai_backend(config, settings, named_model, required=True)
+        return _openai_backend(config, settings, named_model, True, prompting)
     if kind == "ollama":
-        return await _ready_ollama(settings, named_model, notes, progress) or embedded
+        return await _ready_ollama(settings, named_model, notes, progress, None, prompting) or (
+            embedded
+        )
     if kind == "hybrid":
-        llm = _openai_backend(config, settings, named_model, required=False)
-        llm = llm or await _ready_ollama(settings, named_model, notes, progress)
+        llm = _openai_backend(config, settings, named_model, False, prompting)
+        llm = llm or await _ready_ollama(settings, named_model, notes, progress, None, prompting)
         if llm is None:
             return embedded
         return HybridBackend(embedded, llm, settings.escalate_below_margin)
     # auto
     if named_model:
-        llm = _openai_backend(config, settings, named_model, required=False)
-        return llm or await _ready_ollama(settings, named_model, notes, progress) or embedded
+        llm = _openai_backend(config, settings, named_model, False, prompting)
+        llm = llm or await _ready_ollama(settings, named_model, notes, progress, None, prompting)
+        return llm or embedded
     if routes and probe:
         ollama = OllamaBackend(
             None, settings.base_url, settings.timeout_s, settings.keep_alive, settings.pull
@@ -102,6 +107,20 @@ async def _choose(config, settings: RouterSettings, embedded, notes, progress, p
         else:
             await ollama.close()
     return embedded
+
+
+def _router_prompting(config: Config, model: str | None) -> RouterPrompting | None:
+    """A named router model's prompting: an orchestrator-v1 model reads as much of the
+    conversation as overrides.orchestrator_model_context_length allows."""
+    if not model:
+        return None  # the backend's default model, with its default budget
+    style = style_for(model)
+    budget = (
+        config.overrides.orchestrator_model_context_length
+        if style is PromptStyle.ORCHESTRATOR
+        else DEFAULT_TOKEN_BUDGET
+    )
+    return RouterPrompting(model, budget)
 
 
 async def _ready_ollama(

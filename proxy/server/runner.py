@@ -167,14 +167,6 @@ class ProxyServer:
             self.bound.append(Bound(listener, listener.address, port))
 
     async def _build_orchestrator(self, listener: Listener) -> None:
-        filtered = [a.id for a in listener.agents if a.input_filters]
-        if filtered or listener.input_filters or listener.output_filters:
-            # Nothing configured is silently ignored: filters are not served yet.
-            where = f"agents {', '.join(filtered)}" if filtered else "the listener"
-            raise TargetError(
-                f"agent listener {listener.name}: filters ({where}) are not served by this "
-                "gateway yet; remove them to serve the listener"
-            )
         service = None
         if len(listener.agents) > 1:  # one agent needs no one to choose it
             try:

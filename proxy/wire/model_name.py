@@ -46,3 +46,22 @@ class ModelRenamer:
 @lru_cache(maxsize=256)  # names from a wildcard provider are the clients': bounded
 def renamer(name: str) -> ModelRenamer:
     return ModelRenamer(name)
+
+
+class KeepName(ModelRenamer):
+    """Leaves the model as the server named it: an agent's answer is its own (upstream
+    relays it unchanged), not a model's Plano chose."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        pass
+
+    def text(self, data: str) -> str:
+        return data
+
+    def body(self, data: bytes) -> bytes:
+        return data
+
+
+KEEP_NAME = KeepName()
