@@ -221,3 +221,18 @@ def test_the_access_line_names_the_agents(s, proxy, caplog):
         "/v1/chat/completions 200 model=any agents=weather_agent,flight_agent" in line
         for line in lines
     ), lines
+
+
+def test_a_key_sent_as_the_model_is_masked_in_the_access_log(s, proxy, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="plano.access")
+    answers(s, flight_agent="ok")
+    s.orchestrator.push(text_reply(route("flight_agent")))
+    key = "sk-proj-" + "a1B2c3D4" * 6
+    oa(proxy).chat.completions.create(model=key, messages=[USER])
+    lines = [r.getMessage() for r in caplog.records if r.name == "plano.access"]
+    assert lines
+    assert not any(key in line for line in lines)
+    # The agent still gets the client's body as sent: it is the client's to send.
+    assert s.agents["flight_agent"].last.body["model"] == key

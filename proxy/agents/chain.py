@@ -41,6 +41,7 @@ from proxy.canonical import (
 )
 from proxy.canonical import response_events as events_of
 from proxy.config.model import Config, Listener
+from proxy.config.redact import mask_key_like
 from proxy.gateway.client_api import ClientAPI
 from proxy.gateway.exchange import Exchange, Step, StepKind
 from proxy.gateway.pipeline import ClientError, _ClientGone, _describe, _first_events, _Relay
@@ -97,7 +98,8 @@ class AgentChain:
         body: dict,
         chat: ChatRequest,
     ) -> web.StreamResponse:
-        exchange.requested_model = chat.model
+        # For the access log, spans and the store: a key sent as the model stays masked.
+        exchange.requested_model = mask_key_like(chat.model) if chat.model else chat.model
         exchange.stream = chat.stream
         plan = await self.orchestrator.plan(chat.messages, exchange)
         base, messages = _agent_request(api, body, chat)
