@@ -51,7 +51,7 @@ class Settings:
     rounds: int
 
 
-FULL = Settings(requests=2000, warmup=200, rounds=4)
+FULL = Settings(requests=2000, warmup=200, rounds=10)
 QUICK = Settings(requests=200, warmup=30, rounds=2)
 
 
@@ -193,8 +193,30 @@ listeners:
     server = ProxyServer(dataclasses.replace(result.config, listeners=listeners))
     await server.start()
     conn.send({b.listener.name: b.port for b in server.bound})
-    await po._until_parent_says_stop(conn)
+    await _serve_cpu_queries(conn)
     await server.stop()
+
+
+async def _serve_cpu_queries(conn: Connection) -> None:
+    """Answer "cpu" with this process's CPU seconds so far; stop on anything else (or EOF)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        try:
+            message = conn.recv()
+        except EOFError:
+            message = "stop"
+        if message == "cpu":
+            conn.send(time.process_time())
+        else:
+            stop.set()
+
+    loop.add_reader(conn.fileno(), readable)
+    try:
+        await stop.wait()
+    finally:
+        loop.remove_reader(conn.fileno())
 
 
 # --------------------------------------------------------------------------- load
@@ -260,7 +282,12 @@ async def _timed(fn, n: int, latencies: list[float]) -> None:
         latencies.append(time.perf_counter() - started)
 
 
-async def measure(settings: Settings, urls: dict[str, str]) -> dict[str, Any]:
+def _cpu(plano: po.Child) -> float:
+    plano.conn.send("cpu")
+    return plano.conn.recv()
+
+
+async def measure(settings: Settings, urls: dict[str, str], plano: po.Child) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0)
     scenarios: dict[str, Any] = {}
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -282,18 +309,27 @@ async def measure(settings: Settings, urls: dict[str, str]) -> dict[str, Any]:
                 lambda: _proxied(session, urls["chain"], True),
             ),
         }
-        for name, (direct, proxied) in cases.items():
+        for direct, proxied in cases.values():
             await _timed(direct, settings.warmup, [])
             await _timed(proxied, settings.warmup, [])
-            per_round = settings.requests // settings.rounds
-            d: list[float] = []
-            p: list[float] = []
-            for _ in range(settings.rounds):
-                await _timed(direct, per_round, d)
-                await _timed(proxied, per_round, p)
+        # Every round runs every scenario, direct then via Plano: noise from the machine
+        # (a busy neighbour, a frequency step) lands on all of them alike.
+        per_round = settings.requests // settings.rounds
+        samples = {name: ([], []) for name in cases}
+        cpu = dict.fromkeys(cases, 0.0)  # Plano's CPU seconds over its requests
+        for _ in range(settings.rounds):
+            for name, (direct, proxied) in cases.items():
+                await _timed(direct, per_round, samples[name][0])
+                before = _cpu(plano)
+                await _timed(proxied, per_round, samples[name][1])
+                cpu[name] += _cpu(plano) - before
+        for name, (d, p) in samples.items():
             ds = po.summarize(d, 0, sum(d))
             ps = po.summarize(p, 0, sum(p))
             scenarios[name] = {
+                # What Plano's process spent per request (all its threads): unlike the wall
+                # times, this does not grow when other work on the machine delays it.
+                "plano_cpu_ms_per_request": round(cpu[name] * 1000 / len(p), 3),
                 "direct": asdict(ds),
                 "plano": asdict(ps),
                 "added_ms": {
@@ -308,14 +344,15 @@ async def measure(settings: Settings, urls: dict[str, str]) -> dict[str, Any]:
 
 def markdown(scenarios: dict[str, Any]) -> str:
     lines = [
-        "| scenario | direct p50 | via Plano p50 | added p50 | added p90 | added p99 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| scenario | direct p50 | via Plano p50 | added p50 | added p90 | added p99 "
+        "| Plano CPU / request |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in scenarios.items():
         lines.append(
             f"| {name} | {s['direct']['p50_ms']:.3f} ms | {s['plano']['p50_ms']:.3f} ms | "
             f"{s['added_ms']['p50']:.3f} ms | {s['added_ms']['p90']:.3f} ms | "
-            f"{s['added_ms']['p99']:.3f} ms |"
+            f"{s['added_ms']['p99']:.3f} ms | {s['plano_cpu_ms_per_request']:.3f} ms |"
         )
     return "\n".join(lines)
 
@@ -347,7 +384,7 @@ def main() -> int:
             "solo": base.format(listeners["solo"]),
             "chain": base.format(listeners["chain"]),
         }
-        scenarios = asyncio.run(measure(settings, urls))
+        scenarios = asyncio.run(measure(settings, urls, plano))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -357,6 +394,8 @@ def main() -> int:
     summary = {
         "solo_p50_added_ms": scenarios["solo_json"]["added_ms"]["p50"],
         "chain_p50_added_ms": scenarios["chain_json"]["added_ms"]["p50"],
+        "solo_cpu_ms": scenarios["solo_json"]["plano_cpu_ms_per_request"],
+        "chain_cpu_ms": scenarios["chain_json"]["plano_cpu_ms_per_request"],
         "goal_solo_p50_ms": GOAL_SOLO_P50_MS,
         "goal_chain_p50_ms": GOAL_CHAIN_P50_MS,
     }
