@@ -64,6 +64,7 @@ def agent_config(
     router_timeout: str = "1s",
     model_key: str = "llm_routing_model",
     urls: dict[str, str] | None = None,
+    overrides: dict | None = None,
     extra: str = "",
 ):
     """One agent listener over `agents`; the orchestrator stand-in as its LLM, if asked."""
@@ -75,7 +76,7 @@ def agent_config(
         for agent_id in agents
     )
     providers = ""
-    overrides = ""
+    settings = dict(overrides or {})
     if orchestrator:
         providers = f"""
 model_providers:
@@ -84,16 +85,15 @@ model_providers:
 """
         # llm_routing_model names the router of model routing too (upstream's way), so
         # backend: openai-compatible has its endpoint for the model listener as well.
-        overrides = f"""
-overrides:
-  {model_key}: plano/katanemo/Plano-Orchestrator-4B
-"""
+        settings[model_key] = "plano/katanemo/Plano-Orchestrator-4B"
+    listed_overrides = "".join(f"\n  {key}: {value}" for key, value in settings.items())
+    overrides_text = f"overrides:{listed_overrides}" if settings else ""
     text = f"""
 version: v0.3.0
 agents:
 {chr(10).join(f"  - id: {a}{chr(10)}    url: {urls[a]}" for a in AGENT_IDS)}
 {providers}
-{overrides}
+{overrides_text}
 routing:
   router:
     backend: {backend}

@@ -17,7 +17,7 @@ import aiohttp
 
 from proxy.config.model import Agent
 from proxy.config.redact import redact_text, redact_url
-from proxy.gateway.pipeline import _describe, _upstream_message
+from proxy.upstream.errors import describe, upstream_message
 from proxy.upstream.retry import Backoff
 
 CHAT_PATH = "/v1/chat/completions"
@@ -116,7 +116,7 @@ async def open_call(
                 raise AgentFailure(
                     502,
                     "connect error",
-                    f"agent '{target.id}' at {redact_url(target.url)}: {_describe(exc)}",
+                    f"agent '{target.id}' at {redact_url(target.url)}: {describe(exc)}",
                 ) from None
             await asyncio.sleep(delay)
             continue
@@ -139,11 +139,20 @@ def timed_out(target: AgentTarget, timeout: aiohttp.ClientTimeout) -> AgentFailu
 
 
 def broke(target: AgentTarget, exc: BaseException) -> AgentFailure:
-    return AgentFailure(502, "read error", f"agent '{target.id}' broke off: {_describe(exc)}")
+    return AgentFailure(502, "read error", f"agent '{target.id}' broke off: {describe(exc)}")
 
 
 def malformed(target: AgentTarget, what: str) -> AgentFailure:
     return AgentFailure(502, "malformed response", f"agent '{target.id}' {what}")
+
+
+def too_large(target: AgentTarget, limit: int) -> AgentFailure:
+    return AgentFailure(
+        502,
+        "too large",
+        f"agent '{target.id}' sent an answer larger than {limit} bytes "
+        "(overrides.max_upstream_response_bytes)",
+    )
 
 
 async def _status_failure(target: AgentTarget, response: aiohttp.ClientResponse) -> AgentFailure:
@@ -151,7 +160,7 @@ async def _status_failure(target: AgentTarget, response: aiohttp.ClientResponse)
         raw = await response.content.read(_MAX_ERROR_BODY)
     except (aiohttp.ClientError, TimeoutError):
         raw = b""
-    said = _upstream_message(raw) or response.reason or "error"
+    said = upstream_message(raw) or response.reason or "error"
     # An agent's 4xx is about the request (the client's to fix, or a limit): its status
     # stands. Anything else is the agent failing: a bad gateway.
     status = response.status if response.status < 500 else 502

@@ -29,6 +29,7 @@ from proxy.agents.call import (
     forwarded_headers,
     open_call,
     timed_out,
+    too_large,
 )
 from proxy.agents.orchestrator import AgentPlan, Orchestrator
 from proxy.canonical import (
@@ -37,28 +38,29 @@ from proxy.canonical import (
     StreamError,
     TextDelta,
     ToolCallStart,
-    WireError,
 )
 from proxy.canonical import response_events as events_of
 from proxy.config.model import Config, Listener
-from proxy.config.redact import mask_key_like
+from proxy.config.redact import mask_key_like, redact_text
 from proxy.gateway.client_api import ClientAPI
+from proxy.gateway.core import ChatCore
+from proxy.gateway.errors import ClientError
 from proxy.gateway.exchange import Exchange, Step, StepKind
-from proxy.gateway.pipeline import ClientError, _ClientGone, _describe, _first_events, _Relay
+from proxy.gateway.relay import ClientGone, Relay, commit, finish, first_events
 from proxy.providers.catalog import Wire
 from proxy.telemetry.hub import TRACE_ID_HEADER
 from proxy.telemetry.tracecontext import new_span_id
 from proxy.upstream.retry import Backoff
 from proxy.wire import openai_chat
 from proxy.wire.model_name import KEEP_NAME
-from proxy.wire.sse import SSEEvent, SSEParser
+from proxy.wire.sse import SSEEvent, SSEEventTooLarge, SSEParser
 
 _JSON = "application/json"
 AGENTS_HEADER = "x-plano-agents"  # on every answer: the agents that ran, in order
 HANDOFF_ATTRIBUTE_CHARS = 4096  # of an intermediate answer, on its span (capture only)
 
 
-class AgentChain:
+class AgentChain(ChatCore):
     """The agent listener's request handler; one per listener, shared by its requests."""
 
     def __init__(
@@ -69,28 +71,16 @@ class AgentChain:
         orchestrator: Orchestrator,
         backoff: Backoff | None = None,
     ):
-        self.listener = listener
+        super().__init__(config, listener)
         self.session = session
         self.orchestrator = orchestrator
         self.backoff = backoff or Backoff()
         self.targets = {agent.id: AgentTarget.of(agent) for agent in config.agents}
-        connect = config.overrides.upstream_connect_timeout_s
-        self._timeout_json = aiohttp.ClientTimeout(total=listener.timeout_s, sock_connect=connect)
-        # A streamed answer may run long; what must not happen is a long silence.
-        self._timeout_stream = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect, sock_read=listener.timeout_s
-        )
+        # An agent's answer is held whole (handed on, or translated) or relayed event by
+        # event: both within the bound a model's answer gets.
+        self.max_answer = config.overrides.max_upstream_response_bytes
 
-    async def handle(
-        self, request: web.Request, api: ClientAPI, exchange: Exchange, body: dict
-    ) -> web.StreamResponse:
-        try:
-            chat = api.parse_request(body)
-        except WireError as exc:
-            raise ClientError(400, exc.message, exc.param) from None
-        return await self.run_chat(request, api, exchange, body, chat)
-
-    async def run_chat(
+    async def _serve(
         self,
         request: web.Request,
         api: ClientAPI,
@@ -162,7 +152,7 @@ class AgentChain:
     async def _whole(self, call: _Call, stream: bool) -> ChatResponse:
         """An intermediate agent's answer, read to its end."""
         async with self._answer_of(call, stream) as response:
-            return await read_answer(call.target, response)
+            return await read_answer(call.target, response, self.max_answer)
 
     async def _last(self, serving: _Serving, call: _Call) -> web.StreamResponse:
         api, exchange, body, chat = serving.api, serving.exchange, serving.body, serving.chat
@@ -172,14 +162,14 @@ class AgentChain:
             if chat.stream and is_stream(response):
                 return await self._relay(serving, call, response)
             if chat.stream:  # the agent answered in one piece: streamed to the client anyway
-                answer = await read_answer(call.target, response)
+                answer = await read_answer(call.target, response, self.max_answer)
                 call.step.end("ok")
                 return await self._stream_whole(serving, answer)
             if exchange.passthrough and not is_stream(response):
-                raw = await read_body(call.target, response)
+                raw = await read_body(call.target, response, self.max_answer)
                 answer = parse_json_answer(call.target, raw)  # checked, and for the record
             else:
-                answer = await read_answer(call.target, response)
+                answer = await read_answer(call.target, response, self.max_answer)
                 raw = orjson.dumps(api.render_response(answer, chat.model, body))
         call.step.end("ok")
         exchange.mark_first_token()
@@ -194,12 +184,18 @@ class AgentChain:
         """The last agent's stream, to the client as it comes (the model path's relay)."""
         api, exchange, chat = serving.api, serving.exchange, serving.chat
         target, step = call.target, call.step
-        sse, tap = SSEParser(), openai_chat.StreamParser()
+        sse, tap = SSEParser(self.max_answer), openai_chat.StreamParser()
         chunks = upstream.content.iter_any()
-        first = await _first_events(chunks, sse)
+        try:
+            # The read timeout is per socket read: an agent dripping a byte at a time must
+            # not keep the client waiting, with nothing sent, without end.
+            async with asyncio.timeout(self.listener.timeout_s):
+                first = await first_events(chunks, sse)
+        except TimeoutError:
+            raise timed_out(target, call.timeout) from None
+        except SSEEventTooLarge:
+            raise too_large(target, self.max_answer) from None
         if isinstance(first, str):
-            if first == "timed out":
-                raise timed_out(target, call.timeout)
             raise AgentFailure(
                 502, "stream error", f"agent '{target.id}' broke off before answering: {first}"
             )
@@ -212,24 +208,16 @@ class AgentChain:
             )
         renderer = None if exchange.passthrough else api.stream_renderer(chat.model, serving.body)
         relay = await _commit(serving, tap, renderer)
+        if api.holds_stream:
+            relay.max_held = self.max_answer
         try:
-            await relay.emit(first_parsed)
-            async for chunk in chunks:
-                await relay.events(sse.feed(chunk))
-            await relay.events(sse.flush())
-            if not relay.finished:
-                raise aiohttp.ClientPayloadError("the stream ended before the answer did")
-            await relay.close()
-        except _ClientGone:
-            exchange.status, exchange.error = 499, "client disconnected"
+            await finish(relay, first_parsed, chunks, sse, api, chat.model, f"agent '{target.id}'")
+        except asyncio.CancelledError:
             step.end("client disconnect")
-            return relay.response
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            # The client has a 200 and part of the answer: an error event in its own format
-            # ends the stream, so SDKs raise instead of hanging.
-            exchange.error = f"agent '{target.id}' failed mid-stream: {_describe(exc)}"
-            await relay.fail(api, chat.model, exchange.error)
-        if exchange.error:
+            raise
+        if exchange.status == 499:
+            step.end("client disconnect")
+        elif exchange.error:
             step.end("stream error", exchange.error)
         else:
             step.end("ok")
@@ -241,24 +229,17 @@ class AgentChain:
         try:
             await relay.emit([(SSEEvent(""), events_of(answer))])
             await relay.close()
-        except _ClientGone:
+        except ClientGone:
             serving.exchange.status, serving.exchange.error = 499, "client disconnected"
         return relay.response
 
 
-async def _commit(serving: _Serving, tap, renderer) -> _Relay:
+async def _commit(serving: _Serving, tap, renderer) -> Relay:
     """Send the 200 and the headers: from here on, errors are events in the stream."""
-    response = web.StreamResponse(
-        status=200,
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            **serving.headers,
-        },
-    )
-    await response.prepare(serving.request)
-    serving.exchange.status = 200
-    return _Relay(response, serving.exchange, tap, renderer, False, KEEP_NAME)
+    response = await commit(serving.request, serving.exchange, serving.headers)
+    # An agent's answer keeps the model name the agent gave it; error texts are an
+    # agent's own words, with no provider key of Plano's in them to mask.
+    return Relay(response, serving.exchange, tap, renderer, False, KEEP_NAME, redact_text)
 
 
 @dataclass(slots=True)

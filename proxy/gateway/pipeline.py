@@ -16,10 +16,8 @@ one event of a stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -29,14 +27,9 @@ from aiohttp import web
 
 from proxy.canonical import (
     ChatRequest,
-    Finish,
     StreamError,
-    StreamEvent,
     TextDelta,
-    ToolCallDelta,
     ToolCallStart,
-    UsageReport,
-    WireError,
 )
 from proxy.config.model import Config, Listener
 from proxy.config.model_index import Resolution
@@ -49,8 +42,10 @@ from proxy.gateway.answer import (
     too_large_message,
 )
 from proxy.gateway.client_api import CODECS, ClientAPI
+from proxy.gateway.core import ChatCore
+from proxy.gateway.errors import ClientError
 from proxy.gateway.exchange import Attempt, Exchange
-from proxy.gateway.inflight import SHUTDOWN_MESSAGE, InFlight, absorb_shutdown
+from proxy.gateway.relay import Relay, commit, finish, first_events
 from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates, is_unpinned
 from proxy.providers.catalog import Wire
 from proxy.routing.affinity import AFFINITY_HEADER
@@ -59,10 +54,14 @@ from proxy.routing.routes import RouteSpecError, routes_from_body, strip_routing
 from proxy.routing.service import RoutingDecision, RoutingService
 from proxy.telemetry.hub import TRACE_ID_HEADER
 from proxy.telemetry.tracecontext import new_span_id
+from proxy.upstream.errors import describe, upstream_message
 from proxy.upstream.retry import FAILOVER_STATUS, RETRYABLE_STATUS, Backoff
 from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS, Target, target_for
-from proxy.wire.model_name import ModelRenamer, renamer
-from proxy.wire.sse import SSEEvent, SSEEventTooLarge, SSEParser, format_sse
+from proxy.wire.model_name import renamer
+from proxy.wire.sse import SSEEventTooLarge, SSEParser
+
+# Where the other modules have always found it: the edge and the Responses path import it.
+__all__ = ["ClientError", "Failure", "Gateway"]
 
 log = logging.getLogger("plano.gateway")
 
@@ -70,17 +69,6 @@ _JSON = "application/json"
 # traceparent is not here: each upstream call gets its own, naming the call's span.
 _FORWARDED_REQUEST_HEADERS = ("x-request-id", "anthropic-beta", "tracestate")
 _MAX_ERROR_BODY = 64 * 1024
-
-
-class ClientError(Exception):
-    """Something the client must fix: rendered in its API's error shape."""
-
-    def __init__(
-        self, status: int, message: str, param: str | None = None, retry_after: str | None = None
-    ):
-        super().__init__(message)
-        self.status, self.message, self.param = status, message, param
-        self.retry_after = retry_after  # passed on, so SDKs back off instead of hammering
 
 
 @dataclass(slots=True)
@@ -95,18 +83,7 @@ class Failure:
     retry_after: str | None = None
 
 
-class _ClientGone(Exception):
-    """The client disconnected while we were writing to it."""
-
-
-class _StreamTooLarge(ValueError):
-    """A stream whose whole answer the gateway keeps (Responses API) grew past the limit."""
-
-    def __init__(self, limit: int):
-        super().__init__(f"more than {limit} bytes of answer")
-
-
-class Gateway:
+class Gateway(ChatCore):
     """The model listener's request handler; one per listener, shared by its requests."""
 
     def __init__(
@@ -117,13 +94,10 @@ class Gateway:
         backoff: Backoff | None = None,
         router: RoutingService | None = None,
     ):
-        self.config = config
-        self.listener = listener
+        super().__init__(config, listener)
         self.session = session
         self.backoff = backoff or Backoff()
         self.router = router
-        # What is being served, for the shutdown to wait on and, at its bound, end.
-        self.inflight = InFlight()
         self._max_answer = config.overrides.max_upstream_response_bytes
         self._targets: dict[tuple[str, str], Target] = {}
         # Exact credential values, masked in any text from a provider before it is shown.
@@ -132,43 +106,8 @@ class Gateway:
             for p in config.providers
             if p.access_key and len(p.access_key.reveal()) >= 6
         ]
-        connect = config.overrides.upstream_connect_timeout_s
-        self._timeout_json = aiohttp.ClientTimeout(total=listener.timeout_s, sock_connect=connect)
-        # A stream may run long; what must not happen is a long silence.
-        self._timeout_stream = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect, sock_read=listener.timeout_s
-        )
 
     # --- entry point ------------------------------------------------------------------
-
-    async def handle(
-        self, request: web.Request, api: ClientAPI, exchange: Exchange, body: dict
-    ) -> web.StreamResponse:
-        try:
-            chat = api.parse_request(body)
-        except WireError as exc:
-            raise ClientError(400, exc.message, exc.param) from None
-        return await self.run_chat(request, api, exchange, body, chat)
-
-    async def run_chat(
-        self,
-        request: web.Request,
-        api: ClientAPI,
-        exchange: Exchange,
-        body: dict,
-        chat: ChatRequest,
-    ) -> web.StreamResponse:
-        """Resolve the model and serve an already parsed request."""
-        task = self.inflight.add(exchange)
-        try:
-            return await self._serve(request, api, exchange, body, chat)
-        except asyncio.CancelledError:
-            if not absorb_shutdown(exchange):
-                raise  # the client went away
-            # Nothing was sent yet (a stream under way answers for itself): say why.
-            raise ClientError(503, SHUTDOWN_MESSAGE) from None
-        finally:
-            self.inflight.discard(task)
 
     async def _serve(
         self,
@@ -311,7 +250,7 @@ class Gateway:
             return Failure(
                 502,
                 "connect error",
-                self._mask(f"{resolution.model}: {_describe(exc)}"),
+                self._mask(f"{resolution.model}: {describe(exc)}"),
                 True,
                 True,
             )
@@ -332,7 +271,7 @@ class Gateway:
         except TimeoutError:
             return Failure(504, "timeout", f"{resolution.model}: timed out reading", False, True)
         except aiohttp.ClientError as exc:
-            return Failure(502, "read error", f"{resolution.model}: {_describe(exc)}", True, True)
+            return Failure(502, "read error", f"{resolution.model}: {describe(exc)}", True, True)
         finally:
             upstream.release()  # back to the pool when fully read, closed otherwise
 
@@ -408,7 +347,7 @@ class Gateway:
             # The read timeout is per socket read: a provider dripping a byte at a time
             # would keep the client waiting, with nothing sent, without end.
             async with asyncio.timeout(self.listener.timeout_s):
-                first = await _first_events(chunks, sse)
+                first = await first_events(chunks, sse)
         except SSEEventTooLarge:
             return self._too_large(resolution)
         except TimeoutError:
@@ -440,62 +379,16 @@ class Gateway:
                 True,
             )
 
-        response = web.StreamResponse(
-            status=200,
-            headers={
-                "Content-Type": "text/event-stream",
-                "Cache-Control": "no-cache",
-                **self._reply_headers(exchange),
-            },
-        )
-        await response.prepare(request)
-        exchange.status = 200
-        relay = _Relay(
+        response = await commit(request, exchange, self._reply_headers(exchange))
+        relay = Relay(
             response, exchange, tap, renderer, drop_usage_chunk, renamer(exchange.model), self._mask
         )
         if api.holds_stream:
             relay.max_held = self._max_answer
-        # The client already has a 200 and part of the answer: whatever ends the stream now
-        # ends it with an error event in the client's own format, so SDKs raise instead of
-        # hanging or taking a cut stream for a whole one; the record says why.
-        try:
-            await relay.emit(first_parsed)
-            async for chunk in chunks:
-                await relay.events(sse.feed(chunk))
-            await relay.events(sse.flush())
-            if not relay.finished:
-                raise aiohttp.ClientPayloadError("the stream ended before the response did")
-            await relay.close()
-        except _ClientGone:
-            exchange.status, exchange.error = 499, "client disconnected"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            exchange.error = f"{resolution.model}: {_describe(exc)}"
-            await relay.fail(
-                api,
-                exchange.model,
-                f"upstream {resolution.model} failed mid-stream: {_describe(exc)}",
-            )
-        except (SSEEventTooLarge, _StreamTooLarge) as exc:
-            exchange.error = f"{resolution.model}: sent {exc}"
-            await relay.fail(
-                api,
-                exchange.model,
-                f"upstream {resolution.model} sent {exc} (overrides.max_upstream_response_bytes)",
-            )
-        except asyncio.CancelledError:
-            if relay.ended:
-                # The client has the whole answer, end marker included; only the provider
-                # had not hung up yet. A client leaving now (the OpenAI SDK closes at
-                # [DONE]), or a shutdown, does not make it a failure.
-                asyncio.current_task().uncancel()
-                exchange.forced_outcome = None
-                with contextlib.suppress(_ClientGone):
-                    await relay.close()
-            elif absorb_shutdown(exchange):
-                exchange.error = SHUTDOWN_MESSAGE
-                await relay.fail(api, exchange.model, SHUTDOWN_MESSAGE, "server_error")
-            else:
-                raise  # the client went away mid-answer
+        source = f"upstream {resolution.model}"
+        await finish(
+            relay, first_parsed, chunks, sse, api, exchange.model, source, resolution.model
+        )
         return response
 
     def _mask(self, text: str) -> str:
@@ -549,121 +442,6 @@ class Gateway:
         return headers
 
 
-class _Relay:
-    """Writes one stream to the client, keeping the exchange's record up to date."""
-
-    def __init__(
-        self,
-        response: web.StreamResponse,
-        exchange: Exchange,
-        tap,
-        renderer,
-        drop_usage_chunk: bool,
-        renamer: ModelRenamer,
-        mask: Callable[[str], str],
-    ):
-        self.response = response
-        self.exchange = exchange
-        self.tap = tap
-        self.renderer = renderer
-        self.drop_usage_chunk = drop_usage_chunk
-        self.renamer = renamer  # passed-through events name the model as x-plano-model does
-        self.mask = mask
-        self.finished = False
-        self.ended = False  # the stream's own end marker ([DONE], message_stop) was relayed
-        self.failed = False
-        self.max_held: int | None = None  # set when the renderer keeps the whole answer
-        self.held = 0
-
-    async def events(self, events: list[SSEEvent]) -> None:
-        await self.emit([(event, self.tap.feed(event)) for event in events])
-
-    async def emit(self, parsed: list[tuple[SSEEvent, list[StreamEvent]]]) -> None:
-        """Write events already parsed by the tap: as they came, or rendered anew."""
-        out = bytearray()
-        for event, canonical in parsed:
-            if event.data == "[DONE]":
-                self.finished = True  # OpenAI's end of stream, finish_reason or not
-            if event.data == "[DONE]" or event.event == "message_stop":
-                self.ended = True
-            self._record(canonical)
-            if self.renderer is None:
-                if not (self.drop_usage_chunk and _is_usage_only(canonical)):
-                    out += format_sse(self.renamer.text(event.data), event.event)
-            else:
-                for item in canonical:
-                    out += self.renderer.render(item)
-            if any(isinstance(item, StreamError) for item in canonical):
-                self.failed = self.finished = True
-                break
-        if out:
-            await self._write(bytes(out))
-
-    async def close(self) -> None:
-        if self.renderer is not None and not self.failed:
-            await self._write(self.renderer.finish())
-        await self._eof()
-
-    async def fail(
-        self, api: ClientAPI, model: str, message: str, kind: str = "upstream_error"
-    ) -> None:
-        renderer = self.renderer or api.stream_renderer(model, {})
-        self.failed = True
-        try:
-            await self._write(renderer.render(StreamError(message, kind)))
-            await self._eof()
-        except _ClientGone:
-            pass
-
-    def _record(self, events: list[StreamEvent]) -> None:
-        for item in events:
-            if isinstance(item, TextDelta | ToolCallStart | ToolCallDelta):
-                self.exchange.mark_first_token()
-                if self.max_held is not None:
-                    self._hold(item)
-            elif isinstance(item, UsageReport):
-                self.exchange.usage = item.usage
-            elif isinstance(item, Finish):
-                self.finished = True
-            elif isinstance(item, StreamError):
-                # Recorded as the stream's failure (outcome stream_error), never its key.
-                self.exchange.error = self.mask(redact_text(item.message))
-
-    def _hold(self, item: TextDelta | ToolCallStart | ToolCallDelta) -> None:
-        if isinstance(item, TextDelta):
-            self.held += len(item.text)
-        elif isinstance(item, ToolCallDelta):
-            self.held += len(item.arguments)
-        if self.max_held is not None and self.held > self.max_held:
-            raise _StreamTooLarge(self.max_held)
-
-    async def _write(self, data: bytes) -> None:
-        if self.exchange.capture:
-            self.exchange.keep_response_chunk(data)
-        try:
-            await self.response.write(data)
-        except (ConnectionError, aiohttp.ClientConnectionError) as exc:
-            raise _ClientGone() from exc
-
-    async def _eof(self) -> None:
-        try:
-            await self.response.write_eof()
-        except (ConnectionError, aiohttp.ClientConnectionError) as exc:
-            raise _ClientGone() from exc
-
-
-async def _first_events(chunks: AsyncIterator[bytes], sse: SSEParser) -> list[SSEEvent] | str:
-    """The upstream's first events, or why there were none (then the attempt can retry)."""
-    try:
-        async for chunk in chunks:
-            events = sse.feed(chunk)
-            if events:
-                return events
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return _describe(exc)
-    return sse.flush() or "the stream ended before its first event"
-
-
 def _answered(resolution: Resolution) -> str:
     """The name of the model that answers, for x-plano-model, the answer's `model`, logs and
     traces. A wildcard provider's model id is the client's: a key sent there stays masked."""
@@ -672,13 +450,9 @@ def _answered(resolution: Resolution) -> str:
     return resolution.model
 
 
-def _is_usage_only(events: list[StreamEvent]) -> bool:
-    return bool(events) and all(isinstance(e, UsageReport) for e in events)
-
-
 async def _status_failure(upstream: aiohttp.ClientResponse, resolution: Resolution) -> Failure:
     raw = await upstream.content.read(_MAX_ERROR_BODY)
-    message = _upstream_message(raw) or upstream.reason or "error"
+    message = upstream_message(raw) or upstream.reason or "error"
     return Failure(
         upstream.status,
         f"HTTP {upstream.status}",
@@ -687,19 +461,6 @@ async def _status_failure(upstream: aiohttp.ClientResponse, resolution: Resoluti
         upstream.status in FAILOVER_STATUS,
         upstream.headers.get("Retry-After"),
     )
-
-
-def _upstream_message(raw: bytes) -> str | None:
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw[:300].decode("utf-8", errors="replace").strip() or None
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    if isinstance(error, str):
-        return error
-    return None
 
 
 def _exhausted(failures: list[tuple[Resolution, Failure]]) -> ClientError:
@@ -718,15 +479,3 @@ def _exhausted(failures: list[tuple[Resolution, Failure]]) -> ClientError:
     return ClientError(
         status, f"all {len(failures)} candidate models failed: {tried}", retry_after=retry_after
     )
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return "the response was cut off"
-    return redact_text(str(exc) or type(exc).__name__)
