@@ -236,3 +236,31 @@ def test_a_key_sent_as_the_model_is_masked_in_the_access_log(s, proxy, caplog):
     assert not any(key in line for line in lines)
     # The agent still gets the client's body as sent: it is the client's to send.
     assert s.agents["flight_agent"].last.body["model"] == key
+
+
+def test_async_anthropic_client_streams_and_not(s, proxy):
+    async def main():
+        client = anthropic.AsyncAnthropic(base_url=agent_url(proxy), api_key="k", max_retries=0)
+        s.orchestrator.push(text_reply(route("hotel_agent")), text_reply(route("weather_agent")))
+        answers(s, hotel_agent="Two rooms.", weather_agent="Cloudy.")
+        kwargs = {"model": "m", "max_tokens": 50, "messages": [USER]}
+        whole = await client.messages.create(**kwargs)
+        async with client.messages.stream(**kwargs) as events:
+            streamed = await events.get_final_text()
+        await client.close()
+        return whole.content[0].text, streamed
+
+    assert asyncio.run(main()) == ("Two rooms.", "Cloudy.")
+
+
+def test_responses_state_carries_over_through_agents(s, proxy):
+    s.orchestrator.push(text_reply(route("hotel_agent")), text_reply(route("hotel_agent")))
+    answers(s, hotel_agent="Hotel Artemide.")
+    client = oa(proxy)
+    first = client.responses.create(model="m", input="a hotel in Rome?")
+    client.responses.create(model="m", input="and its price?", previous_response_id=first.id)
+    assert s.agents["hotel_agent"].last.body["messages"] == [
+        {"role": "user", "content": "a hotel in Rome?"},
+        {"role": "assistant", "content": "Hotel Artemide."},
+        {"role": "user", "content": "and its price?"},
+    ]
