@@ -207,13 +207,14 @@ def stop(pid: int, timeout: float) -> bool:
 
 
 def listener_urls(config: Config) -> list[str]:
-    """Where the served (model) listeners answer; as `ProxyServer.bound` would report them."""
+    """Where the served (model and agent) listeners answer; as `ProxyServer.bound` would
+    report them."""
     from proxy.config.model import ListenerType
 
     urls = []
     for listener in config.listeners:
-        if listener.type is not ListenerType.MODEL:
-            continue  # prompt and agent listeners are not served yet
+        if listener.type is ListenerType.PROMPT:
+            continue  # prompt listeners are not served yet
         host = "127.0.0.1" if listener.address in ("0.0.0.0", "::") else listener.address
         host = f"[{host}]" if ":" in host else host
         urls.append(f"http://{host}:{listener.port}")
@@ -248,7 +249,7 @@ def _cannot_listen(config: Config) -> str | None:
     from proxy.config.model import ListenerType
 
     for listener in config.listeners:
-        if listener.type is not ListenerType.MODEL:
+        if listener.type is ListenerType.PROMPT:
             continue
         where = f"{listener.address}:{listener.port}"
         try:

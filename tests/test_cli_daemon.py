@@ -315,3 +315,28 @@ def test_logs_follow_survives_truncation_and_rotation(home):
         if follower.poll() is None:
             follower.kill()
             follower.wait()
+
+
+def test_an_agent_listener_is_served_and_watched_in_the_background(home):
+    model_port, agent_port = free_port(), free_port()
+    path = home.root / "agents.yaml"
+    path.write_text(
+        "version: v0.3.0\n"
+        "agents: [{id: helper, url: 'http://127.0.0.1:9'}]\n"
+        f"model_providers:\n  - {{model: openai/gpt-4o, base_url: 'http://127.0.0.1:9/v1', "
+        f"access_key: {SECRET}}}\n"
+        "listeners:\n"
+        f"  - {{type: model, address: 127.0.0.1, port: {model_port}}}\n"
+        f"  - type: agent\n    name: desk\n    address: 127.0.0.1\n    port: {agent_port}\n"
+        "    agents: [{id: helper, description: answers everything}]\n"
+    )
+    result = home.plano("up", "--detach", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert answers(agent_port)
+    meta = json.loads(home.meta_file.read_text())
+    assert meta["listeners"] == [
+        f"http://127.0.0.1:{model_port}",
+        f"http://127.0.0.1:{agent_port}",
+    ]
+    status = json.loads(home.plano("status", "--json").stdout)
+    assert [entry["healthy"] for entry in status["listeners"]] == [True, True]
