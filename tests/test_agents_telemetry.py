@@ -200,3 +200,47 @@ def test_a_failed_orchestrator_is_on_the_trace_and_in_the_metrics(tmp_path):
         )
         == 1
     )
+
+
+def test_plano_traces_lists_calls_by_agent_and_shows_the_chain(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from plano_cli.app import app
+
+    with world(tmp_path) as (proxy, _llm, orchestrator, _agents):
+        client = openai.OpenAI(base_url=agent_url(proxy) + "/v1", api_key="k", max_retries=0)
+        orchestrator.push(
+            text_reply(route("weather_agent", "flight_agent")), text_reply(route("flight_agent"))
+        )
+        ids = []
+        for text in ("weather and flights to Rome", "flights to Oslo"):
+            raw = client.chat.completions.with_raw_response.create(
+                model="travel", messages=[{"role": "user", "content": text}]
+            )
+            ids.append(raw.headers["x-plano-trace-id"])
+        _spans(tmp_path, ids[0], 9)
+        _spans(tmp_path, ids[1], 5)
+    db = str(tmp_path / "traces.db")
+
+    def listed(*where: str) -> list[str]:
+        argv = ["traces", "list", "--db", db, "--json"]
+        for item in where:
+            argv += ["--where", item]
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        return sorted(row["trace_id"] for row in json.loads(result.stdout)["traces"])
+
+    assert listed("agent=weather_agent") == [ids[0]]
+    assert listed("agent=flight_agent") == sorted(ids)
+    assert listed("agent=flight_agent", "listener=travel") == sorted(ids)
+    # A call of the model listener ran no agent, though its trace did.
+    assert listed("agent=weather_agent", "listener=llm") == []
+    assert listed("agent=hotel_agent") == []
+    shown = CliRunner().invoke(app, ["traces", "show", ids[0], "--db", db])
+    assert shown.exit_code == 0, shown.output
+    out = shown.stdout
+    assert out.index("agent.id=weather_agent") < out.index("agent.id=flight_agent")
+    assert "orchestrator.agents" in out
+    assert "agent.handoff=[weather_agent]" in out

@@ -2,11 +2,22 @@
 
 # The store's own filter keys (proxy.telemetry.store_query.FILTER_KEYS), repeated so that
 # the CLI's start-up does not import the store; a test keeps the two in step.
-STORE_KEYS = ("api", "listener", "model", "outcome", "provider", "route", "session", "status")
+STORE_KEYS = (
+    "api",
+    "listener",
+    "model",
+    "outcome",
+    "provider",
+    "route",
+    "session",
+    "status",
+    "agent",
+)
 # proxy.telemetry.store_query.OUTCOMES, likewise.
 OUTCOMES = ("ok", "error", "stream_error", "client_disconnect", "shutdown")
 # Keys the store takes as separate arguments of list_traces and stats.
 EXTRA_KEYS = ("min_latency_ms", "has_signals", "text")
 WHERE_KEYS = STORE_KEYS + EXTRA_KEYS
-# A summary row has no messages, so `tail` cannot search them.
-TAIL_KEYS = tuple(k for k in WHERE_KEYS if k != "text")
+# A summary row has no messages, so `tail` cannot search them, nor the agents a call ran
+# (they are its spans).
+TAIL_KEYS = tuple(k for k in WHERE_KEYS if k not in ("text", "agent"))

@@ -41,7 +41,9 @@ from proxy.telemetry.store import TraceStore
 OK, NOT_FOUND, USAGE = 0, 1, 2
 Grouping = Literal["model", "route"]
 GROUPINGS: tuple[Grouping, ...] = ("model", "route")
-_TAIL_NO_TEXT = ": tail reads call summaries, without messages (list --where text=… can)"
+_TAIL_NO_TEXT = (
+    ": tail reads call summaries, without messages or spans (list --where text=… and agent=… can)"
+)
 _USAGE = {
     "list": "plano traces list [--since 30m] [--where key=value]... [--limit N] [--json]",
     "stats": "plano traces stats [--by model|route] [--since 30m] [--where key=value]... [--json]",

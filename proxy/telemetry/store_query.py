@@ -21,7 +21,22 @@ from proxy.telemetry.store_rows import GroupStats
 
 # Fields of a call. A trace matches when one of its calls matches all the terms given
 # together: `model=X status=502` is a trace with a call to X that got a 502.
-FILTER_KEYS = ("api", "listener", "model", "outcome", "provider", "route", "session", "status")
+FILTER_KEYS = (
+    "api",
+    "listener",
+    "model",
+    "outcome",
+    "provider",
+    "route",
+    "session",
+    "status",
+    "agent",
+)
+# An agent listener's call that ran this agent: one of its plano(agent) spans names it.
+_RAN_AGENT = (
+    "EXISTS (SELECT 1 FROM spans a WHERE a.trace_id = c.trace_id AND a.parent_id = c.span_id"
+    " AND a.name = 'plano(agent)' AND json_extract(a.attributes, '$.\"agent.id\"') = ?)"
+)
 OUTCOMES = ("ok", "error", "stream_error", "client_disconnect", "shutdown")
 GROUP_KEYS = ("model", "route")
 # Traces newest first, by their first call's start: every call carries it.
@@ -80,7 +95,7 @@ def trace_filter(
     for key, value in (where or {}).items():
         if key not in FILTER_KEYS:
             raise ValueError(f"cannot filter on {key!r}; allowed: {', '.join(FILTER_KEYS)}")
-        f.calls.append(f"c.{key} = ?")
+        f.calls.append(_RAN_AGENT if key == "agent" else f"c.{key} = ?")
         f.call_params.append(_value(key, value))
     if text:
         # Messages are stored as JSON, where a quote or newline is escaped: search for the
