@@ -43,7 +43,10 @@ def main() -> int:
         ask_openai()
         ask_anthropic()
         dry_run()
-        print("\nSee the chains: plano traces list --listener travel_booking_service")
+        print(
+            "\nThe chains: plano traces list --where listener=travel_booking_service"
+            "\nThe weather agent's: plano traces list --where agent=weather_agent"
+        )
         return 0
     finally:
         for process in (gateway, agents):  # graceful: in-flight requests finish
