@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 
 import openai
+import orjson
 import pytest
 from agents_harness import agent_config, agent_url, route, stage
+from aiohttp import web
 from fakes.providers import (
     drip,
     endless_line,
@@ -17,6 +21,7 @@ from fakes.providers import (
     slow,
     text_reply,
 )
+from fakes.server_thread import ServerThread
 from proxy_harness import ProxyThread
 
 USER = {"role": "user", "content": "a hotel in Rome"}
@@ -71,13 +76,40 @@ def test_an_intermediate_answer_past_the_limit_stops_the_chain(world, s):
     assert s.agents["hotel_agent"].requests == []
 
 
-def test_an_endless_stream_ends_with_an_error_event_at_the_limit(world, s):
-    s.orchestrator.push(text_reply(route("hotel_agent")))
-    s.agents["hotel_agent"].push(endless_line(opening=True))
-    stream = client(world[1]).chat.completions.create(model="m", messages=[USER], stream=True)
-    with pytest.raises(openai.APIError) as caught:
-        for _ in stream:
-            pass
+def _opening_then_endless_line() -> web.Application:
+    """An agent whose stream opens normally, and then, once the client surely has the
+    opening (Plano has committed the stream), sends one `data:` line that never ends."""
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        opening = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "a"}
+        opening["choices"] = [{"index": 0, "delta": {"role": "assistant", "content": "Hi"}}]
+        await response.write(b"data: " + orjson.dumps(opening) + b"\n\n")
+        await asyncio.sleep(0.3)
+        await response.write(b"data: ")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(LIMIT // 4096 + 10):
+                await response.write(b"x" * 4096)
+                await asyncio.sleep(0)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", answer)
+    return app
+
+
+def test_an_endless_stream_ends_with_an_error_event_at_the_limit(s):
+    overrides = {"max_upstream_response_bytes": LIMIT}
+    with ServerThread(_opening_then_endless_line()) as agent:
+        config = agent_config(s, urls={"hotel_agent": agent.base_url}, overrides=overrides)
+        with ProxyThread(config) as proxy:
+            s.orchestrator.push(text_reply(route("hotel_agent")))
+            stream = client(proxy).chat.completions.create(model="m", messages=[USER], stream=True)
+            with pytest.raises(openai.APIError) as caught:
+                for _ in stream:
+                    pass
     assert f"agent 'hotel_agent' sent an event longer than {LIMIT} bytes" in str(caught.value)
 
 
