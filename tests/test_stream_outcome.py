@@ -7,6 +7,7 @@ built from) now carries an outcome, and the access log line says it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -53,10 +54,10 @@ ANTHROPIC_ERROR = (
 
 class Script:
     """A provider answering each call with the next raw SSE body; `None` drops the
-    connection after what came before it."""
+    connection after what came before it, a number pauses that many seconds."""
 
     def __init__(self) -> None:
-        self.bodies: list[list[bytes | None]] = []
+        self.bodies: list[list[bytes | float | None]] = []
 
     def app(self) -> web.Application:
         async def handler(request: web.Request) -> web.StreamResponse:
@@ -67,6 +68,9 @@ class Script:
                 if part is None:
                     request.transport.close()
                     return response
+                if isinstance(part, float):
+                    await asyncio.sleep(part)
+                    continue
                 await response.write(part)
             await response.write_eof()
             return response
@@ -163,6 +167,25 @@ def test_an_error_event_from_an_openai_provider_gives_stream_error(proxy, script
 @pytest.mark.parametrize("client", ["openai", "anthropic"])
 def test_an_error_event_from_an_anthropic_provider_gives_stream_error(proxy, script, seen, client):
     script[0].bodies.append([ANTHROPIC_START, ANTHROPIC_ERROR])
+    if client == "openai":
+        with pytest.raises(openai.APIError):
+            openai_stream(proxy, "anthropic/a")
+    else:
+        with pytest.raises(anthropic.APIStatusError):
+            anthropic_stream(proxy, "anthropic/a")
+    record = last(seen)
+    assert (record.status, record.outcome, record.error) == (
+        200,
+        Outcome.STREAM_ERROR,
+        "Overloaded",
+    )
+
+
+@pytest.mark.parametrize("client", ["openai", "anthropic"])
+def test_a_client_leaving_at_the_error_event_is_still_a_stream_error(proxy, script, seen, client):
+    # The SDKs raise at an error event and hang up while the provider still holds its
+    # connection open: the stream failed; the client did not walk away from it.
+    script[0].bodies.append([ANTHROPIC_START, ANTHROPIC_ERROR, 2.0])
     if client == "openai":
         with pytest.raises(openai.APIError):
             openai_stream(proxy, "anthropic/a")

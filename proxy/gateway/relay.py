@@ -182,14 +182,21 @@ async def finish(
     exchange = relay.exchange
     try:
         await relay.emit(first)
-        async for chunk in chunks:
-            await relay.events(sse.feed(chunk))
-        await relay.events(sse.flush())
+        if not relay.failed:
+            async for chunk in chunks:
+                await relay.events(sse.feed(chunk))
+                if relay.failed:
+                    break  # an error event ended the client's stream: nothing follows it
+            else:
+                await relay.events(sse.flush())
         if not relay.finished:
             raise aiohttp.ClientPayloadError("the stream ended before the response did")
         await relay.close()
     except ClientGone:
-        exchange.status, exchange.error = 499, "client disconnected"
+        # After an error event the client is right to leave at once (the SDKs raise on
+        # it): the stream failed, the client did not go away from it.
+        if not relay.failed:
+            exchange.status, exchange.error = 499, "client disconnected"
     except (aiohttp.ClientError, TimeoutError) as exc:
         exchange.error = f"{label}: {describe(exc)}"
         await relay.fail(api, model, f"{source} failed mid-stream: {describe(exc)}")
@@ -197,10 +204,11 @@ async def finish(
         exchange.error = f"{label}: sent {exc}"
         await relay.fail(api, model, f"{source} sent {exc} (overrides.max_upstream_response_bytes)")
     except asyncio.CancelledError:
-        if relay.ended:
-            # The client has the whole answer, end marker included; only the source had
-            # not hung up yet. A client leaving now (the OpenAI SDK closes at [DONE]), or
-            # a shutdown, does not make it a failure.
+        if relay.ended or relay.failed:
+            # The client has the whole answer, end marker included, or the error event
+            # that ended it; only the source had not hung up yet. A client leaving now
+            # (the OpenAI SDK closes at [DONE], every SDK at an error event), or a
+            # shutdown, does not change how the stream ended.
             asyncio.current_task().uncancel()
             exchange.forced_outcome = None
             with contextlib.suppress(ClientGone):
