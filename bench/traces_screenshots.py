@@ -194,8 +194,8 @@ async def main_async(out: Path) -> list[Path]:
             await shoot(path, out, "list", (120, 32), keys("j")),
             await shoot(path, out, "filter", (80, 24), keys(*applied, "slash")),
             await shoot(path, out, "spans", (120, 32), keys("enter", "j", "j", "j")),
-            await shoot(path, out, "messages", (120, 32), keys("enter", "3")),
-            await shoot(path, out, "routing", (120, 32), keys("enter", "4"), theme="light"),
+            await shoot(path, out, "messages", (120, 32), keys("enter", "4")),
+            await shoot(path, out, "routing", (120, 32), keys("enter", "5"), theme="light"),
             # The second row: an agent's run (AGENT_RUN, made in make_store).
             await shoot(path, out, "calls", (120, 32), keys("j", "enter", "2")),
         ]

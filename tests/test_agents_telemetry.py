@@ -244,3 +244,7 @@ def test_plano_traces_lists_calls_by_agent_and_shows_the_chain(tmp_path):
     assert out.index("agent.id=weather_agent") < out.index("agent.id=flight_agent")
     assert "orchestrator.agents" in out
     assert "agent.handoff=[weather_agent]" in out
+    chain = out[out.index("\nChain\n") :]
+    assert chain.index("weather_agent  ok") < chain.index("flight_agent  ok")
+    assert "handoff [weather_agent]" in chain
+    assert "answered the client" in chain

@@ -21,11 +21,15 @@ from trace_seed import (
     MESSAGES,
     SCORES,
     T_AGENT,
+    T_CHAIN,
+    T_CHAIN_FALLBACK,
     T_CODE,
     T_FAIL,
     T_OLD,
     T_REASON,
     T_SPANS_ONLY,
+    WEATHER_HANDOFF,
+    chain_runs,
     seed,
     span_id,
 )
@@ -281,6 +285,23 @@ def test_show_a_failed_request_with_a_router_fallback(runner, db):
     assert "(none: no route matched)" in out
     assert "timeout" in out
     assert "not captured" in out  # no messages were stored for it
+
+
+def test_show_prints_an_agent_listeners_chain_in_order(runner, db, now):
+    with TraceStore.open(db) as store:
+        for batch in chain_runs(now):
+            store.write(batch)
+    out = invoke(runner, "show", T_CHAIN, "--db", db).stdout
+    chain = out[out.index("Chain") :]
+    assert "plano_orchestrator (40 ms), routed" in chain
+    assert "weather_agent → flight_agent" in chain or "weather_agent -> flight_agent" in chain
+    assert chain.index("weather_agent  ok  320 ms") < chain.index("flight_agent  ok  1.25 s")
+    assert f"handoff {WEATHER_HANDOFF}" in chain
+    out = invoke(runner, "show", T_CHAIN_FALLBACK, "--db", db).stdout
+    assert "fallback      timeout" in out
+    assert "flight_agent  HTTP 500  90 ms" in out
+    # A trace without an agent listener's call has no such section.
+    assert "Chain" not in invoke(runner, "show", T_CODE, "--db", db).stdout
 
 
 def test_show_json_has_everything(runner, db):

@@ -10,7 +10,21 @@ from pathlib import Path
 import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import Static
-from trace_seed import CLAUDE, GPT, T_AGENT, T_CODE, T_FAIL, T_OLD, T_REASON, T_SPANS_ONLY, seed
+from trace_seed import (
+    CLAUDE,
+    GPT,
+    T_AGENT,
+    T_CHAIN,
+    T_CHAIN_FALLBACK,
+    T_CODE,
+    T_FAIL,
+    T_OLD,
+    T_REASON,
+    T_SPANS_ONLY,
+    WEATHER_HANDOFF,
+    chain_runs,
+    seed,
+)
 
 from plano_cli.traces_tui.detail_screen import SpanAttributes, TraceDetailScreen
 from plano_cli.traces_tui.waterfall import Waterfall
@@ -237,7 +251,7 @@ async def test_agent_spans_nest_with_rails_and_show_every_attribute(store):
     [
         (["2"], ["1 call", "+0.0 ms", "openai/gpt-4o-mini", "ok", "850 ms", "$0.0004"], []),
         (
-            ["3"],
+            ["4"],
             [
                 "Request messages (2)",
                 "[1] user",
@@ -249,16 +263,20 @@ async def test_agent_spans_nest_with_rails_and_show_every_attribute(store):
             ["plano(inbound)"],
         ),
         (
-            ["4"],
+            ["5"],
             ["embedded (12 ms)", "code → openai/gpt-4o-mini", "0.810", "0.420", "cached no"],
             ["fell back"],
         ),
-        (["5"], ["quality poor", "correction", "no, I meant Rust", "gratitude"], ["no signals"]),
-        (["6"], ["total $0.0004", "HTTP 503", "$0.0001", "$0.0003", "100→50"], []),
-        (["tab", "tab", "tab"], ["code → openai/gpt-4o-mini"], []),
-        (["right", "right", "right", "right", "left"], ["embedded (12 ms)"], ["quality poor"]),
+        (["6"], ["quality poor", "correction", "no, I meant Rust", "gratitude"], ["no signals"]),
+        (["7"], ["total $0.0004", "HTTP 503", "$0.0001", "$0.0003", "100→50"], []),
+        (["tab", "tab", "tab", "tab"], ["code → openai/gpt-4o-mini"], []),
+        (
+            ["right", "right", "right", "right", "right", "left"],
+            ["embedded (12 ms)"],
+            ["quality poor"],
+        ),
         (["shift+tab"], ["total $0.0004"], []),
-        (["6", "1"], ["plano(inbound)", "http.response.status_code"], ["total $0.0004"]),
+        (["7", "1"], ["plano(inbound)", "http.response.status_code"], ["total $0.0004"]),
     ],
 )
 async def test_sections_switch_by_key(store, keys, expected, absent):
@@ -276,7 +294,7 @@ async def test_sections_switch_by_key(store, keys, expected, absent):
 async def test_routing_scores_are_sorted_highest_first(store):
     app = Host(detail_of(store, T_CODE))
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.press("4")
+        await pilot.press("5")
         text = shown(app)
         assert text.index("0.810") < text.index("0.420")
         code_bar = next(line for line in text.splitlines() if "0.810" in line).count("█")
@@ -293,7 +311,7 @@ async def test_a_failed_request_shows_its_error_and_the_routers_fallback(store):
         assert "fallback timeout" in band
         assert "error upstream timeout" in band
         assert "✗ plano(inbound)" in shown(app)  # the failed root span stands out
-        await pilot.press("4")
+        await pilot.press("5")
         text = shown(app)
         assert "the router fell back: timeout" in text
         assert "(none: no route matched)" in text
@@ -310,10 +328,10 @@ async def test_spans_only_trace_says_what_is_missing(store):
         assert "░" in text  # an open span is drawn to the end in the lighter shade
         expected = {
             "2": "no calls stored yet",
-            "3": "not captured yet",
-            "4": "not routed",
-            "5": "no signals",
-            "6": "not known yet",
+            "4": "not captured yet",
+            "5": "not routed",
+            "6": "no signals",
+            "7": "not known yet",
         }
         for key, message in expected.items():
             await pilot.press(key)
@@ -323,19 +341,19 @@ async def test_spans_only_trace_says_what_is_missing(store):
 async def test_without_captured_messages_or_signals(store):
     app = Host(detail_of(store, T_REASON))
     async with app.run_test(size=(100, 30)) as pilot:
-        await pilot.press("3")
+        await pilot.press("4")
         text = shown(app)
         assert text.count("not captured (tracing.store.capture_messages is off") == 2
-        await pilot.press("5")
+        await pilot.press("6")
         assert "no signals" in shown(app)
 
 
 async def test_a_request_that_was_not_routed(store):
     app = Host(detail_of(store, T_OLD))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("4")
+        await pilot.press("5")
         assert "not routed" in shown(app)
-        await pilot.press("6")
+        await pilot.press("7")
         text = shown(app)
         assert "total -" in text
         assert "unknown" in text
@@ -344,7 +362,7 @@ async def test_a_request_that_was_not_routed(store):
 async def test_messages_are_shown_literally_never_as_markup(store):
     app = Host(detail_of(store, T_NESTED))
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.press("3")
+        await pilot.press("4")
         text = shown(app)
         assert "Is [bold]this[/bold] bold? And [/] this?" in text
         assert "first part" in text
@@ -359,7 +377,7 @@ async def test_messages_are_shown_literally_never_as_markup(store):
 async def test_long_messages_scroll_with_j(store):
     app = Host(detail_of(store, T_NESTED))
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("3")
+        await pilot.press("4")
         pane = app.focused
         assert pane is not None
         assert pane.scroll_y == 0
@@ -412,7 +430,7 @@ async def test_footer_lists_the_keys(store):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         footer = shown(app).splitlines()[-1]
-        for part in ("j/k", "Span", "Attributes", "tab", "1-6", "Section", "esc", "Back", "q"):
+        for part in ("j/k", "Span", "Attributes", "tab", "1-7", "Section", "esc", "Back", "q"):
             assert part in footer
         await pilot.press("2")
         await pilot.pause()
@@ -474,10 +492,53 @@ async def test_an_agents_run_shows_the_sums_and_lists_every_call(store):
         assert "200!" in rows[1]
         assert "stream_error" in rows[1]
         assert "+1.40 s" in rows[2]
-        await pilot.press("4")
+        await pilot.press("5")
         text = shown(app)
         assert "Call 1 of 3" in text
         assert "Call 3 of 3" in text
         assert "Call 2 of 3" not in text  # not routed
-        await pilot.press("3")
+        await pilot.press("4")
         assert shown(app).count("not captured") == 1
+
+
+def chain_detail(store: TraceStore, trace_id: str) -> TraceDetail:
+    for batch in chain_runs(NOW):
+        store.write(batch)
+    return detail_of(store, trace_id)
+
+
+async def test_the_chain_shows_the_orchestrators_choice_then_each_agent_in_order(store):
+    app = Host(chain_detail(store, T_CHAIN))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        lines = shown(app).splitlines()
+        text = "\n".join(lines)
+        assert "plano_orchestrator (40 ms), routed" in text
+        assert "weather_agent → flight_agent" in text
+        assert re.search(r"fallback +no", text)
+        first = next(i for i, line in enumerate(lines) if "agent 1" in line)
+        second = next(i for i, line in enumerate(lines) if "agent 2" in line)
+        assert first < second
+        assert "weather_agent  ok  320 ms" in lines[first]
+        assert f"handoff {WEATHER_HANDOFF}" in lines[first + 1]
+        assert "flight_agent  ok  1.25 s" in lines[second]
+        assert "answered the client" in lines[second + 1]
+
+
+async def test_a_failed_orchestrator_and_agent_show_in_the_chain(store):
+    app = Host(chain_detail(store, T_CHAIN_FALLBACK))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        text = shown(app)
+        assert "plano_orchestrator (40 ms), fallback" in text
+        assert re.search(r"fallback +timeout", text)
+        assert "flight_agent  HTTP 500  90 ms  agent 'flight_agent' answered HTTP 500" in text
+
+
+async def test_a_trace_without_agents_says_so_in_the_chain(store):
+    app = Host(detail_of(store, T_AGENT))  # an agent's own run: no agent listener
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        text = shown(app)
+        assert "no agents: this trace has no call of an agent listener" in text
+        assert "orchestrator" not in text

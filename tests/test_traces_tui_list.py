@@ -15,11 +15,14 @@ from trace_seed import (
     GPT,
     MESSAGES,
     T_AGENT,
+    T_CHAIN,
+    T_CHAIN_FALLBACK,
     T_CODE,
     T_FAIL,
     T_OLD,
     T_REASON,
     T_SPANS_ONLY,
+    chain_runs,
     seed,
     traced,
 )
@@ -313,6 +316,44 @@ async def test_a_bad_filter_shows_the_cli_message_and_keeps_the_rows(db, typed, 
         assert not bar.is_open
         assert bar.error is None
         assert shown(app) == [T_CODE, T_REASON, T_AGENT]
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("agent=weather_agent", [T_CHAIN]),
+        ("agent=flight_agent", [T_CHAIN, T_CHAIN_FALLBACK]),
+        ("agent=flight_agent status=502", [T_CHAIN_FALLBACK]),  # the same call ran and failed
+        ("agent=flight_agent listener=model", []),  # a model listener's call runs no agent
+        ("agent=hotel_agent", []),
+    ],
+)
+async def test_the_filter_bar_lists_the_traces_that_ran_an_agent(db, typed, expected):
+    write(db, *chain_runs(NOW))
+    app = viewer(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert {T_CHAIN, T_CHAIN_FALLBACK} <= set(shown(app))
+        await type_filter(pilot, typed)
+        assert shown(app) == expected
+        assert screen_of(app).view.line == typed
+
+
+async def test_an_unknown_key_beside_agent_gets_the_clis_message(db, runner):
+    typed = "agents=weather_agent"
+    cli_run = runner.invoke(cli, ["traces", "list", "--db", str(db), "--where", typed])
+    assert cli_run.exit_code == 2
+    message = cli_run.stderr.splitlines()[0]
+    assert message.startswith("error: --where: unknown key 'agents'; valid keys:")
+    assert "agent" in message.split("valid keys:")[1].split(", ")
+    app = viewer(db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await type_filter(pilot, typed)
+        bar = screen_of(app).query_one(FilterBar)
+        assert bar.is_open
+        assert bar.error == message
+        assert shown(app) == SEEDED
 
 
 async def test_escape_closes_the_bar_without_applying(db):

@@ -438,7 +438,7 @@ def test_enter_opens_the_trace_its_tabs_switch_and_escape_returns(terminal, db):
     open_viewer(terminal, db)
     terminal.keys("Enter")
     detail = terminal.wait_for_text("1 Spans", T_CODE[:12])
-    for tab in ("1 Spans", "2 Calls", "3 Messages", "4 Routing", "5 Signals", "6 Cost"):
+    for tab in ("1 Spans", "2 Calls", "3 Chain", "4 Messages", "5 Routing", "6 Signals", "7 Cost"):
         assert tab in detail
     band = "\n".join(detail.splitlines()[:3])
     assert "200" in band
@@ -446,7 +446,7 @@ def test_enter_opens_the_trace_its_tabs_switch_and_escape_returns(terminal, db):
     assert "plano(routing)" in detail  # the waterfall
     assert "Filter" not in detail  # the list's footer is gone
 
-    terminal.keys("3")
+    terminal.keys("4")
     messages = terminal.wait_for_text("Request messages (2)")
     assert "You are terse." in messages
     assert "Write a Rust function that parses a CSV line" in messages

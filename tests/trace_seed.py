@@ -342,3 +342,122 @@ def seed(path: Path, now: float) -> None:
     with TraceStore.open(path) as store:
         for batch in batches:
             store.write(batch)
+
+
+# Two calls of an agent listener, written by chain_runs (not by seed, whose traces the
+# list tests and snapshots count): the orchestrator chose weather then flights; and one
+# where it timed out and the default agent served.
+T_CHAIN = "c4a10000" + "0" * 23 + "1"
+T_CHAIN_FALLBACK = "c4a10000" + "0" * 23 + "2"
+WEATHER_HANDOFF = "Rome: sunny, 24 °C all week."
+
+
+def chain_call(
+    trace_id: str,
+    started_at: float,
+    agents: list[tuple[str, float, str]],
+    *,
+    fallback: str | None = None,
+    handoffs: dict[str, str] | None = None,
+) -> StoreBatch:
+    """One call of the agent listener "travel": its plano(inbound), plano(orchestrator)
+    and a plano(agent) span for each (agent id, latency ms, outcome), as the gateway
+    writes them (proxy.telemetry.spans)."""
+    ms = 1_000_000
+    start = int(started_at * 1e9)
+    root = span_id(trace_id, 0)
+    failed = next((a for a in agents if a[2] != "ok"), None)
+    status = 502 if failed else 200
+    orchestrator_ms = 40.0
+    total = orchestrator_ms + sum(latency for _, latency, _ in agents) + 5
+    row = RequestRow(
+        trace_id=trace_id,
+        started_at=started_at,
+        span_id=root,
+        listener="travel",
+        api="openai_chat",
+        status=status,
+        outcome="error" if failed else "ok",
+        error=f"agent '{failed[0]}' answered {failed[2]}" if failed else None,
+        latency_ms=total,
+    )
+    spans = [
+        SpanRow(
+            root,
+            trace_id,
+            "plano(inbound)",
+            start,
+            start + int(total * ms),
+            kind="server",
+            status_code="error" if failed else "unset",
+            attributes={"http.response.status_code": status, "plano.listener": "travel"},
+        )
+    ]
+    orchestrator = {
+        "orchestrator.backend": "plano_orchestrator",
+        "orchestrator.outcome": "fallback" if fallback else "ok",
+        "orchestrator.duration_ms": orchestrator_ms,
+        "orchestrator.selection": "fallback" if fallback else "routed",
+        "orchestrator.agents": [agent for agent, _, _ in agents],
+        "orchestrator.cached": False,
+        "orchestrator.escalated": False,
+        "routing.determination_ms": orchestrator_ms - 2,
+    }
+    if fallback:
+        orchestrator["orchestrator.detail"] = fallback
+    at = start + ms
+    spans.append(
+        SpanRow(
+            span_id(trace_id, 1),
+            trace_id,
+            "plano(orchestrator)",
+            at,
+            at + int(orchestrator_ms * ms),
+            root,
+            "internal",
+            "unset",
+            None,
+            orchestrator,
+        )
+    )
+    at += int(orchestrator_ms * ms)
+    for position, (agent, latency, outcome) in enumerate(agents, 1):
+        attributes = {
+            "agent.id": agent,
+            "agent.outcome": outcome,
+            "agent.duration_ms": latency,
+            "agent.position": position,
+            "agent.chain_length": len(agents),
+        }
+        if agent in (handoffs or {}):
+            attributes["agent.handoff"] = (handoffs or {})[agent]
+        spans.append(
+            SpanRow(
+                span_id(trace_id, 1 + position),
+                trace_id,
+                "plano(agent)",
+                at,
+                at + int(latency * ms),
+                root,
+                "client",
+                "unset" if outcome == "ok" else "error",
+                None if outcome == "ok" else f"agent '{agent}' answered {outcome}",
+                attributes,
+            )
+        )
+        at += int(latency * ms)
+    return StoreBatch(requests=[row], spans=spans)
+
+
+def chain_runs(now: float) -> list[StoreBatch]:
+    return [
+        chain_call(
+            T_CHAIN,
+            now - 20,
+            [("weather_agent", 320.0, "ok"), ("flight_agent", 1250.0, "ok")],
+            handoffs={"weather_agent": WEATHER_HANDOFF},
+        ),
+        chain_call(
+            T_CHAIN_FALLBACK, now - 30, [("flight_agent", 90.0, "HTTP 500")], fallback="timeout"
+        ),
+    ]

@@ -1,5 +1,5 @@
-"""`plano traces show` as text: summary, its calls, span waterfall, routing, signals,
-messages.
+"""`plano traces show` as text: summary, its calls, span waterfall, routing, agent chain,
+signals, messages.
 
 The pieces the interactive viewer draws the same way (tree labels, timeline bars, attribute
 values, the routing and signals tables) are public and take their width as a parameter.
@@ -27,8 +27,10 @@ from plano_cli.traces_cli.trace_model import (
     INBOUND,
     LLM,
     ROUTING,
+    AgentChain,
     Call,
     PlacedSpan,
+    agent_chains,
     attempt_usage,
     message_list,
     routing_decision,
@@ -45,6 +47,7 @@ NAME_WIDTH = 40
 NOT_CAPTURED = "not captured (tracing.store.capture_messages is off, or the body was unreadable)"
 MESSAGE_CHARS = 1_500  # per message, unless --full: a pasted file should not flood the view
 ARGUMENT_CHARS = 200
+HANDOFF_CHARS = 200  # of an agent's handoff in `show`; --json and the viewer have it whole
 OTHER_ATTRIBUTES = 12  # on spans from agents, whose attributes we know nothing about
 
 # The attributes worth a glance, per span; --json has them all. Routing scores have their
@@ -116,6 +119,16 @@ def render_show(detail: TraceDetail, out: Console, *, full: bool = False) -> Non
                     out.print()
                 out.print(Text(label, style="bold"))
             out.print(routing_table(routing, glyphs))
+    chains = agent_chains(detail, calls)
+    if chains:
+        _section(out, "Chain")
+        for i, (call, chain) in enumerate(chains):
+            label = call_label(call, len(calls)) if call is not None else ""
+            if label:
+                if i:
+                    out.print()
+                out.print(Text(label, style="bold"))
+            out.print(chain_table(chain, glyphs, HANDOFF_CHARS))
     if detail.signals:
         _section(out, "Signals")
         out.print(signals_table(detail.signals))
@@ -414,6 +427,41 @@ def routing_table(routing: dict[str, Any], glyphs: Glyphs) -> Table:
             lines.append(f"{name:<{width}}  {score:7.3f}  ", style=style)
             lines.append(bar, style="blue")
         grid.add_row("scores", lines)
+    return grid
+
+
+def chain_table(chain: AgentChain, glyphs: Glyphs, handoff_width: int | None) -> Table:
+    """The orchestrator's decision, then each agent in the order it ran: its outcome,
+    latency and the answer it handed to the next one."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column()
+    decided = chain.orchestration
+    if decided is None:
+        grid.add_row("orchestrator", Text("none: the listener has one agent"))
+    else:
+        backend = f"{decided.backend or '?'} ({fmt.duration_ms(decided.latency_ms)})"
+        if decided.selection:
+            backend += f", {decided.selection}"
+        grid.add_row("orchestrator", Text(backend))
+        arrow = f" {glyphs.arrow} "
+        grid.add_row("selected", Text(arrow.join(decided.agents) or fmt.NONE))
+        fallback = decided.fallback
+        grid.add_row("fallback", Text(fallback or "no", style="yellow" if fallback else ""))
+    for step in chain.agents:
+        line = Text.assemble((step.agent_id, "bold"), "  ")
+        line.append(step.outcome, style="red" if step.failed else "green")
+        line.append(f"  {fmt.duration_ms(step.latency_ms)}")
+        if step.failed and step.detail:
+            line.append(f"  {step.detail}", style="red")
+        if step.handoff is not None:
+            handoff = attribute_value(step.handoff, handoff_width)
+            line.append("\nhandoff ", style="dim").append(handoff)
+        elif step.last and not step.failed:
+            line.append("\nanswered the client", style="dim")
+        elif not step.failed:
+            line.append("\nhandoff not captured", style="dim")
+        grid.add_row(f"agent {step.position}", line)
     return grid
 
 

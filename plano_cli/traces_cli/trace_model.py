@@ -1,5 +1,5 @@
 """What `show` reads out of one stored trace: the span tree, its calls (each with its
-spans, routing decision and LLM attempts) and the captured messages.
+spans, routing decision, agent chain and LLM attempts) and the captured messages.
 
 Shared by the text view, the JSON and the interactive viewer, so all say the same thing.
 """
@@ -15,6 +15,7 @@ import orjson
 from proxy.telemetry.store import RequestRow, SpanEventRow, SpanRow, TraceDetail
 
 INBOUND, ROUTING, LLM = "plano(inbound)", "plano(routing)", "plano(llm)"
+ORCHESTRATOR, AGENT = "plano(orchestrator)", "plano(agent)"
 
 
 @dataclass(slots=True)
@@ -163,6 +164,107 @@ def _scores(raw: Any) -> dict[str, float] | None:
         return None
     pairs = [(str(k), v) for k, v in raw.items() if isinstance(v, int | float)]
     return dict(sorted(pairs, key=lambda kv: -kv[1]))
+
+
+@dataclass(slots=True)
+class Orchestration:
+    """An agent listener's choice of agents, from its plano(orchestrator) span."""
+
+    backend: str | None
+    selection: str | None  # routed | default | fallback
+    agents: list[str]  # in the order they ran
+    fallback: str | None  # why the default agent served instead, when the orchestrator failed
+    latency_ms: float | None
+
+
+@dataclass(slots=True)
+class AgentStep:
+    """One agent called, from its plano(agent) span. `handoff` is the answer it passed to
+    the next agent (captured only with capture_messages); the last agent has none, its
+    answer went to the client."""
+
+    position: int
+    agent_id: str
+    outcome: str
+    failed: bool
+    detail: str | None
+    latency_ms: float | None
+    handoff: str | None
+    last: bool
+
+
+@dataclass(slots=True)
+class AgentChain:
+    """A call of an agent listener: the orchestrator's decision (None when the listener
+    has one agent and asks no orchestrator) and each agent in the order it ran."""
+
+    orchestration: Orchestration | None
+    agents: list[AgentStep]
+
+
+def agent_chain(spans: list[SpanRow]) -> AgentChain | None:
+    """The chain among a call's spans; None when the call ran no agent."""
+    deciding = next((s for s in spans if s.name == ORCHESTRATOR), None)
+    ran = [s for s in spans if s.name == AGENT]
+    if deciding is None and not ran:
+        return None
+    orchestration = None
+    if deciding is not None:
+        attrs = deciding.attributes
+        selection = _str(attrs.get("orchestrator.selection"))
+        agents = attrs.get("orchestrator.agents")
+        orchestration = Orchestration(
+            backend=_str(attrs.get("orchestrator.backend")),
+            selection=selection,
+            agents=[str(a) for a in agents] if isinstance(agents, list | tuple) else [],
+            fallback=_str(attrs.get("orchestrator.detail")) if selection == "fallback" else None,
+            latency_ms=_span_ms(deciding, "orchestrator.duration_ms"),
+        )
+    # By the position the gateway numbered; start time where an agent's data lacks it.
+    ran.sort(key=lambda s: (_int(s.attributes.get("agent.position")) or 0, s.start_ns))
+    steps = []
+    for i, span in enumerate(ran, 1):
+        attrs = span.attributes
+        errored = span.status_code == "error"
+        outcome = _str(attrs.get("agent.outcome")) or ("error" if errored else "ok")
+        steps.append(
+            AgentStep(
+                position=_int(attrs.get("agent.position")) or i,
+                agent_id=_str(attrs.get("agent.id")) or "?",
+                outcome=outcome,
+                failed=outcome != "ok" or errored,
+                detail=_str(attrs.get("agent.detail")) or span.status_message,
+                latency_ms=_span_ms(span, "agent.duration_ms"),
+                handoff=_str(attrs.get("agent.handoff")),
+                last=i == len(ran),
+            )
+        )
+    return AgentChain(orchestration, steps)
+
+
+def agent_chains(detail: TraceDetail, calls: list[Call]) -> list[tuple[Call | None, AgentChain]]:
+    """Each agent-listener call's chain, in call order. A trace whose calls are not stored
+    yet still shows the chain its spans recorded (with no call)."""
+    if not calls:
+        chain = agent_chain(detail.spans)
+        return [] if chain is None else [(None, chain)]
+    found: list[tuple[Call | None, AgentChain]] = []
+    for call in calls:
+        chain = agent_chain(call.spans)
+        if chain is not None:
+            found.append((call, chain))
+    return found
+
+
+def _span_ms(span: SpanRow, key: str) -> float | None:
+    recorded = _number(span.attributes.get(key))
+    if recorded is not None:
+        return recorded
+    return None if span.end_ns is None else (span.end_ns - span.start_ns) / 1e6
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def llm_attempts(spans: list[SpanRow]) -> list[SpanRow]:

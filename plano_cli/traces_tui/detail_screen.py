@@ -1,5 +1,5 @@
-"""One trace in full: a summary band, then sections (spans, calls, messages, routing,
-signals, cost) switched by number keys or tab.
+"""One trace in full: a summary band, then sections (spans, calls, agent chain, messages,
+routing, signals, cost) switched by number keys or tab.
 
 Everything shown comes from the trace, so it is built as rich Text, never parsed as markup.
 """
@@ -18,6 +18,7 @@ from textual.widgets import Footer, OptionList, Static, TabbedContent, TabPane, 
 
 from plano_cli.traces_cli.trace_model import span_tree
 from plano_cli.traces_tui.detail_calls import calls_view
+from plano_cli.traces_tui.detail_chain import chain_view
 from plano_cli.traces_tui.detail_cost import cost_view
 from plano_cli.traces_tui.detail_routing import routing_view
 from plano_cli.traces_tui.detail_signals import signals_view
@@ -27,7 +28,7 @@ from plano_cli.traces_tui.messages import messages_view
 from plano_cli.traces_tui.waterfall import Ruler, Waterfall
 from proxy.telemetry.store import TraceDetail
 
-SECTIONS = ("spans", "calls", "messages", "routing", "signals", "cost")
+SECTIONS = ("spans", "calls", "chain", "messages", "routing", "signals", "cost")
 _SECTION = Binding.Group("Section")
 
 
@@ -52,7 +53,9 @@ class TraceDetailScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab,right", "next_section", "Next", key_display="tab", group=_SECTION),
         Binding("shift+tab,left", "next_section(-1)", show=False),
-        Binding("1", "section('spans')", "Section", key_display="1-6", group=_SECTION),
+        Binding(
+            "1", "section('spans')", "Section", key_display=f"1-{len(SECTIONS)}", group=_SECTION
+        ),
         *(
             Binding(str(n), f"section('{name}')", show=False)
             for n, name in enumerate(SECTIONS[1:], 2)
@@ -100,13 +103,15 @@ class TraceDetailScreen(Screen[None]):
                     yield _pane(Text("no spans stored for this trace", style="dim"))
             with TabPane("2 Calls", id="calls"):
                 yield _pane(calls_view(self.detail))
-            with TabPane("3 Messages", id="messages"):
+            with TabPane("3 Chain", id="chain"):
+                yield _pane(chain_view(self.detail))
+            with TabPane("4 Messages", id="messages"):
                 yield _pane(messages_view(self.detail))
-            with TabPane("4 Routing", id="routing"):
+            with TabPane("5 Routing", id="routing"):
                 yield _pane(routing_view(self.detail))
-            with TabPane("5 Signals", id="signals"):
+            with TabPane("6 Signals", id="signals"):
                 yield _pane(signals_view(self.detail))
-            with TabPane("6 Cost", id="cost"):
+            with TabPane("7 Cost", id="cost"):
                 yield _pane(cost_view(self.detail))
         yield Footer()
 
