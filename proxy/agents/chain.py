@@ -41,7 +41,7 @@ from proxy.canonical import (
 )
 from proxy.canonical import response_events as events_of
 from proxy.config.model import Config, Listener
-from proxy.config.redact import mask_key_like, redact_text
+from proxy.config.redact import redact_text
 from proxy.gateway.client_api import ClientAPI
 from proxy.gateway.core import ChatCore
 from proxy.gateway.errors import ClientError
@@ -88,9 +88,6 @@ class AgentChain(ChatCore):
         body: dict,
         chat: ChatRequest,
     ) -> web.StreamResponse:
-        # For the access log, spans and the store: a key sent as the model stays masked.
-        exchange.requested_model = mask_key_like(chat.model) if chat.model else chat.model
-        exchange.stream = chat.stream
         plan = await self.orchestrator.plan(chat.messages, exchange)
         base, messages = _agent_request(api, body, chat)
         headers = forwarded_headers(request.headers, exchange.request_id)

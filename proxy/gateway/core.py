@@ -15,6 +15,7 @@ from aiohttp import web
 
 from proxy.canonical import ChatRequest, WireError
 from proxy.config.model import Config, Listener
+from proxy.config.redact import mask_key_like
 from proxy.gateway.client_api import ClientAPI
 from proxy.gateway.errors import ClientError
 from proxy.gateway.exchange import Exchange
@@ -54,6 +55,9 @@ class ChatCore:
         chat: ChatRequest,
     ) -> web.StreamResponse:
         """Serve an already parsed request (the Responses API parses its own)."""
+        # For the access log, spans and the store: a key sent as the model stays masked.
+        exchange.requested_model = mask_key_like(chat.model) if chat.model else chat.model
+        exchange.stream = chat.stream
         task = self.inflight.add(exchange)
         try:
             return await self._serve(request, api, exchange, body, chat)

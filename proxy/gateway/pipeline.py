@@ -117,9 +117,6 @@ class Gateway(ChatCore):
         body: dict,
         chat: ChatRequest,
     ) -> web.StreamResponse:
-        # For the access log, spans and the store: a key sent as the model stays masked.
-        exchange.requested_model = mask_key_like(chat.model) if chat.model else chat.model
-        exchange.stream = chat.stream
         try:
             body_routes = routes_from_body(body)
         except RouteSpecError as exc:
