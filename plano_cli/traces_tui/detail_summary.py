@@ -7,7 +7,13 @@ from rich.text import Text
 from plano_cli.traces_cli import fmt
 from plano_cli.traces_cli.render_list import status_style, status_text
 from plano_cli.traces_cli.render_show import Glyphs, model_line, models_line
-from plano_cli.traces_cli.trace_model import Call, attempt_usage, trace_calls
+from plano_cli.traces_cli.trace_model import (
+    AgentChain,
+    Call,
+    agent_chains,
+    attempt_usage,
+    trace_calls,
+)
 from proxy.telemetry.store import TraceDetail, TraceRow
 
 _GAP = "  "
@@ -32,15 +38,18 @@ def summary_text(detail: TraceDetail) -> Text:
         one = calls[0].row if len(calls) == 1 else None
         model = model_line(one, Glyphs(unicode=True)) if one is not None else models_line(calls)
         head.append(model, style="bold")
-        lines = [head, _routing_line(calls, row), _numbers_line(row)]
+        chains = [chain for _, chain in agent_chains(detail, calls)]
+        lines = [head, _routing_line(calls, row, chains), _numbers_line(row)]
     return Text("\n").join(lines)
 
 
-def _routing_line(calls: list[Call], row: TraceRow) -> Text:
+def _routing_line(calls: list[Call], row: TraceRow, chains: list[AgentChain]) -> Text:
     line = Text()
     if len(calls) > 1:
         _field(line, "calls", str(row.calls), "bold")
-    if row.route or row.router_backend or row.routes > 1:
+    if chains:  # an agent listener's call: the orchestrator chose agents, not a route
+        _field(line, "agents", _agents_text(chains[0]), "bold")
+    elif row.route or row.router_backend or row.routes > 1:
         route = f"{row.routes} routes" if row.routes > 1 else row.route or "(none)"
         _field(line, "route", f"{route} via {row.router_backend or '?'}")
     else:
@@ -56,6 +65,16 @@ def _routing_line(calls: list[Call], row: TraceRow) -> Text:
     if row.error:
         _field(line, "error", row.error, "red")
     return line
+
+
+def _agents_text(chain: AgentChain) -> str:
+    names = " → ".join(step.agent_id for step in chain.agents) or "(none ran)"
+    decided = chain.orchestration
+    if decided is None:
+        return names  # a single agent: no orchestrator was asked
+    return f"{names} via {decided.backend or '?'}" + (
+        f" ({decided.selection})" if decided.selection not in (None, "routed") else ""
+    )
 
 
 def _numbers_line(row: TraceRow) -> Text:
