@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from proxy.config.problems import Path
@@ -163,7 +164,19 @@ def mask_key_like(name: str, limit: int = 256) -> str:
 
 def _mask_key_like(text: str) -> str:
     parts: list[str] = []
-    done = pos = 0
+    done = 0
+    for start, end in key_like_spans(text):
+        parts += (text[done:start], MASK)
+        done = end
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
+
+
+def key_like_spans(text: str) -> Iterator[tuple[int, int]]:
+    """The (start, end) of each key-like token in `text`, left to right, in linear time."""
+    pos = 0
     prefixed_only_until = 0  # before this, only the key-prefix form can still match
     while True:
         if pos < prefixed_only_until:
@@ -178,19 +191,15 @@ def _mask_key_like(text: str) -> str:
         else:
             found = _KEY_LIKE.search(text, pos)
             if found is None:
-                break
+                return
             end = found.end()
             if found.lastgroup is None:  # a long run, from a word boundary to its end
                 end = _token_end(text, found.start(), end)
                 if end - found.start() < _TOKEN_MIN:
                     pos, prefixed_only_until = found.start() + 1, found.end()
                     continue
-        parts += (text[done : found.start()], MASK)
-        done = pos = end
-    if not parts:
-        return text
-    parts.append(text[done:])
-    return "".join(parts)
+        yield found.start(), end
+        pos = end
 
 
 def _token_end(text: str, start: int, end: int) -> int:

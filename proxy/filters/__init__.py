@@ -1,0 +1,1 @@
+"""Filters applied to requests and answers: built-in guardrails (and, later, the chain)."""

@@ -1,0 +1,1 @@
+"""Guardrails that run in-process, with no service to call."""
