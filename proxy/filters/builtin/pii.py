@@ -80,11 +80,17 @@ _CARD = re.compile(r"[2-6](?<![\d-].)(?:[ -]?\d){12,18}(?!\d)")
 _IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9].)[A-Z]\d\d(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 _SSN = re.compile(r"(\d(?<![\w-].)\d\d)([- ])(\d\d)\2(\d{4})(?![\w-])")
 _IPV4 = re.compile(r"\d(?<![\w.].)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\w|\.\d)")
-# A run of hex digits, colons and dots holding two colons; ipaddress decides.
+# An IPv6 address holds two colons with at most 4 hex digits between them: text without
+# that (most prose) is not scanned for one.
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}+:")
+# A run of hex digits, colons and dots (an IPv4 tail); ipaddress decides.
 _IPV6 = re.compile(r"[0-9A-Fa-f:](?<![\w:.].)[0-9A-Fa-f:.]{1,44}+(?![\w:])")
 _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
 _JWT = re.compile(r"(?<![\w-])eyJ[\w-]{4,}+\.eyJ[\w-]{4,}+\.[\w-]*+")
 _DIGIT = re.compile(r"\d")
+# Where `_BEARER` may match: its case-insensitive form is tried at every word boundary,
+# this one skips ahead to a `b`.
+_BEARER_HINT = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr]")
 
 
 def find(text: str) -> list[Match]:
@@ -208,6 +214,8 @@ def _ips(text: str) -> Iterator[tuple[int, int]]:
         except ValueError:
             continue
         yield m.span()
+    if not _IPV6_HINT.search(text):
+        return
     for m in _IPV6.finditer(text):
         value = m.group()
         if value.count(":") < 2:
@@ -233,9 +241,12 @@ def _api_keys(text: str) -> Iterator[tuple[int, int]]:
         yield from (m.span() for m in _AWS_KEY_ID.finditer(text))
     if "eyJ" in text:
         yield from (m.span() for m in _JWT.finditer(text))
-    if "earer" not in text and "EARER" not in text:
-        return
-    for m in _BEARER.finditer(text):
+    done = 0
+    for hint in _BEARER_HINT.finditer(text):
+        m = hint.start() >= done and _BEARER.match(text, hint.start())
+        if not m:
+            continue
+        done = m.end()
         token = m.group()[m.end(1) - m.start() :].lstrip()
         if m.group(1).lower() == "bearer" and len(token) >= 8 and _DIGIT.search(token):
             yield m.end() - len(token), m.end()
