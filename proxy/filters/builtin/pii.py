@@ -14,7 +14,8 @@ the lookbehind at every position. Rare literals (`@`, `eyJ`, `AKIA`) are looked 
 Deliberate choices, pinned in tests/test_pii.py:
 - phone numbers are either international with a leading `+` (8 to 15 digits, E.164) or
   North American with separators (`(555) 234-5678`, `555-234-5678`); a bare run of digits
-  is not a phone number (it is an order number as often);
+  is not a phone number (it is an order number as often). Not `phonenumbers`' matcher: it
+  takes ten times the time budget (docs/benchmarks.md);
 - card numbers are 13 to 19 digits, spaces or dashes allowed, starting 2-6 (the card
   networks' ranges), Luhn-checked;
 - US SSNs need their separators (`123-45-6789`, `123 45 6789`): a bare 9-digit number is
