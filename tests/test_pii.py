@@ -184,6 +184,21 @@ def test_any_chunking_restores_as_the_whole_text(case: tuple[str, list[int]]) ->
     assert out + restorer.flush() == anonymizer.restore(text)
 
 
+TEXT_PIECES = [value for _, _, value in POSITIVE] + [
+    " ", "<EMAIL_1>", "<", "_1>", "-", ".", "@", ":", "1", "٤", "²", "é", "\n",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(TEXT_PIECES) | st.text(max_size=5), max_size=10).map("".join))
+def test_any_text_round_trips(text: str) -> None:
+    matches = pii.find(text)
+    assert all(text[m.start : m.end] == m.value and m.value for m in matches)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(matches))
+    anonymizer = pii.Anonymizer()
+    assert anonymizer.restore(anonymizer.anonymize(text)) == text
+    assert "[" in pii.redact(text) or not matches
+
+
 # --- linear time ------------------------------------------------------------------------
 
 
