@@ -1,6 +1,6 @@
 """What one MCP filter call costs: one kept session (Plano) vs a new session per call (upstream).
 
-    python bench/mcp_filter.py [--calls 500] [--warmup 50] [--kb 2]
+    python bench/mcp_filter.py [--calls 500] [--warmup 50] [--kb 2] [--json-response]
 
 Starts a pass-through MCP filter server (the SDK's MCPServer over streamable HTTP, uvicorn)
 in a child process on a loopback port, then times, in this process:
@@ -8,6 +8,9 @@ in a child process on a loopback port, then times, in this process:
 - the upstream way: connect, initialize, notifications/initialized, tools/call, DELETE,
   with the SDK's own client, for every call.
 Prints p50 and p99 in milliseconds for each. The server's own work is in both numbers.
+An SSE reply (the SDK server's default) ends its connection: the client reads the one event
+and closes, so each call opens a TCP connection; `--json-response` serves JSON replies,
+whose connections are reused.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from proxy.percentiles import percentile
 PATH = "/v1/chat/completions"
 
 
-def serve(port: int) -> None:
+def serve(port: int, json_response: bool) -> None:
     import uvicorn
     from mcp.server.mcpserver import MCPServer
 
@@ -37,7 +40,8 @@ def serve(port: int) -> None:
     def passthrough(body: dict, path: str) -> dict:
         return body
 
-    uvicorn.run(mcp.streamable_http_app(), host="127.0.0.1", port=port, log_level="warning")
+    app = mcp.streamable_http_app(json_response=json_response)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 def body(kb: int) -> bytes:
@@ -94,15 +98,21 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--kb", type=int, default=2, help="size of the request body")
+    parser.add_argument(
+        "--json-response",
+        action="store_true",
+        help="the server answers JSON instead of SSE (its connections are then kept alive)",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.json_response)
         return
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
+    command = [sys.executable, __file__, "--serve", str(port)]
+    child = subprocess.Popen(command + (["--json-response"] if args.json_response else []))
     try:
         wait_for(port)
         url = f"http://127.0.0.1:{port}/mcp"
