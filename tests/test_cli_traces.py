@@ -44,7 +44,7 @@ from proxy.telemetry.store import (
     StoreBatch,
     TraceStore,
 )
-from proxy.telemetry.store_query import FILTER_KEYS
+from proxy.telemetry.store_query import DECISIONS, FILTER_KEYS, OUTCOMES
 
 
 @pytest.fixture
@@ -846,6 +846,8 @@ def test_fit_drops_optional_columns_then_narrows_the_widest_name():
 
 def test_the_cli_keys_are_the_stores_keys():
     assert keys.STORE_KEYS == FILTER_KEYS
+    assert keys.OUTCOMES == OUTCOMES
+    assert keys.DECISIONS == DECISIONS
 
 
 def test_since_durations_and_times():
