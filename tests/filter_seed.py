@@ -21,10 +21,11 @@ from trace_seed import GPT, span_id
 from proxy.filters import verdict as v
 from proxy.telemetry.store import RequestRow, SpanRow, StoreBatch
 
-T_BLOCKED = "f1170000" + "0" * 23 + "1"
-T_OBSERVED = "f1170000" + "0" * 23 + "2"
-T_FAILED_OPEN = "f1170000" + "0" * 23 + "3"
-T_AGENT_FILTERED = "f1170000" + "0" * 23 + "4"
+# Distinct in the first 12 characters (the short id) and the last (span_id's).
+T_BLOCKED = "f1171000" + "0" * 23 + "1"
+T_OBSERVED = "f1172000" + "0" * 23 + "2"
+T_FAILED_OPEN = "f1173000" + "0" * 23 + "3"
+T_AGENT_FILTERED = "f1174000" + "0" * 23 + "4"
 INJECTION_MESSAGE = "prompt injection detected (score 0.93 >= 0.50)"
 PII_DIFF = "2 emails redacted"
 GUARD_ERROR = "timeout after 1.0 s"

@@ -308,7 +308,7 @@ def test_show_json_has_everything(runner, db):
     result = invoke(runner, "show", T_CODE, "--db", db, "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == {"trace_id", "summary", "calls", "spans", "signals"}
+    assert set(doc) == {"trace_id", "summary", "calls", "spans", "filters", "signals"}
     assert doc["trace_id"] == T_CODE
     assert (doc["summary"]["calls"], doc["summary"]["cost_usd"]) == (1, 0.0004)
     (call,) = doc["calls"]

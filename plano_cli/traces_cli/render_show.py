@@ -1,5 +1,5 @@
 """`plano traces show` as text: summary, its calls, span waterfall, routing, agent chain,
-signals, messages.
+filters, signals, messages.
 
 The pieces the interactive viewer draws the same way (tree labels, timeline bars, attribute
 values, the routing and signals tables) are public and take their width as a parameter.
@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from plano_cli.traces_cli import fmt
+from plano_cli.traces_cli.filter_model import call_filters
+from plano_cli.traces_cli.render_filters import blocks_text, filters_table
 from plano_cli.traces_cli.render_list import (
     model_of,
     outcome_style,
@@ -129,6 +131,16 @@ def render_show(detail: TraceDetail, out: Console, *, full: bool = False) -> Non
                     out.print()
                 out.print(Text(label, style="bold"))
             out.print(chain_table(chain, glyphs, HANDOFF_CHARS))
+    filtered = call_filters(detail, calls)
+    if filtered:
+        _section(out, "Filters")
+        for i, (call, steps) in enumerate(filtered):
+            label = call_label(call, len(calls)) if call is not None else ""
+            if label:
+                if i:
+                    out.print()
+                out.print(Text(label, style="bold"))
+            out.print(filters_table(steps))
     if detail.signals:
         _section(out, "Signals")
         out.print(signals_table(detail.signals))
@@ -200,6 +212,7 @@ def _summary(detail: TraceDetail, calls: list[Call], out: Console, glyphs: Glyph
         route = f"{row.routes} routes" if row.routes > 1 else row.route or "(none)"
         add("route", f"{route} via {row.router_backend or '?'}")
     add("status", status_line(row))
+    add("filters", blocks_text(row) or None)
     if row.outcome not in (None, "ok"):
         add("outcome", outcome_line(row))
     latency = fmt.duration_ms(row.latency_ms)
