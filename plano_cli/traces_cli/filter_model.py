@@ -6,7 +6,7 @@ Read with the CLI's start-up budget in mind: it imports only the contract's name
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from plano_cli.traces_cli.trace_model import Call, _int, _span_ms, _str
@@ -49,24 +49,9 @@ class FilterStep:
         return f"{self.decision} (observe)" if self.observed else self.decision
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "position": self.position,
-            "direction": self.direction,
-            "id": self.filter_id,
-            "kind": self.kind,
-            "decision": self.decision,
-            "mode": self.mode,
-            "applied": self.applied,
-            "on_error": self.on_error,
-            "latency_ms": self.latency_ms,
-            "status": self.status,
-            "target": self.target,
-            "message": self.message,
-            "diff": self.diff,
-            "error": self.error,
-            "chunks": self.chunks,
-            "chunks_modified": self.chunks_modified,
-        }
+        out = asdict(self)
+        return {"position": out.pop("position"), "direction": out.pop("direction"),
+                "id": out.pop("filter_id"), **out}  # fmt: skip
 
 
 def filter_steps(spans: list[SpanRow]) -> list[FilterStep]:

@@ -9,10 +9,11 @@ from rich.text import Text
 
 from plano_cli.traces_cli.filter_model import call_filters
 from plano_cli.traces_cli.render_filters import filters_table
-from plano_cli.traces_cli.render_show import call_label
+from plano_cli.traces_cli.render_show import per_call
 from plano_cli.traces_cli.trace_model import trace_calls
 from proxy.telemetry.store import TraceDetail
 
+REVERSE = "bold reverse"  # a call's label, as the chain section marks it
 NO_FILTERS = "no filters: no filter ran on this trace's calls"
 
 
@@ -21,12 +22,4 @@ def filters_view(detail: TraceDetail) -> RenderableType:
     found = call_filters(detail, calls)
     if not found:
         return Text(NO_FILTERS, style="dim")
-    parts: list[RenderableType] = []
-    for call, steps in found:
-        label = call_label(call, len(calls)) if call is not None else ""
-        if label:
-            if parts:
-                parts.append(Text())
-            parts.append(Text(label, style="bold reverse"))
-        parts.append(filters_table(steps, None))
-    return Group(*parts)
+    return Group(*per_call(found, calls, lambda steps: filters_table(steps, None), REVERSE))
