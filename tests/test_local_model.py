@@ -164,6 +164,16 @@ def test_the_answer_names_the_model_as_x_plano_model(proxy):
     assert {c.model for c in chunks} == {"local/smollm2-135m"}
 
 
+# llama.cpp's own server (xllamacpp) takes tool_choice only as "auto", "required" or "none",
+# and with SmolLM2's chat template (which has no tool syntax) it answered in prose even with
+# "required"; llama-cpp-python's server constrained the output to the tool's schema. Strict:
+# the day it passes, this mark must go.
+TOOLS_UNCONSTRAINED = pytest.mark.xfail(
+    strict=True, reason="llama.cpp's server does not force a named tool with SmolLM2's template"
+)
+
+
+@TOOLS_UNCONSTRAINED
 def test_forced_tool_call(proxy):
     """llama.cpp constrains the output to the tool's schema when a tool is forced."""
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
@@ -181,6 +191,7 @@ def test_forced_tool_call(proxy):
     assert reply.choices[0].finish_reason == "tool_calls"
 
 
+@TOOLS_UNCONSTRAINED
 def test_streamed_tool_call_translated_for_anthropic(proxy):
     """llama.cpp repeats the call id and name in every delta; the translation dedupes."""
     client = anthropic.Anthropic(base_url=proxy.url, api_key="x", max_retries=0)
