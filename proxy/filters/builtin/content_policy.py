@@ -12,9 +12,13 @@ prompt could make a careless pattern take exponential time. Two guards:
 - `option_problems` refuses a pattern with a repeat inside a repeat (`(a+)+`, `(\w+\s?)*`),
   the shape behind catastrophic backtracking;
 - every pattern is run over windows of at most WINDOW characters (overlapping by OVERLAP),
-  so a pattern that is still super-linear (`\w*\w*x`) costs a bounded amount per window
-  and the whole scan stays linear in the text. A match longer than OVERLAP that crosses a
-  window's edge can be missed: policy patterns are short phrases.
+  so a pattern that is still polynomial (`\s*\s*x` is cubic on a run of spaces) costs a
+  bounded amount per window and the whole scan grows linearly with the text. The bound
+  per window is still large for such a pattern (seconds): the nesting check does not
+  catch adjacent repeats. RE2 (`google-re2`) would guarantee linear time but rejects
+  look-arounds and back-references that users' Python patterns may have; it is not used.
+  A match longer than OVERLAP that crosses a window's edge can be missed: policy
+  patterns are short phrases.
 
 On input, a match anywhere in the request's text (every role) blocks it with status 400
 and the configured message. In output_filters the answer cannot be refused once it is
@@ -38,8 +42,8 @@ from proxy.filters.verdict import Verdict
 OPTIONS = ("rules", "message")
 DEFAULT_MESSAGE = "This request is not allowed by the content policy."
 MARKER = "[BLOCKED]"
-WINDOW = 4096
-OVERLAP = 512
+WINDOW = 1024
+OVERLAP = 128
 # An answer's stream is held back this much: the longest match the output side catches
 # whole when the stream cuts it.
 OUTPUT_HOLD = 256
