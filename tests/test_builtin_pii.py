@@ -57,10 +57,8 @@ def test_anonymize_then_the_answer_is_restored():
     }
     verdict = f.check_request(body, "anthropic_messages", state)
     sent = orjson.loads(verdict.body)
-    assert (
-        sent["system"] == "owner <EMAIL_1>"
-        and sent["messages"][0]["content"] == "write to <EMAIL_1>"
-    )
+    assert sent["system"] == "owner <EMAIL_1>"
+    assert sent["messages"][0]["content"] == "write to <EMAIL_1>"
     restore = f.answer(state)
     out = (
         "".join(restore.feed(d) for d in ["Sure, I wrote to <EMA", "IL_1", ">."]) + restore.flush()
