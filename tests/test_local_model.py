@@ -164,34 +164,33 @@ def test_the_answer_names_the_model_as_x_plano_model(proxy):
     assert {c.model for c in chunks} == {"local/smollm2-135m"}
 
 
-# llama.cpp's own server (xllamacpp) takes tool_choice only as "auto", "required" or "none",
-# and with SmolLM2's chat template (which has no tool syntax) it answered in prose even with
-# "required"; llama-cpp-python's server constrained the output to the tool's schema. Strict:
-# the day it passes, this mark must go.
-TOOLS_UNCONSTRAINED = pytest.mark.xfail(
-    strict=True, reason="llama.cpp's server does not force a named tool with SmolLM2's template"
-)
+# llama.cpp's server takes tool_choice only as "auto", "required" or "none"; a named choice
+# goes as "required" with tools narrowed to it (proxy.embedded.forced_tool), and SmolLM2 is
+# served with a template that has tool syntax (proxy.embedded.chat_template).
 
 
-@TOOLS_UNCONSTRAINED
-def test_forced_tool_call(proxy):
-    """llama.cpp constrains the output to the tool's schema when a tool is forced."""
+def _forced_call(proxy, tools: list, name: str, argument: str) -> None:
+    """One call to the named tool, its arguments fitting its schema, finish_reason tool_calls."""
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
     reply = client.chat.completions.create(
         model="fast",
         temperature=0,
         max_tokens=40,
-        tools=[TOOL],
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        tools=tools,
+        tool_choice={"type": "function", "function": {"name": name}},
         messages=[{"role": "user", "content": "What is the weather in Paris?"}],
     )
     (call,) = reply.choices[0].message.tool_calls
-    assert call.function.name == "get_weather"
-    assert isinstance(json.loads(call.function.arguments).get("city"), str)
+    assert call.function.name == name
+    assert isinstance(json.loads(call.function.arguments).get(argument), str)
     assert reply.choices[0].finish_reason == "tool_calls"
 
 
-@TOOLS_UNCONSTRAINED
+def test_forced_tool_call(proxy):
+    """llama.cpp constrains the output to the tool's schema when a tool is forced."""
+    _forced_call(proxy, [TOOL], "get_weather", "city")
+
+
 def test_streamed_tool_call_translated_for_anthropic(proxy):
     """llama.cpp repeats the call id and name in every delta; the translation dedupes."""
     client = anthropic.Anthropic(base_url=proxy.url, api_key="x", max_retries=0)
@@ -221,3 +220,41 @@ async def test_server_reports_a_bad_model_file(tmp_path):
     server = LocalModelServer(str(bogus))
     with pytest.raises(LocalModelError, match="exited"):
         await server.start(timeout_s=60)
+
+
+def test_the_named_tool_is_called_not_another(proxy):
+    """Narrowed to the named tool, llama.cpp's grammar admits no other, however apt."""
+    clock = {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "The time in a timezone",
+            "parameters": {
+                "type": "object",
+                "properties": {"timezone": {"type": "string"}},
+                "required": ["timezone"],
+            },
+        },
+    }
+    _forced_call(proxy, [TOOL, clock], "get_time", "timezone")
+
+
+def test_required_tool_call_without_parallel_calls(proxy):
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    chunks = list(
+        client.chat.completions.create(
+            model="fast",
+            temperature=0,
+            max_tokens=40,
+            stream=True,
+            tools=[TOOL],
+            tool_choice="required",
+            parallel_tool_calls=False,
+            messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        )
+    )
+    calls = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or []]
+    assert {t.function.name for t in calls if t.function.name} == {"get_weather"}
+    arguments = "".join(t.function.arguments or "" for t in calls)
+    assert isinstance(json.loads(arguments).get("city"), str)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"

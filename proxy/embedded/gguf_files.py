@@ -44,6 +44,8 @@ class KnownModel:
     filename: str
     sha256: str
     size: int
+    # A template of chat_template.TEMPLATES to serve it with instead of the GGUF's own.
+    chat_template: str | None = None
 
     @property
     def requirement(self) -> str:
@@ -58,6 +60,8 @@ KNOWN_MODELS = {
         filename="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         size=98_362_432,
+        # Its own template has no tool syntax, so llama.cpp could not call tools with it.
+        chat_template="chatml-tools",
     )
 }
 

@@ -7,7 +7,7 @@ for it (`stream_options.include_usage`), which the gateway always does, and it q
 beyond its one slot rather than interrupting a running stream.
 
 Run as `python -m proxy.embedded.llama_server --model FILE --alias NAME --port N
-[--ctx N] [--threads N]`; it serves until SIGTERM or SIGINT.
+[--ctx N] [--threads N] [--chat-template NAME]`; it serves until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+
+from proxy.embedded.chat_template import TEMPLATES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,6 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ctx", type=int, default=2048, help="context window, in tokens")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--chat-template",
+        choices=sorted(TEMPLATES),
+        help="serve with this template instead of the GGUF's own (see chat_template.py)",
+    )
     return parser.parse_args(argv)
 
 
@@ -47,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     params.ui = False  # llama.cpp's web UI: the gateway serves the API only
+    if args.chat_template:
+        # Jinja templates are on by default (use_jinja); tool calling needs them.
+        params.chat_template = TEMPLATES[args.chat_template]
     # Loads the model (a bad file raises here, and the process exits non-zero) and starts
     # the HTTP server on its own threads.
     server = xllamacpp.Server(params)

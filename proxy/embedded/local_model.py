@@ -87,6 +87,7 @@ class LocalModelServer:
             str(self.context),
             "--threads",
             str(self.threads),
+            *_template_args(self.model_id),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
@@ -136,6 +137,13 @@ class LocalModelServer:
         self._log.seek(0)
         text = self._log.read().decode("utf-8", errors="replace").strip()
         return text[-limit:] or "(no output)"
+
+
+def _template_args(model_id: str) -> list[str]:
+    known = KNOWN_MODELS.get(model_id)
+    if known is None or known.chat_template is None:
+        return []  # a GGUF file of the user's: its own template
+    return ["--chat-template", known.chat_template]
 
 
 def _free_port() -> int:
