@@ -32,6 +32,7 @@ filters:
     kind: content_policy
     rules:
       - keywords: [project x]
+      - pattern: '(\\s*)*codename\\s*\\s*\\d+'
     message: "Not allowed here."
   - id: remote
     type: http
@@ -107,6 +108,11 @@ async def test_blocks_with_4xx_and_a_json_message(server):
         "filter": "policy",
         "message": "Not allowed here.",
     }
+    # An RE2 pattern that backtracking would take seconds on, over hostile text.
+    hostile = " " * 200_000 + "codename  42"
+    status, body = await post(f"{server}/policy/v1/responses", {"model": "m", "input": hostile})
+    assert status == 400
+    assert orjson.loads(body)["error"]["message"] == "Not allowed here."
     status, body = await post(
         f"{server}/injection/v1/chat/completions",
         {

@@ -7,18 +7,15 @@ position of the text costs at most the longest keyword's length, however many ke
 there are: linear in the text. (`pyahocorasick` would be linear too, but is one more
 compiled dependency for what the trie regex already does at these sizes.)
 
-Patterns are Python regexes compiled at start-up. Python's `re` backtracks, so a hostile
-prompt could make a careless pattern take exponential time. Two guards:
-- `option_problems` refuses a pattern with a repeat inside a repeat (`(a+)+`, `(\w+\s?)*`),
-  the shape behind catastrophic backtracking;
-- every pattern is run over windows of at most WINDOW characters (overlapping by OVERLAP),
-  so a pattern that is still polynomial (`\s*\s*x` is cubic on a run of spaces) costs a
-  bounded amount per window and the whole scan grows linearly with the text. The bound
-  per window is still large for such a pattern (seconds): the nesting check does not
-  catch adjacent repeats. RE2 (`google-re2`) would guarantee linear time but rejects
-  look-arounds and back-references that users' Python patterns may have; it is not used.
-  A match longer than OVERLAP that crosses a window's edge can be missed: policy
-  patterns are short phrases.
+Patterns are compiled with RE2 (`google-re2`): matching is linear in the text whatever
+the pattern, so a hostile prompt cannot make a careless pattern (`(a+)+`, `\s*\s*x`)
+backtrack for seconds, and the whole text is scanned at once (no windows, no match lost
+at a window's edge). RE2 has no back-references or look-arounds: `option_problems` refuses
+such a pattern, naming the rule and RE2's reason. Its `\w`, `\d` and `\b` are ASCII
+(`\pL` is any letter); `(?i)` folds case in every script.
+
+Keywords stay on Python's `re`: they need a Unicode word boundary (a look-around), and
+the trie regex costs a bounded amount per position whatever the text.
 
 On input, a match anywhere in the request's text (every role) blocks it with status 400
 and the configured message. In output_filters the answer cannot be refused once it is
@@ -30,8 +27,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
+
+import re2
 
 from proxy.filters import texts
 from proxy.filters.builtin.base import AnswerTransform
@@ -42,8 +40,6 @@ from proxy.filters.verdict import Verdict
 OPTIONS = ("rules", "message")
 DEFAULT_MESSAGE = "This request is not allowed by the content policy."
 MARKER = "[BLOCKED]"
-WINDOW = 1024
-OVERLAP = 128
 # An answer's stream is held back this much: the longest match the output side catches
 # whole when the stream cuts it.
 OUTPUT_HOLD = 256
@@ -82,40 +78,31 @@ def _rule_problems(rule: Any) -> list[str]:
     if not isinstance(pattern, str) or not pattern:
         return ["'pattern' must be a non-empty string"]
     try:
-        parsed = sre_parse.parse(pattern)
-        re.compile(pattern)
-    except re.error as exc:
-        return [f"pattern {pattern!r} is not a valid regex: {exc}"]
-    if _nested_repeat(parsed, inside=False):
-        return [
-            f"pattern {pattern!r} repeats a repeat (like (a+)+): it can take exponential "
-            "time on hostile text; rewrite it without the nesting"
-        ]
-    if re.compile(pattern).search(""):
+        regex = compile_pattern(pattern)
+    except re2.error as exc:
+        return [f"pattern {pattern!r} is not a regex RE2 accepts: {_re2_reason(exc)}"]
+    if regex.search("") is not None:
         return [f"pattern {pattern!r} matches the empty string: it would block every request"]
     return []
 
 
-def _nested_repeat(parsed: Any, inside: bool) -> bool:
-    """Whether an unbounded repeat holds another repeat (unbounded or not) below it."""
-    for op, arg in parsed:
-        if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT):
-            _, high, sub = arg
-            unbounded = high == sre_parse.MAXREPEAT
-            if (inside and (unbounded or high > 1)) or _nested_repeat(sub, inside or unbounded):
-                return True
-            continue
-        if op == sre_parse.SUBPATTERN:
-            children = [arg[-1]]
-        elif op == sre_parse.BRANCH:
-            children = arg[1]
-        elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
-            children = [arg[1]]
-        else:
-            continue
-        if any(_nested_repeat(child, inside) for child in children):
-            return True
-    return False
+def compile_pattern(pattern: str) -> Any:
+    """A rule's pattern as RE2 compiles it (raises `re2.error`)."""
+    options = re2.Options()
+    options.log_errors = False  # the reason reaches the user through option_problems
+    return re2.compile(pattern, options)
+
+
+def _re2_reason(exc: re2.error) -> str:
+    reason = exc.args[0] if exc.args else exc
+    if isinstance(reason, bytes):
+        reason = reason.decode("utf-8", "replace")
+    reason = str(reason)
+    if re.search(r"invalid perl operator: \(\?<?[=!]", reason):
+        return f"{reason} (look-arounds are not supported: RE2 matches in linear time)"
+    if "invalid escape sequence: \\" in reason and reason[-1:].isdigit():
+        return f"{reason} (back-references are not supported: RE2 matches in linear time)"
+    return reason
 
 
 def keyword_regex(keywords: list[str]) -> re.Pattern[str] | None:
@@ -164,7 +151,7 @@ class ContentPolicy:
         self, keywords: list[str], patterns: list[str], message: str = DEFAULT_MESSAGE
     ) -> None:
         self.message = message
-        self._regexes = [re.compile(p) for p in patterns]
+        self._regexes: list[Any] = [compile_pattern(p) for p in patterns]
         keyword = keyword_regex(keywords)
         if keyword is not None:
             self._regexes.insert(0, keyword)
@@ -183,7 +170,7 @@ class ContentPolicy:
         """The matches of every rule in `text`, left to right, not overlapping."""
         found: set[tuple[int, int]] = set()
         for regex in self._regexes:
-            found.update(_windowed(regex, text))
+            found.update(_spans(regex, text))
         spans: list[tuple[int, int, str]] = []
         done = 0
         for start, end in sorted(found):
@@ -196,7 +183,7 @@ class ContentPolicy:
         return spans
 
     def matches(self, text: str) -> bool:
-        return any(next(_windowed(regex, text), None) is not None for regex in self._regexes)
+        return any(regex.search(text) is not None for regex in self._regexes)
 
     def check_request(self, body: dict, api: str, state: dict) -> Verdict:
         state[RAN] = True
@@ -211,22 +198,6 @@ class ContentPolicy:
         return HoldbackRewriter(self.spans, OUTPUT_HOLD)
 
 
-def _windowed(regex: re.Pattern[str], text: str) -> Iterator[tuple[int, int]]:
-    """The non-empty matches of `regex` in `text`, scanned WINDOW characters at a time."""
-    if len(text) <= WINDOW:
-        yield from (m.span() for m in regex.finditer(text) if m.end() > m.start())
-        return
-    done = 0  # matches must end after this (the overlap is scanned twice)
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + WINDOW)
-        last = end == len(text)
-        for m in regex.finditer(text, start, end):
-            if not last and m.end() == end and m.start() >= end - OVERLAP:
-                continue  # the window's edge may have cut it short; the next one sees it
-            if m.end() > max(done, m.start()):
-                yield m.span()
-                done = m.end()
-        if last:
-            break
-        start = end - OVERLAP
+def _spans(regex: Any, text: str) -> Iterator[tuple[int, int]]:
+    """The non-empty matches of `regex` (an RE2 or `re` pattern) in `text`."""
+    return (m.span() for m in regex.finditer(text) if m.end() > m.start())

@@ -8,7 +8,10 @@ the application's own.
 A prompt's score (0..1) is the larger of two:
 - heuristics (injection_rules.py): instruction-override phrases, system-prompt
   exfiltration, role-play jailbreak templates, chat-template delimiters, orders aimed at
-  an agent inside a document, and base64 payloads (decoded and scanned again);
+  an agent inside a document, fake system messages and authority, the main families in
+  eight languages besides English (injection_i18n.py), and the text's decoded readings:
+  base64 and hex payloads, look-alike letters, leetspeak, spaced-out letters, reversed
+  text and ROT13 (injection_decode.py), each scanned again;
 - similarity: all-MiniLM-L6-v2 (the embedded router's encoder, loaded lazily on first use)
   embeds the text in windows of about WINDOW_CHARS characters; each window's best cosine
   to the built-in attack patterns (data/injection_patterns.json) minus its best cosine to

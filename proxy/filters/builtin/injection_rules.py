@@ -14,6 +14,8 @@ import base64
 import binascii
 import re
 
+from proxy.filters.builtin import injection_decode, injection_i18n
+
 _I = re.IGNORECASE
 
 
@@ -208,7 +210,7 @@ RULES: list[tuple[str, re.Pattern[str], float]] = [
     (
         "chat template delimiter",
         re.compile(
-            r"(?:^|\n)\s*(?:#{2,}|\*\*|\[)\s*(?:system|admin|developer)\s*(?:message|prompt|override|instructions?)?\s*(?:\]|\*\*|:)",
+            r"(?:^|\n)[ \t]*(?:#{2,}|\*\*|\[)\s*(?:system|admin|developer)\s*(?:message|prompt|override|instructions?)?\s*(?:\]|\*\*|:)",
             _I,
         ),
         0.7,
@@ -244,6 +246,182 @@ RULES: list[tuple[str, re.Pattern[str], float]] = [
     ),
 ]
 
+# Paraphrases, fake authority, indirect orders and persona templates beyond the classic
+# phrasings above (written from known attack families, weights set on the dev set).
+RULES += [
+    (
+        "instruction override",
+        re.compile(
+            r"\b(?:pay\s+no\s+attention|don'?t\s+pay\s+attention|do\s+not\s+pay\s+attention|no\s+need\s+to\s+(?:follow|obey)|stop\s+(?:following|obeying))\b"
+            + _gap(4)
+            + r"(?:previous|prior|above|earlier|original|initial|system|your|those|these|the)\b"
+            + _gap(3)
+            + _ORDERS,
+            _I,
+        ),
+        0.85,
+    ),
+    (
+        "instruction override",
+        re.compile(
+            r"\b(?:previous|prior|earlier|original|initial|old|above|system|your|all)\s+(?:instructions|rules|guidelines|directives|prompts?|restrictions|constraints|programming)\s+"
+            r"(?:(?:no\s+longer|don'?t|do\s+not|does\s+not|doesn'?t)\s+(?:apply|matter|count|exist)|(?:have|has)\s+been\s+(?:lifted|revoked|removed|replaced|superseded|overridden|cancell?ed|disabled|suspended|updated)"
+            r"|(?:are|is)\s+(?:now\s+)?(?:void|null|suspended|superseded|overridden|lifted|irrelevant|cancell?ed|revoked|disabled))",
+            _I,
+        ),
+        0.85,
+    ),
+    (
+        "instruction override",
+        re.compile(
+            r"\b(?:reset|wipe|clear|erase|purge|flush)\s+(?:your|all|the)\s+(?:\w+\s+)?(?:instructions|rules|memory|context|programming|guidelines|directives|system\s+prompt)\b"
+            r"|\bstart\s+(?:over|fresh|anew)\s+(?:with|from)\s+(?:a\s+)?(?:clean|blank|empty)\s+(?:slate|state|context)\b",
+            _I,
+        ),
+        0.7,
+    ),
+    (
+        "fake authority",
+        re.compile(
+            r"\b(?:I\s+am|I'm|this\s+is)\s+(?:your|the|an?)\s+(?:\w+\s+)?(?:developer|creator|administrator|admin|owner|programmer|operator|maker)\b"
+            + _gap(8)
+            + r"(?:ignore|override|bypass|disable|unlock|grant|authori[sz]e|new\s+instructions|instruct|order|command|debug|maintenance|reveal|lift)"
+            r"|\b(?:admin(?:istrator)?|root|sudo|god|debug|maintenance|developer)\s+(?:access|mode|override|privileges?|rights)\s+(?:is\s+|are\s+|has\s+been\s+|have\s+been\s+)?(?:granted|enabled|activated|unlocked|on|engaged)\b"
+            r"|\b(?:authori[sz]ation|override)\s+(?:code|token|key)\s*[:=]"
+            r"|\b(?:message|notice|update|instructions?|directive|memo)\s+from\s+(?:the\s+)?(?:developers?|admins?|administrators?|system\s+administrators?|openai|anthropic|your\s+(?:creators?|developers?))\s*[:\-]",
+            _I,
+        ),
+        0.8,
+    ),
+    (
+        "fake system message",
+        re.compile(
+            r"(?i:(?:^|\n|\]|\)|\.\s)[ \t]*(?:system|developer|admin(?:istrator)?|root|assistant\s+instructions?|system\s+(?:message|note|update|prompt|override|instruction))\s*:\s*"
+            r"(?:the\s+)?(?:user|assistant|you|new|ignore|disregard|forget|from\s+now|override|all\s+(?:previous|prior|safety)|safety|restrictions|the\s+(?:previous|prior)|reveal|print|output)\b)"
+            r"|\[(?:system|SYSTEM|admin|ADMIN|developer|DEVELOPER)(?:\s+(?:message|note|override|prompt|update))?\](?:\s*\(#\w+\))?"
+            r"|\b(?:END|STOP)\s+OF\s+(?:USER\s+)?(?:INPUT|PROMPT|INSTRUCTIONS|CONVERSATION)\b"
+            r"|\b(?:end|close)\s+(?:of\s+)?(?:the\s+)?(?:system|user)\s+(?:prompt|message|turn)\b",
+            0,
+        ),
+        0.7,
+    ),
+    (
+        "system prompt exfiltration",
+        re.compile(
+            rf"\b{_REVEAL}\b{_gap(4)}(?:your|the|its|their)\s+(?:exact|full|complete|entire|original|initial|hidden|secret|verbatim|real|underlying)\s+(?:\w+\s+)?(?:instructions|prompt|rules|directives|guidelines|configuration)\b"
+            r"|\b(?:instructions|prompt|rules|directives|configuration|(?:system|developer)\s+message)\b"
+            + _gap(4)
+            + r"(?:verbatim|word\s+for\s+word|word-for-word|character\s+by\s+character|in\s+full|in\s+a\s+code\s+block)\b"
+            r"|\b(?:first|initial|opening)\s+(?:message|lines?|words|sentence|text)\s+(?:of|in)\s+(?:this|the|your)\s+(?:conversation|chat|context|session)\b",
+            _I,
+        ),
+        0.85,
+    ),
+    (
+        "orders to the agent in content",
+        re.compile(
+            r"\b(?:note|message|instructions?|attention|reminder|memo)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?(?:AI|assistants?|LLMs?|language\s+models?|models?|chatbots?|agents?|bots?)\b"
+            r"|\b(?:AI|LLM|language\s+model|assistant|agent|bot|model)s?\s+(?:that\s+(?:is|are)\s+)?(?:reading|processing|summari[sz]ing|parsing|viewing|analy[sz]ing|scanning|ingesting|browsing)\s+(?:this|these|the\s+(?:page|document|email|file|text))\b"
+            r"|\b(?:when|while|if|after|before)\s+(?:you\s+)?(?:summari[sz]e|summari[sz]ing|process|processing|read|reading|parse|parsing|analy[sz]e|analy[sz]ing)\s+(?:this|the\s+(?:page|document|email|file|text|content))\b"
+            + _gap(6)
+            + r"(?:ignore|disregard|instead|must|should|always|also|include|add|say|tell|recommend|respond|reply|send|forward|call|visit|output|mention)\b"
+            r"|\bhidden\s+(?:instructions?|prompt|commands?|directives?)\s*[:\-]"
+            r"|\binstead\s+of\s+(?:summari[sz]ing|translating|answering|analy[sz]ing|reviewing)\b"
+            + _gap(6)
+            + r"(?:say|write|output|reply|respond|tell|print|send|ignore)",
+            _I,
+        ),
+        0.75,
+    ),
+    (
+        "role-play jailbreak",
+        re.compile(
+            r"\b(?:can|could|will|shall)\s+do\s+anything\b"
+            r"|\b(?:broken|broke)\s+free\s+(?:of|from)\b"
+            r"|\b(?:does\s+not|doesn'?t|don'?t|do\s+not|never|won'?t|will\s+not)\s+(?:have\s+to\s+|need\s+to\s+)?(?:abide|adhere|comply|follow|care)\s+(?:by|to|with|about)?\s*(?:any\s+)?(?:the\s+)?(?:rules|polic(?:y|ies)|ethics|ethical|guidelines|openai|anthropic|content\s+polic(?:y|ies)|moral)"
+            r"|\b(?:two|2|both)\s+(?:different\s+|separate\s+)?(?:responses|answers|replies)\b"
+            + _gap(12)
+            + r"(?:jailbr\w+|unfiltered|uncensored|unrestricted|DAN|developer\s+mode|evil|no\s+filters?)"
+            r"|\b(?:lose|deduct\w*|lost)\s+\d+\s+tokens\b|\btoken\s+system\b"
+            r"|\b(?:no|without)\s+(?:any\s+)?(?:moral|ethical)\s+(?:compass|boundaries|limits|constraints|qualms|scruples|code)\b"
+            r"|\b(?:uncensored|unfiltered|unrestricted|unaligned|unbound|unchained|jailbroken)\s+(?:ai|assistant|bot|model|chatbot|version|mode|persona|llm|gpt|response)\b"
+            r"|\bcharacter\s+(?:named|called)\s+\w+\W+(?:who|that|which)\s+(?:has\s+no|doesn'?t|does\s+not|never|always|will)\b",
+            _I,
+        ),
+        0.7,
+    ),
+    (
+        "refusal suppression",
+        re.compile(
+            r"\b(?:you\s+)?(?:must|will|cannot|can'?t|can\s+not|are\s+not\s+allowed\s+to|aren'?t\s+allowed\s+to|may\s+not)\s+(?:never\s+)?(?:refuse|decline|say\s+no|reject)\b"
+            r"|\bno\s+matter\s+how\s+(?:harmful|illegal|unethical|dangerous|immoral|offensive)\b"
+            r"|\b(?:help|helps|assist|assists|answer|answers)\s+(?:with\s+|me\s+with\s+)?(?:anything|everything)\s+(?:illegal|unethical|harmful|dangerous|immoral)\b"
+            r"|\b(?:answer|respond|reply|speak|talk)\s+(?:freely\s+)?without\s+(?:any\s+)?(?:restrictions|filters|censorship|limitations|rules|ethics)\b"
+            r"|\b(?:AI|assistant|model|chatbot|bot|LLM)\s+(?:with|that\s+has)\s+no\s+(?:ethical\s+|moral\s+|content\s+|safety\s+)?(?:guidelines|restrictions|limits|filters|rules|ethics|morals|boundaries)\b",
+            _I,
+        ),
+        0.6,
+    ),
+]
+RULES += [
+    (
+        "data exfiltration through a link",
+        re.compile(
+            r"!\[[^\]\n]{0,80}\]\(https?://[^)\s]{0,200}(?:\{|%7B|\$\{|\[[A-Z_]+\])"
+            r"|\b(?:append|add|include|encode|embed|put|insert)\b"
+            + _gap(6)
+            + r"(?:conversation|chat\s+history|previous\s+messages|user'?s?\s+(?:data|messages|password|email|details|name|address)|api\s+keys?|credentials|secrets?)\b"
+            + _gap(6)
+            + r"(?:url|link|query\s+string|image\s+(?:url|link|src)|request|webhook)\b",
+            _I,
+        ),
+        0.8,
+    ),
+    (
+        "goal hijacking",
+        re.compile(
+            r"\b(?:say|output|print|respond\s+with|reply\s+with|write|answer\s+with)\s+(?:only\s+|exactly\s+|just\s+|simply\s+)?[\"'“‘]?\s*(?:I\s+have\s+been\s+)?(?:PWNED|HACKED|pwned)\b"
+            r"|\bI\s+have\s+been\s+PWNED\b",
+            _I,
+        ),
+        0.75,
+    ),
+    (
+        "system prompt exfiltration",
+        re.compile(
+            r"\b(?:summari[sz]e|translate|rewrite|paraphrase|list|repeat|encode)\s+(?:everything|all(?:\s+(?:of\s+)?the\s+(?:text|words|content))?)\s+(?:above|before\s+(?:this|my|the\s+user))\b",
+            _I,
+        ),
+        0.75,
+    ),
+    (
+        "fake dialogue turn",
+        re.compile(
+            r"\n[ \t]*(?:Assistant|AI|ChatGPT|Claude|Bot|GPT)\s*:\s*(?:Sure|Of\s+course|Certainly|Okay|OK|Absolutely|Understood)\b[^\n]{0,80}\n[ \t]*(?:User|Human)\s*:",
+            0,
+        ),
+        0.6,
+    ),
+]
+RULES.append(
+    (
+        "orders to the agent in content",
+        re.compile(
+            r"\b(?:do\s+not|don'?t|never)\s+(?:tell|inform|mention\s+(?:this|it)\s+to|reveal\s+(?:this|it)\s+to|alert|notify|let)\s+(?:the\s+)?(?:user|human|customer|operator)\b",
+            _I,
+        ),
+        0.45,
+    )
+)
+RULES += injection_i18n.RULES
+
+# Classic attack phrases with their word breaks gone (`i-g-n-o-r-e-a-l-l-p-r-e-v-i-o-u-s`),
+# matched on injection_decode.squashed: only the spaced-out runs of a text, lowercased.
+SQUASHED = re.compile(
+    r"(?:ignore|disregard|forget|bypass|override)(?:all|any|every|the|your|my)*(?:previous|prior|above|earlier|preceding|original|system)?(?:instructions?|rules|prompts?|directions|guidelines|directives)"
+    r"|systemprompt|doanythingnow|developermode|jailbreak|nofilters|norestrictions|youarenowdan|revealyour"
+)
+
 # Words attacks are made of: text without any of them never reaches the encoder.
 GATE = re.compile(
     r"\b(?:ignore|ignoring|disregard|forget|bypass|override|instructions?|rules|prompts?|system|pretend|role-?play"
@@ -264,6 +442,14 @@ _QUOTE_DISCOUNT = 0.4
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{24,}={0,2}(?![A-Za-z0-9+/=])")
 _MAX_DECODED = 8  # payloads decoded per text
+_DECODED_FLOOR = 0.6
+# Stems a decoded attack almost always carries; a reading without any is not scored.
+_DECODED_GATE = re.compile(
+    r"ignor|disregard|forget|instruc|prompt|system|rules|reveal|overrid|bypass|jailbr|pretend"
+    r"|developer|admin|anything|restrict|filter|password|secret|vergiss|anweis|oubli|consign"
+    r"|olvid|dimentic|istruz|esque|regras|regole|reglas|r[eè]gles|negeer|忽略|指令",
+    _I,
+)
 
 
 def heuristic_score(text: str, depth: int = 0) -> tuple[float, str]:
@@ -285,6 +471,17 @@ def heuristic_score(text: str, depth: int = 0) -> tuple[float, str]:
         decoded, why = _encoded_payload(text)
         if decoded > best:
             best, reason = decoded, why
+        for variant, how in injection_decode.variants(text):
+            if best >= 0.9:
+                break
+            if not _DECODED_GATE.search(variant):
+                continue  # most readings of ordinary text are noise: one cheap search
+            score, _ = heuristic_score(variant, depth=1)
+            # A lone weak phrase in a reversed or ROT13 reading is likely chance.
+            if score > best and score >= _DECODED_FLOOR:
+                best, reason = score, how
+        if best < 0.9 and SQUASHED.search(injection_decode.squashed(text)):
+            best, reason = 0.9, "obfuscated (spaced-out letters)"
     return best, reason
 
 
