@@ -237,27 +237,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             "exporters:",
         )
     ],
-    "/routing/session_cache/type": [
-        (
-            config(top="routing:\n  session_cache: {type: redis, url: 'redis://h:6379'}\n"),
-            ("routing", "session_cache", "type"),
-            "type: redis",
-        )
-    ],
-    "/routing/session_cache/url": [
-        (
-            config(top="routing:\n  session_cache: {type: memory, url: 'redis://h:6379'}\n"),
-            ("routing", "session_cache", "url"),
-            "url:",
-        )
-    ],
-    "/routing/session_cache/tenant_header": [
-        (
-            config(top="routing:\n  session_cache: {tenant_header: x-tenant}\n"),
-            ("routing", "session_cache", "tenant_header"),
-            "tenant_header:",
-        )
-    ],
     "/routing/routing_budget": [
         (
             config(top="routing:\n  routing_budget: {max_ms: 50}\n"),
@@ -384,6 +363,9 @@ def test_plano_up_refuses_before_serving(tmp_path):
         "state_storage: {type: memory}\n",
         "state_storage: {type: sqlite, path: /tmp/s.db}\n",
         "routing: {session_cache: {type: memory}}\n",
+        "routing: {session_cache: {type: redis, url: 'redis://h:6379', tenant_header: x-t}}\n",
+        "shared_state: {type: redis, url: 'redis://h:6379/0', timeout: 50ms}\n",
+        "shared_state: {type: redis, url: 'rediss://h:6380', on_unavailable: fail_closed}\n",
         "tracing: {trace_arch_internal: false, exporters: []}\n",
         "overrides: {orchestrator_model_context_length: 4096, use_agent_orchestrator: false}\n",
         "overrides: {agent_orchestration_model: plano/Plano-Orchestrator}\n",

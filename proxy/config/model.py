@@ -201,10 +201,27 @@ class Admin:
     port: int | None = None  # None: 9901, or a free port when 9901 is taken
 
 
+class OnUnavailable(StrEnum):
+    """What a request gets when the shared store cannot answer."""
+
+    FAIL_OPEN = "fail_open"  # served without the store, a warning line and a metric
+    FAIL_CLOSED = "fail_closed"  # a 503 in the client's API shape
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStateSettings:
+    """shared_state (a Plano extension): the Redis every instance of a deployment shares."""
+
+    url: Secret  # may carry a password: never shown
+    type: str = "redis"
+    timeout_s: float = 0.1  # per operation, connecting included
+    on_unavailable: OnUnavailable = OnUnavailable.FAIL_OPEN
+
+
 @dataclass(frozen=True, slots=True)
 class SessionCache:
-    type: str = "memory"
-    url: str | None = field(default=None, repr=False)  # may carry a Redis password
+    type: str = "memory"  # memory | redis
+    url: Secret | None = None  # may carry a Redis password; shared_state's when defaulted
     tenant_header: str | None = None
 
 
@@ -280,6 +297,7 @@ class Config:
     ratelimits: tuple[RateLimit, ...] = ()
     tracing: Tracing = Tracing()
     admin: Admin = Admin()
+    shared_state: SharedStateSettings | None = None
     # Model prefix -> price: extends and overrides proxy.pricing's table.
     pricing: Mapping[str, Price] = _empty()
     routing: Routing = Routing()

@@ -25,6 +25,7 @@ from proxy.config.model import (
     Listener,
     ListenerType,
     ModelProvider,
+    OnUnavailable,
     Overrides,
     PromptTarget,
     RateLimit,
@@ -33,6 +34,7 @@ from proxy.config.model import (
     RoutingPreference,
     Secret,
     SessionCache,
+    SharedStateSettings,
     StateStorage,
     TraceStoreSettings,
     Tracing,
@@ -74,6 +76,7 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         if isinstance(spec, dict) and spec.get("fallbacks")
     }
     listeners = _listeners(data, providers, report, _default_timeout(data))
+    shared_state = _shared_state(_mapping(data.get("shared_state")))
     return Config(
         version=version,
         path=report.source_map.file,
@@ -94,8 +97,11 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         ratelimits=tuple(_ratelimits(data)),
         tracing=_tracing(_mapping(data.get("tracing"))),
         admin=_admin(_mapping(data.get("admin"))),
+        shared_state=shared_state,
         pricing=MappingProxyType(_pricing(_mapping(data.get("pricing")))),
-        routing=_routing(_mapping(data.get("routing")), _mapping(data.get("overrides"))),
+        routing=_routing(
+            _mapping(data.get("routing")), _mapping(data.get("overrides")), shared_state
+        ),
         state_storage=_state_storage(_mapping(data.get("state_storage"))),
         overrides=_overrides(_mapping(data.get("overrides"))),
         mode=_str(data.get("mode")),
@@ -407,18 +413,40 @@ def _pricing(raw: dict) -> dict[str, Price]:
     return prices
 
 
-def _routing(raw: dict, overrides: dict) -> Routing:
-    cache = _mapping(raw.get("session_cache"))
+def _shared_state(raw: dict) -> SharedStateSettings | None:
+    url = _str(raw.get("url"))
+    if url is None:
+        return None  # absent, or without the url the schema requires: reported there
+    mode = raw.get("on_unavailable")
+    return SharedStateSettings(
+        url=Secret(url),
+        type=_str(raw.get("type")) or "redis",
+        timeout_s=parse_duration(raw.get("timeout"), 0.1) or 0.1,
+        on_unavailable=OnUnavailable(mode)
+        if mode in tuple(OnUnavailable)
+        else OnUnavailable.FAIL_OPEN,
+    )
+
+
+def _session_cache(raw: object, shared: SharedStateSettings | None) -> SessionCache:
+    cache = _mapping(raw)
+    url, kind = _str(cache.get("url")), _str(cache.get("type"))
+    tenant = _str(cache.get("tenant_header"))
+    if kind is None and shared is not None:
+        # Affinity defaults to the shared store: pins hold across instances.
+        return SessionCache(type="redis", url=shared.url, tenant_header=tenant)
+    return SessionCache(
+        type=kind or "memory", url=Secret(url) if url else None, tenant_header=tenant
+    )
+
+
+def _routing(raw: dict, overrides: dict, shared: SharedStateSettings | None = None) -> Routing:
     ttl, entries = raw.get("session_ttl_seconds"), raw.get("session_max_entries")
     return Routing(
         session_ttl_seconds=ttl if _is_int(ttl) and ttl > 0 else 600,
         session_max_entries=entries if _is_int(entries) and entries > 0 else 10000,
         route_on_user_only=raw.get("route_on_user_only") is True,
-        session_cache=SessionCache(
-            type=_str(cache.get("type")) or "memory",
-            url=_str(cache.get("url")),
-            tenant_header=_str(cache.get("tenant_header")),
-        ),
+        session_cache=_session_cache(raw.get("session_cache"), shared),
         # Legacy routing.model names the router model; routing.llm_provider, its provider
         # entry, stands in for it when it is absent.
         router_model=_str(overrides.get("llm_routing_model"))

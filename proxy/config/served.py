@@ -100,7 +100,6 @@ def _provider_interface(value: object) -> str | None:
 
 _FILTERS = "filters are not served yet"
 _PROMPTS = "prompt targets are not served yet: prompt listeners are what call them"
-_REDIS = "a Redis session cache is not served yet"
 
 
 def _provider_entries(base: str) -> dict[str, Entry]:
@@ -259,6 +258,12 @@ TABLE: dict[str, Entry] = {
     "/pricing/*/input": enforced("pricing"),
     "/pricing/*/output": enforced("pricing"),
     "/pricing/*/cached_input": enforced("pricing"),
+    # --- shared state ---
+    "/shared_state": enforced("state/shared: opened by plano up, one pool per process"),
+    "/shared_state/type": inert("redis is its only value, and the store speaks it"),
+    "/shared_state/url": enforced("state/shared: where the store is"),
+    "/shared_state/timeout": enforced("state/shared: the bound of each operation"),
+    "/shared_state/on_unavailable": enforced("state/shared: fail open or answer 503"),
     # --- routing ---
     "/routing": enforced("routing/setup"),
     "/routing/llm_provider": enforced("normalize: the router model when routing.model is unset"),
@@ -266,19 +271,10 @@ TABLE: dict[str, Entry] = {
     "/routing/session_ttl_seconds": enforced("routing/affinity"),
     "/routing/session_max_entries": enforced("routing/affinity"),
     "/routing/route_on_user_only": enforced("routing/conversation"),
-    "/routing/session_cache": enforced("routing/affinity: memory"),
-    "/routing/session_cache/type": not_served(
-        "`redis`",
-        _only(
-            ("redis",),
-            f"{_REDIS}: affinity would stay in this process, not shared across replicas",
-        ),
-        whole_parent=True,
-    ),
-    "/routing/session_cache/url": not_served(f"the Redis URL; {_REDIS}"),
-    "/routing/session_cache/tenant_header": not_served(
-        "per-tenant affinity keys are not served yet: tenants would share sessions"
-    ),
+    "/routing/session_cache": enforced("routing/pins: where affinity pins live"),
+    "/routing/session_cache/type": enforced("routing/pins: memory, or redis (state/shared)"),
+    "/routing/session_cache/url": enforced("state/shared: the Redis the pins live in"),
+    "/routing/session_cache/tenant_header": enforced("routing/pins: the key's tenant scope"),
     "/routing/routing_budget": not_served("routing budgets are not served yet"),
     "/routing/router": enforced("routing/setup: the router backend"),
     "/routing/router/backend": enforced("routing/setup"),

@@ -150,8 +150,12 @@ class Gateway(ChatCore):
         turns = turns_from_messages(
             chat.messages, user_only_tail=self.config.routing.route_on_user_only
         )
+        tenant_header = self.config.routing.session_cache.tenant_header
         return await self.router.decide(
-            turns, body_routes, session=request.headers.get(AFFINITY_HEADER)
+            turns,
+            body_routes,
+            session=request.headers.get(AFFINITY_HEADER),
+            tenant=request.headers.get(tenant_header) if tenant_header else None,
         )
 
     def _route_chain(self, models: tuple[str, ...]) -> list[Resolution]:

@@ -19,6 +19,7 @@ from proxy.routing.backends.llm_prompting import RouterPrompting
 from proxy.routing.backends.ollama_router import OllamaBackend, ProgressCallback
 from proxy.routing.backends.openai_router import OpenAICompatibleBackend
 from proxy.routing.conversation import DEFAULT_TOKEN_BUDGET
+from proxy.routing.pins import PinStore
 from proxy.routing.prompts import PromptStyle, style_for
 from proxy.routing.routes import Route, routes_from_config
 from proxy.routing.service import RoutingService
@@ -29,8 +30,13 @@ class RouterSetupError(Exception):
 
 
 async def build_routing(
-    config: Config, *, progress: ProgressCallback | None = None, probe_ollama: bool = True
+    config: Config,
+    *,
+    progress: ProgressCallback | None = None,
+    probe_ollama: bool = True,
+    pins: PinStore | None = None,
 ) -> RoutingService:
+    """`pins`: the affinity cache (routing.session_cache) when it is not in memory."""
     settings = config.routing.router
     routes = routes_from_config(config)
     embedded = EmbeddedBackend(settings.model_path, settings.threshold)
@@ -43,6 +49,7 @@ async def build_routing(
         session_ttl_s=config.routing.session_ttl_seconds,
         session_max_entries=config.routing.session_max_entries,
         prices=config.pricing,
+        pins=pins,
     )
     await _start(service, embedded, notes)
     # The caller shows the notes (the start-up panel, `plano route --explain`): logged

@@ -194,18 +194,20 @@ def _routing_endpoint(api: ClientAPI):
     """POST /routing/v1/*: the routing decision for a request, without calling any model."""
 
     async def handler(request: web.Request) -> web.Response:
+        gateway = request.app[GATEWAY]
+        decision = None
         try:
             body, chat = await dry_run_request(request, api)
             try:
                 routes = routes_from_body(body)
             except RouteSpecError as exc:
                 raise ClientError(400, exc.message, exc.param) from None
+            if gateway.router is not None and (routes or gateway.router.routes):
+                # May raise StoreUnavailable: pins in a shared store that is down.
+                decision = await gateway.route(request, chat, routes)
         except ClientError as exc:
-            return _json(api.render_error(exc.status, exc.message), exc.status)
-        gateway = request.app[GATEWAY]
-        decision = None
-        if gateway.router is not None and (routes or gateway.router.routes):
-            decision = await gateway.route(request, chat, routes)
+            headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+            return _json(api.render_error(exc.status, exc.message), exc.status, headers)
         return _json(routing_response(config_default(gateway), decision, request))
 
     return handler

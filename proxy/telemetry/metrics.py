@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
 from prometheus_client.exposition import choose_encoder
 
 from proxy.telemetry.record import TelemetryRecord
@@ -344,6 +344,19 @@ class GatewayMetrics:
             "stream, time.",
             ("reason",),
         )
+        self.store_errors = counter(
+            "plano_shared_state_errors_total",
+            "Operations on a shared store (shared_state: Redis) that it did not serve: "
+            "failed, timed out, or skipped while it was marked down; by store and operation. "
+            "Each is a request served without it (fail_open) or answered 503 (fail_closed).",
+            ("store", "op"),
+        )
+        self.store_up = Gauge(
+            "plano_shared_state_up",
+            "1 while the shared store answered its last operation, 0 while it does not.",
+            ("store",),
+            registry=r,
+        )
         self._exposed = _WithoutCreated(r)
         self.dropped = Counter(
             "plano_telemetry_dropped_total",
@@ -491,6 +504,15 @@ class GatewayMetrics:
         """Records dropped before they were traced, by the request path or the worker."""
         if count > 0:
             self.dropped.inc(count)
+
+    def observe_stores(self, errors: Mapping[tuple[str, str], int], up: Mapping[str, bool]) -> None:
+        """Shared stores' health from the gateway: errors since the last report, and
+        whether each store is up now."""
+        for (store, op), count in errors.items():
+            if count > 0:
+                self.store_errors.child((store, op)).inc(count)
+        for store, value in up.items():
+            self.store_up.labels(label(store)).set(1 if value else 0)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition for a scrape: OpenMetrics when the Accept header asks for it."""

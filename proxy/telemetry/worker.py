@@ -14,7 +14,8 @@ the backlog of traces still to build is bounded; past it traces are dropped and 
 
 Messages on the socket the gateway passes as an inherited fd, each one pickled:
   parent -> worker: WorkerSettings (first), then ("batch", [TelemetryRecord, ...],
-  dropped_count) or ("stop",)
+  dropped_count), ("stores", {(store, op): errors since the last}, {store: up}) or
+  ("stop",)
   worker -> parent: ("ready", admin_port | None), ("error", message), ("stopped", stats)
 """
 
@@ -197,6 +198,8 @@ def _read_loop(
                 break
             if message[0] == "batch":
                 _take(message[1], message[2], processor, backlog)
+            elif message[0] == "stores":
+                processor.metrics.observe_stores(message[1], message[2])
     except BaseException:
         # A message this process cannot read (or no memory for it): without the reader
         # nothing gets in, so stop; the gateway starts a new worker and counts the loss.
