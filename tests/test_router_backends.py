@@ -12,12 +12,12 @@ from fakes.providers import FakeProvider, malformed_json, openai_app, slow, stat
 from fakes.server_thread import ServerThread
 
 from proxy.config import Mode
-from proxy.routing.pins import MemoryPins
 from proxy.routing.backends.base import RouterAnswer, RouterUnavailable
 from proxy.routing.backends.hybrid import HybridBackend
 from proxy.routing.backends.ollama_router import DEFAULT_MODEL, OllamaBackend
 from proxy.routing.backends.openai_router import OpenAICompatibleBackend
 from proxy.routing.conversation import Turn
+from proxy.routing.pins import MemoryPins
 from proxy.routing.prompts import PromptStyle, build_prompt
 from proxy.routing.routes import Route
 from proxy.routing.service import RoutingService

@@ -39,6 +39,9 @@ T = TypeVar("T")
 STORE = "redis"  # the `store` label of shared_state's metrics
 BREAKER_S = 1.0  # after a failure, the store is skipped this long, then probed
 LOG_EVERY_S = 10.0  # at most one warning line per operation this often
+# Connections per process. An operation holds one for a round trip (~0.1 ms on a LAN), so
+# a few dozen serve thousands of requests a second; more would only cost Redis memory.
+MAX_CONNECTIONS = 64
 
 
 class SharedStateError(Exception):
@@ -90,13 +93,17 @@ class SharedState:
         A store that does not answer does not stop `plano up`: requests get on_unavailable
         until it does. A URL redis-py cannot read raises SharedStateError.
         """
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         try:
-            self._client = Redis.from_url(
+            # A blocking pool: a burst beyond MAX_CONNECTIONS waits (within the timeout)
+            # for a connection to come free, where the plain pool fails at once.
+            pool = BlockingConnectionPool.from_url(
                 self.settings.url.reveal(),
+                max_connections=MAX_CONNECTIONS,
+                timeout=self.timeout_s,
                 socket_timeout=self.timeout_s,
                 socket_connect_timeout=self.timeout_s,
                 # No retries inside the client: the breaker decides when to try again,
@@ -104,6 +111,7 @@ class SharedState:
                 retry=Retry(NoBackoff(), 0),
                 client_name="plano",
             )
+            self._client = Redis(connection_pool=pool)
         except ValueError as exc:
             raise SharedStateError(
                 f"shared_state url {self.where}: {self._masked(str(exc))}"
@@ -116,7 +124,7 @@ class SharedState:
         if self._client is not None:
             client, self._client = self._client, None
             try:
-                await client.aclose()
+                await client.aclose(close_connection_pool=True)
             except Exception as exc:  # closing a pool to a dead server must not fail shutdown
                 log.debug("shared state: closing the pool: %s", exc)
 
