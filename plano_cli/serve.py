@@ -107,6 +107,7 @@ def summary_rows(config: Config, server: ProxyServer) -> list[tuple[str, str]]:
         rows.append(("router", escape(router.removeprefix("router: "))))
         rows.extend(("", f"[yellow]{escape(note)}[/yellow]") for note in notes)
     rows.extend(telemetry_rows(config, server))
+    rows.extend(shared_state_rows(server))
     return rows
 
 
@@ -139,6 +140,22 @@ def orchestrator_rows(name: str, orchestrator) -> list[tuple[str, str]]:
     rows.append(("orchestrator", orchestrator.describe()))
     notes = orchestrator.service.notes[:-1] if orchestrator.service is not None else []
     rows += [("", f"[yellow]{note}[/yellow]") for note in notes]
+    return rows
+
+
+def shared_state_rows(server: ProxyServer) -> list[tuple[str, str]]:
+    """Where shared state lives (its URL masked), and whether it answered at start-up."""
+    rows = []
+    stores = server.shared
+    named = [("shared state", stores.state)]
+    if stores.affinity is not None and stores.affinity is not stores.state:
+        named.append(("affinity", stores.affinity))
+    for name, store in named:
+        if store is None:
+            continue
+        mode = "fail_closed" if store.fail_closed else "fail_open"
+        state = "" if store.up else " [yellow](not answering: retried every second)[/yellow]"
+        rows.append((name, f"{store.where} ({mode}, {store.timeout_s * 1000:g} ms){state}"))
     return rows
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import socket
 import threading
 
 import pytest
@@ -204,3 +206,41 @@ async def test_failures_are_logged_loudly_once_per_window_and_never_show_the_pas
     assert all("hunter2" not in line for line in lines)
     assert shared.errors["ratelimit_take"] == 5
     await shared.close()
+
+
+# --- a store that stops answering ------------------------------------------------------------
+
+
+async def test_a_hung_store_is_marked_down_after_timeouts_in_a_row(redis_server):
+    shared = shared_for(redis_server.url, breaker_s=0.05)
+    await shared.open()
+    buckets = RedisBuckets(shared)
+    assert (await buckets.take("k", 1, 10, HOUR)).remaining == 9
+    redis_server.process.send_signal(signal.SIGSTOP)  # hung: connections open, no replies
+    try:
+        for _ in range(2):
+            assert (await asyncio.wait_for(buckets.take("k", 1, 10, HOUR), HANG_S)).allowed
+            # A lone timeout may be this process stalling, not the store: still up.
+            assert shared.up is True
+        await asyncio.wait_for(buckets.take("k", 1, 10, HOUR), HANG_S)
+        assert shared.up is False  # the third in a row
+        assert shared.errors == {"ratelimit_take": 3}
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    back = await _until_up(shared, lambda: buckets.take("k", 1, 10, HOUR))
+    # The takes that timed out were sent: the store, once it runs again, may still count
+    # them (counting a request that was not limited errs on the safe side).
+    assert 5 <= back.remaining <= 8
+    await shared.close()
+
+
+async def test_a_store_that_never_answered_is_down_from_the_first_timeout():
+    with socket.socket() as silent:  # the kernel accepts connections; nothing replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        shared = shared_for(f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        await asyncio.wait_for(shared.open(), HANG_S)
+        assert shared.up is False
+        assert (await asyncio.wait_for(RedisBuckets(shared).take("k", 1, 9, HOUR), 1)).allowed
+        assert shared.errors == {"ping": 1, "ratelimit_take": 1}  # skipped: no wait
+        await shared.close()

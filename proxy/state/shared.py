@@ -5,9 +5,10 @@ Everything that lives in Redis (rate-limit buckets, affinity pins) goes through
 
 - every operation is bounded by the configured timeout (socket timeouts and an
   `asyncio.timeout` over the whole operation): no request waits longer on a dead store;
-- a failure opens a circuit breaker: for BREAKER_S the store is not called at all, so a
-  dead store costs requests no latency; then one operation probes it, and the first that
-  succeeds closes the breaker. Recovery needs nobody;
+- an error (a refused connection, a Redis error) or TRIP_AFTER_TIMEOUTS timeouts in a row
+  open a circuit breaker: for BREAKER_S the store is not called at all, so a dead store
+  costs requests no latency; then one operation probes it, and the first that succeeds
+  closes the breaker. Recovery needs nobody;
 - what the request gets then is the config's `on_unavailable`: fail_open returns the
   operation's fallback (serve without the store), fail_closed raises StoreUnavailable
   (a 503 in the client's API shape);
@@ -39,6 +40,7 @@ T = TypeVar("T")
 STORE = "redis"  # the `store` label of shared_state's metrics
 BREAKER_S = 1.0  # after a failure, the store is skipped this long, then probed
 LOG_EVERY_S = 10.0  # at most one warning line per operation this often
+TRIP_AFTER_TIMEOUTS = 3  # timeouts in a row that mark the store down (errors: one)
 # Connections per process. An operation holds one for a round trip (~0.1 ms on a LAN), so
 # a few dozen serve thousands of requests a second; more would only cost Redis memory.
 MAX_CONNECTIONS = 64
@@ -81,6 +83,7 @@ class SharedState:
         self._down_since: float | None = None
         self._skip_until = 0.0
         self._probing = False
+        self._timeouts = 0  # in a row, since the last success
         self._last_log: dict[str, float] = {}
         self._unlogged: dict[str, int] = {}
         self.errors: dict[str, int] = {}  # op -> operations not served, since start
@@ -161,7 +164,7 @@ class SharedState:
         except Exception as exc:  # any failure of the store is the same to a request
             if not _store_failure(exc):
                 raise
-            self._trip()
+            self._failed(exc, probe)
             self._not_served(op, exc, closed)
             return fallback
         finally:
@@ -170,7 +173,19 @@ class SharedState:
         self._healthy()
         return result
 
+    def _failed(self, exc: Exception, probe: bool) -> None:
+        """A store that refuses connections or errs is down at once. A timeout alone may be
+        this process's own loop or CPU stalling (the reply waiting in the socket), so the
+        breaker opens only after TRIP_AFTER_TIMEOUTS in a row: a lone slow operation must
+        not leave a second of requests without their limits."""
+        if _is_timeout(exc) and not probe and self.up is not None:  # it answered before
+            self._timeouts += 1
+            if self._timeouts < TRIP_AFTER_TIMEOUTS:
+                return
+        self._trip()
+
     def _trip(self) -> None:
+        self._timeouts = 0
         self._skip_until = self._clock() + self._breaker_s
         if self._down_since is None:
             self._down_since = self._clock()
@@ -191,6 +206,7 @@ class SharedState:
             self._last_log.clear()
         self._down_since = None
         self._skip_until = 0.0
+        self._timeouts = 0
         self._set_up(True)
 
     def _set_up(self, up: bool) -> None:
@@ -237,6 +253,12 @@ class SharedState:
         for secret in filter(None, (password, password and unquote(password))):
             text = text.replace(secret, "********")
         return redact_line(text)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    return isinstance(exc, TimeoutError | RedisTimeout)
 
 
 def _store_failure(exc: BaseException) -> bool:

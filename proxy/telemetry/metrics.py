@@ -353,7 +353,8 @@ class GatewayMetrics:
         )
         self.store_up = Gauge(
             "plano_shared_state_up",
-            "1 while the shared store answered its last operation, 0 while it does not.",
+            "1 while the shared store serves, 0 while it is marked down (its operations "
+            "skipped until it answers again).",
             ("store",),
             registry=r,
         )
