@@ -272,10 +272,10 @@ async def _proxy(conn: Connection, upstream_port: int, access_log: bool, relay: 
 
     if access_log:
         # What `plano up` (without --quiet) does, with its stderr sent to /dev/null.
-        from plano_cli.serve import _configure_logging
+        from proxy.telemetry.batch_log import configure_logging
 
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's lifetime
-        _configure_logging(True)
+        configure_logging(sys.stderr, True)
 
     result = check_text(
         textwrap.dedent(

@@ -27,6 +27,10 @@ class WorkerSettings:
     # Build traces at the lowest CPU priority (the proxy's work cannot wait; this can).
     background: bool = True
     log_level: str = "WARNING"
+    # `plano up --workers N`: the worker also accepts record connections from the gateway
+    # processes on this Unix socket (with this key), so they share one store and /metrics.
+    gateway_socket: str | None = None
+    gateway_authkey: bytes | None = field(default=None, repr=False)
 
     @property
     def ships_bodies(self) -> bool:
