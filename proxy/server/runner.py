@@ -198,11 +198,7 @@ class ProxyServer:
 
     @property
     def admin_url(self) -> str | None:
-        if self.admin_port is None or self.telemetry is None:
-            return None
-        address = self.telemetry.admin_address
-        host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
-        return f"http://{host}:{self.admin_port}"
+        return self.telemetry.admin_url(self.admin_port) if self.telemetry else None
 
     async def stop(self) -> None:
         """Stop accepting; let in-flight requests finish until the shutdown timeout; end

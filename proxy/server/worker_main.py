@@ -104,19 +104,25 @@ async def _serve(conn: Connection, spec: WorkerSpec) -> int:
         _send(conn, ("error", f"cannot listen: {exc.strerror or exc}"))
         return 1
     _send(conn, ("ready", _report(server)))
+    try:
+        await until_parent_says_stop(conn)
+    finally:
+        await server.stop()
+    return 0
 
-    loop = asyncio.get_running_loop()
+
+async def until_parent_says_stop(conn: Connection) -> None:
+    """Returns on SIGTERM, on any message from the parent, or when the parent is gone
+    (EOF makes the pipe readable as a message does)."""
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    # Readable means closed: the parent sends nothing after the spec.
     loop.add_reader(conn.fileno(), stop.set)
     try:
         await stop.wait()
     finally:
         loop.remove_reader(conn.fileno())
         loop.remove_signal_handler(signal.SIGTERM)
-        await server.stop()
-    return 0
 
 
 def _report(server) -> WorkerReport:

@@ -32,6 +32,14 @@ class WorkerSettings:
     gateway_socket: str | None = None
     gateway_authkey: bytes | None = field(default=None, repr=False)
 
+    def admin_url(self, port: int | None) -> str | None:
+        """Where the admin listener bound at `port` answers (None: it did not bind)."""
+        if port is None:
+            return None
+        address = self.admin_address
+        host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+        return f"http://{host}:{port}"
+
     @property
     def ships_bodies(self) -> bool:
         """Whether sampled requests must send their bodies: to store them, or to score them."""
