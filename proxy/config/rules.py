@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+from proxy.config.filter_rules import filters
 from proxy.config.hints import did_you_mean
 from proxy.config.model import Config, ListenerType, ModelProvider
 from proxy.config.normalize import model_name
@@ -613,6 +614,7 @@ RULES: tuple[Rule, ...] = (
     model_listeners,
     references,
     urls,
+    filters,
     admin_port,
     not_served,
 )
