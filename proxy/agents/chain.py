@@ -247,7 +247,7 @@ class AgentChain(ChatCore):
             serving.exchange.status, serving.exchange.error = 499, "client disconnected"
         except (FilterBlocked, FilterErrored) as exc:  # an output filter stopped the answer
             serving.exchange.error = exc.message
-            await relay.fail(serving.api, serving.chat.model, exc.message)
+            await relay.fail(serving.api, serving.chat.model, exc.message, fresh=True)
         return relay.response
 
 

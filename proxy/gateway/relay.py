@@ -130,9 +130,18 @@ class Relay:
         await self._eof()
 
     async def fail(
-        self, api: ClientAPI, model: str, message: str, kind: str = "upstream_error"
+        self,
+        api: ClientAPI,
+        model: str,
+        message: str,
+        kind: str = "upstream_error",
+        fresh: bool = False,
     ) -> None:
-        renderer = self.renderer or api.stream_renderer(model, {})
+        """End the stream with an error event. `fresh`: the renderer may have rendered the
+        answer's end already (an output filter refused the chunk that held it), so a new
+        one renders the error."""
+        renderer = api.stream_renderer(model, {}) if fresh else None
+        renderer = renderer or self.renderer or api.stream_renderer(model, {})
         self.failed = True
         try:
             # Plano's own error event: not a chunk of the answer for the filters to see.
@@ -242,7 +251,7 @@ async def finish(
     except (FilterBlocked, FilterErrored) as exc:
         # An output filter stopped the answer: the client's stream ends with its word.
         exchange.error = exc.message
-        await relay.fail(api, model, exc.message, _filter_error_kind(exc))
+        await relay.fail(api, model, exc.message, _filter_error_kind(exc), fresh=True)
     except asyncio.CancelledError:
         if relay.ended or relay.failed:
             # The client has the whole answer, end marker included, or the error event
