@@ -7,6 +7,7 @@ import gzip
 import json
 import re
 
+import anthropic
 import orjson
 import pytest
 from aiohttp import web
@@ -185,3 +186,45 @@ def test_a_request_without_anything_to_hide_is_passed_through(anonymizing):
     (step,) = gateway.filter_steps()
     assert step.attributes[ATTR_DECISION] == "pass"
     assert ATTR_CHUNKS not in step.attributes
+
+
+class PolicyDouble:
+    """Blocks what mentions Paris; tells requests from answers by the api name."""
+
+    kind = "content_policy"
+
+    def __init__(self):
+        self.apis: list[str] = []
+
+    def check_request(self, body: dict, api: str, state: dict) -> Verdict:
+        self.apis.append(api)
+        if "Paris" in json.dumps(body):
+            return Verdict(Decision.BLOCK, status=400, message="Paris is off limits")
+        return Verdict(Decision.PASS)
+
+    def answer(self, state: dict):
+        return None
+
+
+def test_a_builtin_output_filter_reads_json_answers_and_passes_streams():
+    double = PolicyDouble()
+    saved = chain.builtin_factory
+    chain.builtin_factory = lambda kind, options: double
+    try:
+        with openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as upstreams:
+            config = filters_config(
+                upstreams,
+                "- {id: policy, type: builtin, kind: content_policy, rules: [{keywords: [x]}]}\n",
+                "output_filters: [policy]",
+            )
+            with Gateway(config) as gateway:
+                with pytest.raises(anthropic.BadRequestError) as raised:
+                    ask(gateway, "anthropic_messages", False, "Tell me about Paris")
+                assert "filter 'policy' blocked the answer: Paris is off limits" in str(
+                    raised.value
+                )
+                assert double.apis == ["anthropic_messages:answer"]
+                assert ask(gateway, "openai_chat", True, "Paris") == "echo: Paris"
+                assert double.apis == ["anthropic_messages:answer"]
+    finally:
+        chain.builtin_factory = saved

@@ -235,6 +235,9 @@ def test_output_block_of_a_json_answer_is_an_error_response(f, output_gateway, a
     with pytest.raises(BLOCKED[api]) as raised:
         ask(output_gateway, api, False)
     assert "filter 'guard' blocked the answer: answer withheld" in str(raised.value)
+    # The model's call that answered stays on the record.
+    assert [a.outcome for a in output_gateway.last.attempts] == ["ok"]
+    assert output_gateway.last.status == 400
 
 
 @pytest.mark.parametrize("api", APIS)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 JSON = "application/json"
 SSE = "text/event-stream"
+ANSWER_API = ":answer"  # appended to the client API's name for a built-in output filter
 # The answer's decision on its step: the strongest of its chunks'.
 _RANK = {None: 0, "pass": 1, "modify": 2, "error": 3, "block": 4}
 
@@ -78,8 +79,10 @@ class OutputRun:
         if runner.builtin is not None and parsed is None:
             step.attributes.setdefault(ATTR_DECISION, "pass")  # built-ins read JSON answers
             return data
+        # A built-in is told it reads an answer, not a request: "openai_chat:answer".
+        api = filters.api + ANSWER_API if runner.builtin is not None else filters.api
         result = await filters.call(
-            runner, step, "output", data, parsed, filters.request.path, filters.api, content_type
+            runner, step, "output", data, parsed, filters.request.path, api, content_type
         )
         if isinstance(result, FilterFailure):
             filters.failed(step, spec, "output", result)  # raises when it fails closed

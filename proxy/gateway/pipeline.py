@@ -323,7 +323,18 @@ class Gateway(ChatCore):
             raw = orjson.dumps(api.render_response(response, exchange.model, body))
         else:
             raw = renamer(exchange.model).body(bytes(raw))  # as x-plano-model says
-        raw = await filter_answer(exchange, raw)
+        try:
+            raw = await filter_answer(exchange, raw)
+        except ClientError as exc:
+            # The model answered (its call stays on the record); an output filter stopped
+            # the answer: the client gets the filter's error instead.
+            exchange.status, exchange.error = exc.status, exc.message
+            return web.Response(
+                body=orjson.dumps(api.render_error(exc.status, exc.message)),
+                status=exc.status,
+                content_type=_JSON,
+                headers=self._reply_headers(exchange),
+            )
         if exchange.capture:
             exchange.keep_response_chunk(raw)  # at most its first MiB, as for streams
         return web.Response(
