@@ -3,6 +3,7 @@ transform (the anonymize flow) on streams and JSON answers, with a built-in doub
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import re
@@ -142,22 +143,27 @@ class AnonymizeDouble:
         return Restorer(state["mapping"]) if "mapping" in state else None
 
 
-@pytest.fixture(scope="module")
-def anonymizing():
-    double = AnonymizeDouble()
+@contextlib.contextmanager
+def builtin_gateway(double, filters: str, listener: str):
+    """A gateway whose built-in filters are all `double`; yields (gateway, upstreams)."""
     saved = chain.builtin_factory
     chain.builtin_factory = lambda kind, options: double
     try:
-        with openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as upstreams:
-            config = filters_config(
-                upstreams,
-                "- {id: pii, type: builtin, kind: pii, action: anonymize}\n",
-                "input_filters: [pii]",
-            )
-            with Gateway(config) as gateway:
-                yield gateway, upstreams, double
+        with (
+            openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as upstreams,
+            Gateway(filters_config(upstreams, filters, listener)) as gateway,
+        ):
+            yield gateway, upstreams
     finally:
         chain.builtin_factory = saved
+
+
+@pytest.fixture(scope="module")
+def anonymizing():
+    double = AnonymizeDouble()
+    filters = "- {id: pii, type: builtin, kind: pii, action: anonymize}\n"
+    with builtin_gateway(double, filters, "input_filters: [pii]") as (gateway, upstreams):
+        yield gateway, upstreams, double
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -208,23 +214,11 @@ class PolicyDouble:
 
 def test_a_builtin_output_filter_reads_json_answers_and_passes_streams():
     double = PolicyDouble()
-    saved = chain.builtin_factory
-    chain.builtin_factory = lambda kind, options: double
-    try:
-        with openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as upstreams:
-            config = filters_config(
-                upstreams,
-                "- {id: policy, type: builtin, kind: content_policy, rules: [{keywords: [x]}]}\n",
-                "output_filters: [policy]",
-            )
-            with Gateway(config) as gateway:
-                with pytest.raises(anthropic.BadRequestError) as raised:
-                    ask(gateway, "anthropic_messages", False, "Tell me about Paris")
-                assert "filter 'policy' blocked the answer: Paris is off limits" in str(
-                    raised.value
-                )
-                assert double.apis == ["anthropic_messages:answer"]
-                assert ask(gateway, "openai_chat", True, "Paris") == "echo: Paris"
-                assert double.apis == ["anthropic_messages:answer"]
-    finally:
-        chain.builtin_factory = saved
+    filters = "- {id: policy, type: builtin, kind: content_policy, rules: [{keywords: [x]}]}\n"
+    with builtin_gateway(double, filters, "output_filters: [policy]") as (gateway, _):
+        with pytest.raises(anthropic.BadRequestError) as raised:
+            ask(gateway, "anthropic_messages", False, "Tell me about Paris")
+        assert "filter 'policy' blocked the answer: Paris is off limits" in str(raised.value)
+        assert double.apis == ["anthropic_messages:answer"]
+        assert ask(gateway, "openai_chat", True, "Paris") == "echo: Paris"
+        assert double.apis == ["anthropic_messages:answer"]
