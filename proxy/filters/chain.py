@@ -174,6 +174,7 @@ class RequestFilters:
         self.output: OutputRun | None = None
         self._headers: dict[str, str] | None = None
         self._secrets: list[str] | None = None
+        self._transformed: set[str] = set()  # filters whose answer transform is kept
 
     # --- input ------------------------------------------------------------------------
 
@@ -209,7 +210,7 @@ class RequestFilters:
                 continue
             observe = spec.mode == "observe"
             if result.decision is Decision.MODIFY:
-                new_raw, new_body = self._request_of(spec, result, observe, step)
+                new_raw, new_body = self._request_of(spec, result, step)
                 if new_body is not None:
                     record.modified(step, raw, new_raw)
                     if not observe:
@@ -225,9 +226,7 @@ class RequestFilters:
             body = orjson.loads(raw)
         return raw, body
 
-    def _request_of(
-        self, spec: Filter, result: Verdict, observe: bool, step: Step
-    ) -> tuple[bytes, dict | None]:
+    def _request_of(self, spec: Filter, result: Verdict, step: Step) -> tuple[bytes, dict | None]:
         """The replacement body, checked as the edge checks a client's; a filter that
         sends something else failed (and its on_error decides)."""
         new_raw = result.body or b""
@@ -238,11 +237,14 @@ class RequestFilters:
         return new_raw, None
 
     def _keep_transform(self, runner: FilterRunner) -> None:
-        state = self.states.get(runner.spec.id)
-        if state is None or runner.builtin is None:
+        fid = runner.spec.id
+        state = self.states.get(fid)
+        # One transform per filter and request, though several agents' inputs ran it.
+        if state is None or runner.builtin is None or fid in self._transformed:
             return
         transform = runner.builtin.answer(state)
         if transform is not None:
+            self._transformed.add(fid)
             self.transforms.append(transform)
 
     # --- one call, whatever the direction ---------------------------------------------

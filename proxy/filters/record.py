@@ -28,6 +28,7 @@ from proxy.telemetry.tracecontext import new_span_id
 # A filter's own words on a span: redacted, and no longer than this.
 MAX_ATTRIBUTE_TEXT = 512
 MAX_DIFF_ITEMS = 8
+MAX_KEY_CHARS = 40
 
 
 def new_step(exchange: Exchange, spec: Filter, direction: str, target: str | None = None) -> Step:
@@ -84,13 +85,18 @@ def diff_summary(before: bytes, after: bytes) -> str:
     changes: list[str] = []
     for key in sorted(set(old) | set(new)):
         if key not in new:
-            changes.append(f"-{key}")
+            changes.append(f"-{_shown(key)}")
         elif key not in old:
-            changes.append(f"+{key}")
+            changes.append(f"+{_shown(key)}")
         elif old[key] != new[key]:
-            changes.append(_changed(key, old[key], new[key]))
+            changes.append(_changed(_shown(key), old[key], new[key]))
     shown = changes[:MAX_DIFF_ITEMS] + (["..."] if len(changes) > MAX_DIFF_ITEMS else [])
     return capped(f"{', '.join(shown) or 'no change'} ({sizes})")
+
+
+def _shown(key: str) -> str:
+    """A key as a client wrote it may hold anything: escaped, and short."""
+    return orjson.dumps(key[:MAX_KEY_CHARS]).decode()[1:-1]
 
 
 def _changed(key: str, old: object, new: object) -> str:
