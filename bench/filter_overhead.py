@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+import agent_overhead as ao
 import aiohttp
 import orjson
 import proxy_overhead as po
@@ -186,13 +187,9 @@ listeners:
         servers.append(server)
         bound.update({b.listener.name: b.port for b in server.bound})
     conn.send(bound)
-    await _until_stopped(conn)
+    await ao._serve_cpu_queries(conn)
     for server in servers:
         await server.stop()
-
-
-async def _until_stopped(conn: Connection) -> None:
-    await po._until_parent_says_stop(conn)
 
 
 # --------------------------------------------------------------------------- load
@@ -232,7 +229,9 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(settings: Settings, urls: dict[str, str], stand_ins: po.Child) -> dict[str, Any]:
+async def measure(
+    settings: Settings, urls: dict[str, str], stand_ins: po.Child, plano: po.Child
+) -> dict[str, Any]:
     scenarios: dict[str, Any] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         cases = {
@@ -252,11 +251,16 @@ async def measure(settings: Settings, urls: dict[str, str], stand_ins: po.Child)
         filtered = {name: [] for name in cases}
         own = {name: [] for name in cases}
         direct: list[float] = []
+        cpu = {name: [0.0, 0.0] for name in cases}  # Plano's CPU seconds: plain, filtered
         for _ in range(settings.rounds):
             for name, (listener, stream) in cases.items():
                 body = _body(stream)
+                before = ao._cpu(plano)
                 await _timed(session, urls["plain"], body, per_round, plain[name])
+                middle = ao._cpu(plano)
                 await _timed(session, urls[listener], body, per_round, filtered[name])
+                cpu[name][0] += middle - before
+                cpu[name][1] += ao._cpu(plano) - middle
                 stand_ins.conn.send("times")
                 own[name] += stand_ins.conn.recv()
             await _timed(session, urls["filter"], direct_body, per_round, direct)
@@ -274,6 +278,12 @@ async def measure(settings: Settings, urls: dict[str, str], stand_ins: po.Child)
                 "filter_step_added_p50_ms": added,
                 # The filter's own time is per call; an output stream calls it per chunk.
                 "plano_added_p50_ms": round(added - o["p50"] * calls, 3),
+                # Plano's own CPU per request (all its threads): steadier than wall times
+                # on a busy machine.
+                "plano_cpu_ms_per_request": {
+                    "plain": round(cpu[name][0] * 1000 / len(plain[name]), 3),
+                    "filtered": round(cpu[name][1] * 1000 / len(filtered[name]), 3),
+                },
             }
         scenarios["direct_call_to_the_filter"] = {"ms": _ms(direct)}
     return scenarios
@@ -282,8 +292,9 @@ async def measure(settings: Settings, urls: dict[str, str], stand_ins: po.Child)
 def markdown(scenarios: dict[str, Any]) -> str:
     lines = [
         "| scenario | no filter p50 | with the filter p50 | filter calls / request "
-        "| filter's own p50 | added by the filter step p50 | Plano's share p50 |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| filter's own p50 | added by the filter step p50 | Plano's share p50 "
+        "| Plano CPU / request: no filter, with |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in scenarios.items():
         if "plain_ms" not in s:
@@ -291,7 +302,9 @@ def markdown(scenarios: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {s['plain_ms']['p50']:.3f} ms | {s['filtered_ms']['p50']:.3f} ms | "
             f"{s['filter_calls_per_request']:g} | {s['filter_own_ms']['p50']:.3f} ms | "
-            f"{s['filter_step_added_p50_ms']:.3f} ms | {s['plano_added_p50_ms']:.3f} ms |"
+            f"{s['filter_step_added_p50_ms']:.3f} ms | {s['plano_added_p50_ms']:.3f} ms | "
+            f"{s['plano_cpu_ms_per_request']['plain']:.3f} ms, "
+            f"{s['plano_cpu_ms_per_request']['filtered']:.3f} ms |"
         )
     direct = scenarios["direct_call_to_the_filter"]["ms"]
     lines.append("")
@@ -323,7 +336,7 @@ def main() -> int:
         base = "http://127.0.0.1:{}/v1/chat/completions"
         urls = {name: base.format(port) for name, port in listeners.items()}
         urls["filter"] = base.format(ports[1])
-        scenarios = asyncio.run(measure(settings, urls, stand_ins))
+        scenarios = asyncio.run(measure(settings, urls, stand_ins, plano))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
