@@ -8,7 +8,6 @@ import gzip
 import json
 import re
 
-import anthropic
 import orjson
 import pytest
 from aiohttp import web
@@ -145,17 +144,20 @@ class AnonymizeDouble:
 
 @contextlib.contextmanager
 def builtin_gateway(double, filters: str, listener: str):
-    """A gateway whose built-in filters are all `double`; yields (gateway, upstreams)."""
-    saved = chain.builtin_factory
-    chain.builtin_factory = lambda kind, options: double
-    try:
-        with (
-            openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as upstreams,
-            Gateway(filters_config(upstreams, filters, listener)) as gateway,
-        ):
+    """A gateway whose built-in filters are all `double` (the filters are built when the
+    gateway starts: only then is the factory replaced); yields (gateway, upstreams)."""
+    with openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as upstreams:
+        gateway = Gateway(filters_config(upstreams, filters, listener))
+        saved = chain.builtin_factory
+        chain.builtin_factory = lambda kind, options: double
+        try:
+            gateway.__enter__()
+        finally:
+            chain.builtin_factory = saved
+        try:
             yield gateway, upstreams
-    finally:
-        chain.builtin_factory = saved
+        finally:
+            gateway.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -194,31 +196,44 @@ def test_a_request_without_anything_to_hide_is_passed_through(anonymizing):
     assert ATTR_CHUNKS not in step.attributes
 
 
-class PolicyDouble:
-    """Blocks what mentions Paris; tells requests from answers by the api name."""
-
-    kind = "content_policy"
-
-    def __init__(self):
-        self.apis: list[str] = []
-
-    def check_request(self, body: dict, api: str, state: dict) -> Verdict:
-        self.apis.append(api)
-        if "Paris" in json.dumps(body):
-            return Verdict(Decision.BLOCK, status=400, message="Paris is off limits")
-        return Verdict(Decision.PASS)
-
-    def answer(self, state: dict):
-        return None
+# --- the real built-ins, through the chain ----------------------------------------------
 
 
-def test_a_builtin_output_filter_reads_json_answers_and_passes_streams():
-    double = PolicyDouble()
-    filters = "- {id: policy, type: builtin, kind: content_policy, rules: [{keywords: [x]}]}\n"
-    with builtin_gateway(double, filters, "output_filters: [policy]") as (gateway, _):
-        with pytest.raises(anthropic.BadRequestError) as raised:
-            ask(gateway, "anthropic_messages", False, "Tell me about Paris")
-        assert "filter 'policy' blocked the answer: Paris is off limits" in str(raised.value)
-        assert double.apis == ["anthropic_messages:answer"]
-        assert ask(gateway, "openai_chat", True, "Paris") == "echo: Paris"
-        assert double.apis == ["anthropic_messages:answer"]
+@pytest.fixture(scope="module")
+def real_builtins():
+    filters = (
+        "- {id: pii, type: builtin, kind: pii, action: anonymize}\n"
+        "- {id: policy, type: builtin, kind: content_policy, rules: [{keywords: [Paris]}],"
+        " mode: enforce}\n"
+        "- {id: watch, type: builtin, kind: content_policy, rules: [{keywords: [now]}],"
+        " mode: observe}\n"
+    )
+    listener = "input_filters: [pii]\noutput_filters: [policy, watch]"
+    with (
+        openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as upstreams,
+        Gateway(filters_config(upstreams, filters, listener)) as gateway,
+    ):
+        yield gateway, upstreams
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("api", APIS)
+def test_pii_round_trip_and_output_policy_with_the_real_built_ins(real_builtins, api, stream):
+    gateway, upstreams = real_builtins
+    for state, _ in upstreams.values():
+        state.clear()
+    text = f"mail {EMAIL} in Paris now"
+    # The model sees a placeholder; the client gets the address back, and the output
+    # policy's [BLOCKED] for Paris; the observed policy changes nothing.
+    assert ask(gateway, api, stream, text) == f"echo: mail {EMAIL} in [BLOCKED] now"
+    provider = upstreams["anthropic" if api == "anthropic_messages" else "openai"][0]
+    sent = json.dumps(provider.last.body)
+    assert EMAIL not in sent
+    assert "<EMAIL_1>" in sent
+    steps = {(s.name, s.attributes["filter.direction"]): s for s in gateway.filter_steps()}
+    assert steps["pii", "input"].attributes[ATTR_DECISION] == "modify"
+    assert steps["policy", "output"].attributes[ATTR_DECISION] == "modify"
+    assert steps["policy", "output"].attributes[ATTR_CHUNKS] >= 1
+    watch = steps["watch", "output"].attributes
+    assert watch[ATTR_DECISION] == "modify"  # what it would have done
+    assert watch["filter.applied"] is False

@@ -26,7 +26,7 @@ def filters(facts: Facts, report: Reporter) -> None:
     for item in config.filters:
         _transport_keys(item, facts.raw(item.source), report)
         if item.type is FilterType.BUILTIN:
-            _builtin_options(item, facts.raw(item.source), report)
+            _builtin_options(item, facts, report)
         if item.timeout_s is not None and item.timeout_s <= 0:
             report.error(
                 "invalid-timeout",
@@ -80,11 +80,11 @@ def _transport_keys(item: Filter, raw: Mapping, report: Reporter) -> None:
         )
 
 
-def _builtin_options(item: Filter, raw: Mapping, report: Reporter) -> None:
+def _builtin_options(item: Filter, facts: Facts, report: Reporter) -> None:
     allowed = BUILTIN_OPTIONS.get(item.kind)
     if allowed is None:
         return  # an unknown kind: the schema reports it
-    for key in sorted((set(raw) & _ALL_OPTIONS) - allowed):
+    for key in sorted((set(facts.raw(item.source)) & _ALL_OPTIONS) - allowed):
         owner = next(kind for kind, keys in BUILTIN_OPTIONS.items() if key in keys)
         report.error(
             "builtin-option",
@@ -93,6 +93,32 @@ def _builtin_options(item: Filter, raw: Mapping, report: Reporter) -> None:
             f"{item.kind} takes: {', '.join(sorted(allowed)) or 'no options'}.",
             at_key=True,
         )
+    if facts.schema_said(item.source):
+        return  # a value of the wrong type or range: said once is enough
+    check = _option_problems()
+    if check is None:
+        _patterns(item, report)
+        return
+    # The built-in's own checks (its regex engine, its limits), on its own options.
+    options = {key: value for key, value in item.options.items() if key in allowed}
+    for problem in check(item.kind, options):
+        report.error("builtin-option", f"filter '{item.id}': {problem}", _where(item, problem))
+
+
+_OPTION_NAMED = re.compile(r"option '([a-z_]+)(?:\[(\d+)\])?'")
+
+
+def _where(item: Filter, problem: str) -> tuple:
+    """The option a built-in's message names ("option 'rules[1]': ..."), or its kind."""
+    match = _OPTION_NAMED.search(problem)
+    if match is None or match.group(1) not in item.options:
+        return (*item.source, "kind")
+    index = match.group(2)
+    return (*item.source, match.group(1), *((int(index),) if index is not None else ()))
+
+
+def _patterns(item: Filter, report: Reporter) -> None:
+    """Without the built-ins at hand: at least each pattern compiles."""
     for i, rule in enumerate(item.options.get("rules") or ()):
         pattern = rule.get("pattern") if isinstance(rule, dict) else None
         if isinstance(pattern, str):
@@ -104,10 +130,6 @@ def _builtin_options(item: Filter, raw: Mapping, report: Reporter) -> None:
                     f"filter '{item.id}': the pattern is not a valid regular expression: {exc}",
                     (*item.source, "rules", i, "pattern"),
                 )
-    check = _option_problems()
-    if check is not None:
-        for problem in check(item.kind, item.options):
-            report.error("builtin-option", f"filter '{item.id}': {problem}", (*item.source, "kind"))
 
 
 def _output_kinds(config: Config, report: Reporter) -> None:

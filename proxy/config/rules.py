@@ -32,6 +32,11 @@ class Facts:
     data: dict
     env_paths: frozenset[Path] = frozenset()
     serving: bool = False  # `plano up` rather than `plano validate`
+    schema_paths: frozenset[Path] = frozenset()  # where the schema found problems
+
+    def schema_said(self, path: Path) -> bool:
+        """Whether the schema reported a problem at or below `path` (no need to again)."""
+        return any(p[: len(path)] == path for p in self.schema_paths)
 
     def raw(self, path: Path) -> dict:
         """The raw mapping at `path`, or {} when there is none."""

@@ -31,7 +31,7 @@ from proxy.config.redact import MASK, redact_text
 from proxy.filters import record
 from proxy.filters.errors import FilterBlocked, FilterErrored
 from proxy.filters.http_transport import MAX_BLOCK_TEXT, HttpTransport
-from proxy.filters.output import Chained, OutputRun
+from proxy.filters.output import Chained, OutputRun, WatchedTransform
 from proxy.filters.verdict import Decision, FilterFailure, Verdict
 from proxy.gateway.exchange import Exchange, Step
 from proxy.server.client_input import MAX_BODY_BYTES, MAX_JSON_DEPTH, nested_deeper_than
@@ -59,9 +59,9 @@ def _builtin_factory(kind: str, options: Mapping[str, Any]) -> BuiltinFilter:
 
 
 def _mcp_transport(url: str, tool: str) -> Any:
-    from proxy.filters.mcp_transport import McpTransport
+    from proxy.filters.mcp_transport import McpFilterTransport
 
-    return McpTransport(url, tool)
+    return McpFilterTransport(url, tool)
 
 
 # Module attributes, so a test can stand in a built-in of its own.
@@ -133,7 +133,11 @@ class FilterSet:
             fid: FilterRunner(by_id[fid], session, max_reply) for fid in used_filters(listener)
         }
         self.input = tuple(self.runners[fid] for fid in listener.input_filters)
-        self.output = tuple(self.runners[fid] for fid in listener.output_filters)
+        output = [self.runners[fid] for fid in listener.output_filters]
+        # Output filters over the wire see the answer's bytes; built-ins rewrite its text
+        # (their `answer({})`: a transform of the canonical text, streams and JSON alike).
+        self.output = tuple(r for r in output if r.builtin is None)
+        self.output_builtins = tuple(r for r in output if r.builtin is not None)
         self.agent_input = {
             agent.id: tuple(self.runners[fid] for fid in agent.input_filters)
             for agent in listener.agents
@@ -175,6 +179,7 @@ class RequestFilters:
         self._headers: dict[str, str] | None = None
         self._secrets: list[str] | None = None
         self._transformed: set[str] = set()  # filters whose answer transform is kept
+        self._transform: AnswerTransform | None = None
 
     # --- input ------------------------------------------------------------------------
 
@@ -313,16 +318,30 @@ class RequestFilters:
             text = text.replace(secret, MASK)
         return text
 
+    @property
+    def rewrites_answer(self) -> bool:
+        """Whether the answer's text is rewritten (so it is rendered, not passed through):
+        an input built-in left a transform, or a built-in is among the output filters."""
+        return bool(self.transforms) or bool(self.filters.output_builtins)
+
     def transform(self) -> AnswerTransform | None:
-        """The answer's text rewriting the built-ins asked for, or None."""
-        if not self.transforms:
-            return None
-        if len(self.transforms) == 1:
-            return self.transforms[0]
-        return Chained(self.transforms)
+        """The answer's text rewriting, made once per request (None: there is none): the
+        input built-ins' transforms (PII placeholders restored), then the output
+        built-ins', in the order the filters are listed."""
+        if self._transform is None:
+            transforms = list(self.transforms)
+            for runner in self.filters.output_builtins:
+                made = runner.builtin.answer({}) if runner.builtin is not None else None
+                if made is not None:
+                    transforms.append(WatchedTransform(made, self, runner.spec))
+            if not transforms:
+                return None
+            self._transform = transforms[0] if len(transforms) == 1 else Chained(transforms)
+        return self._transform
 
     @property
     def has_output(self) -> bool:
+        """Whether output filters see the answer's bytes (http, mcp)."""
         return bool(self.filters.output)
 
     def output_run(self) -> OutputRun | None:

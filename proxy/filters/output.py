@@ -11,6 +11,7 @@ answer stops: a JSON answer becomes an error response, a stream ends with an err
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import orjson
@@ -29,13 +30,13 @@ from proxy.filters.verdict import (
 )
 
 if TYPE_CHECKING:
+    from proxy.config.model import Filter
     from proxy.filters.builtin.base import AnswerTransform
     from proxy.filters.chain import FilterRunner, RequestFilters
     from proxy.gateway.exchange import Step
 
 JSON = "application/json"
 SSE = "text/event-stream"
-ANSWER_API = ":answer"  # appended to the client API's name for a built-in output filter
 # The answer's decision on its step: the strongest of its chunks'.
 _RANK = {None: 0, "pass": 1, "modify": 2, "error": 3, "block": 4}
 
@@ -75,14 +76,8 @@ class OutputRun:
         self, runner: FilterRunner, step: Step, data: bytes, content_type: str, whole_json: bool
     ) -> bytes:
         filters, spec = self.filters, runner.spec
-        parsed = _json_object(data) if whole_json and runner.builtin is not None else None
-        if runner.builtin is not None and parsed is None:
-            step.attributes.setdefault(ATTR_DECISION, "pass")  # built-ins read JSON answers
-            return data
-        # A built-in is told it reads an answer, not a request: "openai_chat:answer".
-        api = filters.api + ANSWER_API if runner.builtin is not None else filters.api
         result = await filters.call(
-            runner, step, "output", data, parsed, filters.request.path, api, content_type
+            runner, step, "output", data, None, filters.request.path, filters.api, content_type
         )
         if isinstance(result, FilterFailure):
             filters.failed(step, spec, "output", result)  # raises when it fails closed
@@ -140,6 +135,56 @@ class Chained:
         for transform in self.transforms:
             text = transform.feed(text) + transform.flush() if text else transform.flush()
         return text
+
+
+class WatchedTransform:
+    """A built-in output filter's transform, as a filter step: it counts the deltas it
+    rewrites, times itself, records whether the text changed (modify) or not (pass), and
+    in observe mode returns the text unchanged."""
+
+    def __init__(self, inner: AnswerTransform, filters: RequestFilters, spec: Filter):
+        self.inner, self.filters, self.spec = inner, filters, spec
+        self.step: Step | None = None
+        self.observe = spec.mode == "observe"
+        self.pending = ""  # text fed and not yet given back unchanged
+        self.changed = False
+
+    def feed(self, text: str) -> str:
+        started = self._start()
+        self.step.attributes[ATTR_CHUNKS] = int(self.step.attributes.get(ATTR_CHUNKS, 0)) + 1
+        out = self.inner.feed(text)
+        self._compare(text, out)
+        self.step.seconds += time.perf_counter() - started
+        return text if self.observe else out
+
+    def flush(self) -> str:
+        started = self._start()
+        out = self.inner.flush()
+        self._compare("", out)
+        if self.pending:
+            self.changed = True  # fed text it never gave back
+        decision = "modify" if self.changed else "pass"
+        record.decided(self.step, decision, not self.observe)
+        self.step.seconds += time.perf_counter() - started
+        return "" if self.observe else out
+
+    def _start(self) -> float:
+        if self.step is None:
+            self.step = record.new_step(self.filters.exchange, self.spec, "output")
+            record.decided(self.step, "pass", not self.observe)  # until flush says more
+        return time.perf_counter()
+
+    def _compare(self, text: str, out: str) -> None:
+        """Whether what comes out is what went in, held back or not: linear, and holding
+        no more than the transform holds back."""
+        if self.changed:
+            return
+        self.pending += text
+        if self.pending.startswith(out):
+            self.pending = self.pending[len(out) :]
+        else:
+            self.changed = True
+            self.pending = ""
 
 
 def transform_response(response: ChatResponse, transform: AnswerTransform) -> None:

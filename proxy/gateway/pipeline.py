@@ -280,7 +280,7 @@ class Gateway(ChatCore):
             return self._too_large(resolution)
         # Passed through, an answer is held only while small; translating it needs all of
         # it, and so does rewriting its text.
-        whole = not same_wire or (exchange.filters is not None and exchange.filters.transforms)
+        whole = not same_wire or (exchange.filters is not None and exchange.filters.rewrites_answer)
         hold = limit if whole else min(limit, PASSTHROUGH_HOLD)
         raw, complete = await read_head(upstream.content, hold)
         if not complete:
@@ -434,8 +434,9 @@ class Gateway(ChatCore):
                     **(body.get("stream_options") or {}),
                     "include_usage": True,
                 }
-            return orjson.dumps(forwarded)
-        return orjson.dumps(CODECS[target.wire].build_request(chat, resolution.model_id))
+            return orjson.dumps(target.adjust_request(forwarded))
+        built = CODECS[target.wire].build_request(chat, resolution.model_id)
+        return orjson.dumps(target.adjust_request(built))
 
     def _headers(self, request: web.Request, target: Target) -> dict[str, str]:
         headers = {"Content-Type": _JSON, **target.headers}

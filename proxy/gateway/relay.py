@@ -277,7 +277,7 @@ def answer_renderer(api: ClientAPI, exchange: Exchange, model: str, body: dict, 
     """The stream's renderer: None passes the source's events through as they are, unless
     a built-in rewrites the answer's text (then it is rendered from the canonical model)."""
     filters = exchange.filters
-    if same_wire and (filters is None or not filters.transforms):
+    if same_wire and (filters is None or not filters.rewrites_answer):
         return None
     return api.stream_renderer(model, body)
 

@@ -46,6 +46,7 @@ FILTER = "plano(filter)"
 # A step that calls out (an agent) is a client span; one that decides is internal.
 _STEP_KINDS = {"agent": SpanKind.CLIENT}
 # The attribute that names a step, per kind; other kinds use `<kind>.name`.
+# A filter step's name is its id: proxy.filters.verdict.ATTR_ID, which the store indexes.
 _STEP_NAME_KEYS = {
     "agent": "agent.id",
     "orchestrator": "orchestrator.backend",
