@@ -3,6 +3,7 @@ filters), and the filter metrics, counted for unsampled requests too."""
 
 from __future__ import annotations
 
+import json
 import urllib.request
 
 import openai
@@ -12,7 +13,9 @@ from filters_harness import ANTHROPIC_KEY, OPENAI_KEY, filter_servers, filters_c
 from prometheus_client.parser import text_string_to_metric_families
 from proxy_harness import ProxyThread, openai_and_anthropic_upstreams
 from test_agents_telemetry import _spans, _value
+from typer.testing import CliRunner
 
+from plano_cli.app import app
 from proxy.telemetry.settings import WorkerSettings
 
 LEAK = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
@@ -107,3 +110,12 @@ def test_spans_carry_the_decision_redacted(world, tmp_path):
     assert output["filter.chunks"] == 1
     root = next(s for s in spans if s.name == "plano(inbound)")
     assert all(s.parent_id == root.span_id for s in filters)
+    # plano traces finds it by what the filter would have done (observe mode).
+    db = str(tmp_path / "traces.db")
+    where = ["--where", "filter=guard", "--where", "decision=block"]
+    result = CliRunner().invoke(app, ["traces", "list", "--db", db, "--json", *where])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)["traces"]
+    assert row["trace_id"] == trace_id
+    assert row["would_block"] == ["guard"]
+    assert row["blocked_by"] == []
