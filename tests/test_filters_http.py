@@ -449,3 +449,14 @@ def test_a_filter_reply_may_be_gzipped(f, closed_and_open):
 
     f["guard"].behaviour = gzipped
     assert ask(gateway, "openai_chat", False) == "echo: Tell me about Rome"
+
+
+def test_an_observed_filter_that_fails_never_fails_the_request(f, upstreams, servers):
+    filters = http(servers, "guard", mode="observe", on_error="fail_closed")
+    f["guard"].behaviour = fs.status(500)
+    with Gateway(filters_config(upstreams, filters, "input_filters: [guard]")) as gateway:
+        assert ask(gateway, "openai_chat", False) == f"echo: {USER}"
+        (step,) = gateway.filter_steps()
+        assert step.attributes[ATTR_DECISION] == "error"
+        assert step.attributes[ATTR_APPLIED] is False
+        assert step.outcome == "HTTP 500"
