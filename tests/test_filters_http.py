@@ -9,6 +9,7 @@ import anthropic
 import openai
 import pytest
 from fakes import filter_server as fs
+from fakes.providers import giant_answer
 from filters_harness import (
     ANTHROPIC_KEY,
     OPENAI_KEY,
@@ -460,3 +461,18 @@ def test_an_observed_filter_that_fails_never_fails_the_request(f, upstreams, ser
         assert step.attributes[ATTR_DECISION] == "error"
         assert step.attributes[ATTR_APPLIED] is False
         assert step.outcome == "HTTP 500"
+
+
+def test_a_large_passed_through_answer_is_filtered_piece_by_piece(f, upstreams, output_gateway):
+    upstreams["openai"][0].push(giant_answer(3 * 1024 * 1024, content_length=True))
+    f["guard"].behaviour = fs.replace(b"a" * 1024, b"b" * 1024)  # the filler is all "a"
+    client = output_gateway.openai()
+    done = client.chat.completions.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": "big"}]
+    )
+    text = done.choices[0].message.content
+    assert len(text) == 3 * 1024 * 1024
+    assert text.count("b") > len(text) // 2  # the pieces went through the filter
+    output_gateway.wait_for(1)
+    (step,) = output_gateway.filter_steps()
+    assert step.attributes[ATTR_CHUNKS] == len(f["guard"].calls) > 1
