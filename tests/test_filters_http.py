@@ -476,3 +476,20 @@ def test_a_large_passed_through_answer_is_filtered_piece_by_piece(f, upstreams, 
     output_gateway.wait_for(1)
     (step,) = output_gateway.filter_steps()
     assert step.attributes[ATTR_CHUNKS] == len(f["guard"].calls) > 1
+
+
+def test_a_gzipped_request_reaches_the_filter_decompressed_without_its_coding(f, input_gateway):
+    import gzip
+
+    import httpx
+
+    body = json.dumps({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": USER}]})
+    reply = httpx.post(
+        input_gateway.url + "/v1/chat/completions",
+        content=gzip.compress(body.encode()),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert reply.status_code == 200, reply.text
+    (call,) = f["guard"].calls
+    assert "content-encoding" not in call.headers  # the body it got is not compressed
+    assert json.loads(call.body)["messages"][0]["content"] == USER
