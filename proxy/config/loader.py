@@ -115,11 +115,19 @@ def check_text(
 
     version = _read_version(data, report)
     schema_view = {**data, "version": version} if version else data
-    result.problems.extend(check_schema(schema_view, parsed.source_map))
+    schema_problems = check_schema(schema_view, parsed.source_map)
+    result.problems.extend(schema_problems)
 
     config = normalize(data, version or "v0.4.0", report)
     env_paths = frozenset(ref.path for ref in parsed.env_refs)
-    check_rules(Facts(config, data, env_paths, serving=mode is Mode.SERVE), report)
+    facts = Facts(
+        config,
+        data,
+        env_paths,
+        serving=mode is Mode.SERVE,
+        schema_paths=frozenset(p.path for p in schema_problems),
+    )
+    check_rules(facts, report)
     result.problems.extend(report.problems)
     result.problems.sort(key=lambda p: (p.line or 0, p.column or 0, p.severity != Severity.ERROR))
     result = _finish(result, strict)

@@ -127,14 +127,45 @@ class Agent:
     source: Path = field(default=(), compare=False, repr=False)
 
 
+class FilterType(StrEnum):
+    MCP = "mcp"  # upstream's default
+    HTTP = "http"
+    BUILTIN = "builtin"
+
+
+# A filter's defaults depend on where it runs (upstream passes an output chunk through on
+# any error, so output filters fail open by default).
+DEFAULT_FILTER_TIMEOUT_S = {"input": 5.0, "output": 1.0}
+DEFAULT_ON_ERROR = {"input": "fail_closed", "output": "fail_open"}
+# The options of each built-in kind (the keys of a filter item besides the common ones).
+BUILTIN_OPTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "pii": frozenset({"action", "entities"}),
+        "prompt_injection": frozenset({"threshold"}),
+        "content_policy": frozenset({"rules", "message"}),
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     id: str
-    url: str
-    type: str = "mcp"
+    url: str = ""
+    type: FilterType = FilterType.MCP
     transport: str = "streamable-http"
     tool: str = ""
+    kind: str = ""  # a builtin's kind (pii...); http and mcp filters: the type's name
+    timeout_s: float | None = None  # None: the direction's default
+    on_error: str | None = None  # fail_closed | fail_open; None: the direction's default
+    mode: str = "enforce"  # enforce | observe
+    options: Mapping[str, object] = field(default_factory=lambda: EMPTY)  # a builtin's
     source: Path = field(default=(), compare=False, repr=False)
+
+    def timeout_for(self, direction: str) -> float:
+        return self.timeout_s if self.timeout_s is not None else DEFAULT_FILTER_TIMEOUT_S[direction]
+
+    def on_error_for(self, direction: str) -> str:
+        return self.on_error or DEFAULT_ON_ERROR[direction]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from proxy.config.durations import parse_duration
 from proxy.config.model import (
+    BUILTIN_OPTIONS,
     DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES,
     Admin,
     Agent,
@@ -22,6 +23,7 @@ from proxy.config.model import (
     Config,
     Endpoint,
     Filter,
+    FilterType,
     Listener,
     ListenerType,
     ModelProvider,
@@ -298,15 +300,30 @@ def _routes(data: dict, providers_key: str, version: str, report: Reporter):
 
 def _filters(data: dict) -> Iterator[Filter]:
     for path, item in _items(data, "filters"):
-        if isinstance(item.get("id"), str):
-            yield Filter(
-                id=item["id"],
-                url=str(item.get("url", "")),
-                type=_str(item.get("type")) or "mcp",
-                transport=_str(item.get("transport")) or "streamable-http",
-                tool=_str(item.get("tool")) or item["id"],
-                source=path,
-            )
+        if not isinstance(item.get("id"), str):
+            continue
+        try:
+            type_ = FilterType(_str(item.get("type")) or "mcp")
+        except ValueError:
+            continue  # the schema reports it
+        builtin = type_ is FilterType.BUILTIN
+        options = {key: item[key] for key in ALL_BUILTIN_OPTIONS if key in item}
+        yield Filter(
+            id=item["id"],
+            url=_str(item.get("url")) or "",
+            type=type_,
+            transport=_str(item.get("transport")) or "streamable-http",
+            tool=_str(item.get("tool")) or ("" if builtin else item["id"]),
+            kind=(_str(item.get("kind")) or "") if builtin else type_.value,
+            timeout_s=parse_duration(item.get("timeout")),
+            on_error=_one_of(item.get("on_error"), ("fail_closed", "fail_open")),
+            mode=_one_of(item.get("mode"), ("enforce", "observe")) or "enforce",
+            options=MappingProxyType(options),
+            source=path,
+        )
+
+
+ALL_BUILTIN_OPTIONS = tuple(sorted(set().union(*BUILTIN_OPTIONS.values())))
 
 
 def _endpoints(data: dict) -> dict[str, Endpoint]:
@@ -546,6 +563,11 @@ def _items(parent: object, key: str, base: Path = ()) -> Iterator[tuple[Path, di
 
 def _mapping(value: object) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _one_of(value: object, allowed: tuple[str, ...]) -> str | None:
+    """A value of a closed set, or None (the schema reports anything else)."""
+    return value if value in allowed else None
 
 
 def _str(value: object) -> str | None:

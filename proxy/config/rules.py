@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+from proxy.config.filter_rules import filters
 from proxy.config.hints import did_you_mean
 from proxy.config.model import Config, ListenerType, ModelProvider
 from proxy.config.normalize import model_name
@@ -31,6 +32,11 @@ class Facts:
     data: dict
     env_paths: frozenset[Path] = frozenset()
     serving: bool = False  # `plano up` rather than `plano validate`
+    schema_paths: frozenset[Path] = frozenset()  # where the schema found problems
+
+    def schema_said(self, path: Path) -> bool:
+        """Whether the schema reported a problem at or below `path` (no need to again)."""
+        return any(p[: len(path)] == path for p in self.schema_paths)
 
     def raw(self, path: Path) -> dict:
         """The raw mapping at `path`, or {} when there is none."""
@@ -669,6 +675,7 @@ RULES: tuple[Rule, ...] = (
     references,
     urls,
     redis_urls,
+    filters,
     admin_port,
     not_served,
 )

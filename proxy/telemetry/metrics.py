@@ -24,7 +24,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
 from prometheus_client.exposition import choose_encoder
 
-from proxy.telemetry.record import TelemetryRecord
+from proxy.filters.verdict import ATTR_DECISION, ATTR_DIRECTION, ATTR_MODE
+from proxy.telemetry.record import StepRecord, TelemetryRecord
 
 MAX_LABEL_CHARS = 128
 DEFAULT_MAX_SERIES = 2000
@@ -40,6 +41,12 @@ SEQUENCE_BUCKETS = tuple(2**n for n in range(4, 19))  # 16 … 262144 tokens
 ROUTER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 # An agent does a whole task, LLM calls and tools included: up to the listener's timeout.
 AGENT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+
+# A filter call: an in-process built-in in microseconds to a remote guard's model call.
+FILTER_BUCKETS = (
+    *(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05),
+    *(0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -63,6 +70,8 @@ _OUTCOMES = {
     "stream error": "stream_error",
     "client disconnect": "client_disconnect",
     "fallback": "fallback",
+    "malformed reply": "malformed_reply",  # a filter's
+    "error": "error",
 }
 _HTTP_OUTCOME = re.compile(r"HTTP (\d{3})")
 
@@ -321,6 +330,31 @@ class GatewayMetrics:
             AGENT_BUCKETS,
             "seconds",
         )
+        self.filter_decisions = counter(
+            "plano_filter_decisions_total",
+            "Filter decisions (pass, modify, block, error) by filter, direction and mode; an "
+            "output filter counts once per answer, with its strongest decision. In observe "
+            "mode, what the filter would have done.",
+            ("listener", "filter", "direction", "decision", "mode"),
+        )
+        self.filter_duration = histogram(
+            "plano_filter_duration_seconds",
+            "Time spent in a filter: one call for an input filter, the sum over an answer's "
+            "chunks for an output filter.",
+            ("listener", "filter", "direction"),
+            FILTER_BUCKETS,
+            "seconds",
+        )
+        self.filter_errors = counter(
+            "plano_filter_errors_total",
+            "Filter calls that gave no verdict, by reason (timeout, connect_error, http_500, "
+            "malformed_reply, ...), whatever on_error then did.",
+            ("listener", "filter", "direction", "reason"),
+            label,
+            label,
+            label,
+            outcome_label,
+        )
         self.signals = counter(
             "plano_signals_total",
             "Conversation signals the analyzer found, by type.",
@@ -468,6 +502,18 @@ class GatewayMetrics:
             elif step.kind == "agent":
                 self.agent_calls.child((listener, step.name, step.outcome)).inc()
                 self.agent_duration.child((listener, step.name)).observe(seconds)
+            elif step.kind == "filter":
+                self._observe_filter(listener, step, seconds)
+
+    def _observe_filter(self, listener: str, step: StepRecord, seconds: float) -> None:
+        attributes = step.attributes
+        direction = attributes.get(ATTR_DIRECTION)
+        decision = attributes.get(ATTR_DECISION, "error" if step.outcome != "ok" else None)
+        mode = attributes.get(ATTR_MODE)
+        self.filter_decisions.child((listener, step.name, direction, decision, mode)).inc()
+        self.filter_duration.child((listener, step.name, direction)).observe(seconds)
+        if step.outcome != "ok":
+            self.filter_errors.child((listener, step.name, direction, step.outcome)).inc()
 
     def observe_signals(self, quality: str | None, types: Iterable[str] = ()) -> None:
         """One analyzed conversation: the analyzer runs after the request is counted."""
