@@ -38,6 +38,7 @@ import numpy as np
 
 from proxy.routing.embedded.background import BACKGROUND
 from proxy.routing.embedded.encoder import Encoder
+from proxy.routing.embedded.instruction import instruction
 from proxy.routing.embedded.library import LIBRARY, TaskType
 from proxy.routing.embedded.lru import LRU
 from proxy.routing.embedded.perspective import mentions_assistant, second_person
@@ -77,6 +78,9 @@ MIN_SCALE = 1e-3
 # types; "cooking, recipes, food and restaurants" is close to none. Each type lends to the
 # one route of a set that matches it best, so two routes never share the same examples.
 BORROW_SIMILARITY = 0.75
+# Borrowed examples are prompts, and a prompt-to-prompt cosine runs higher than a
+# prompt-to-phrase one: they count for a little less than the route's own words.
+BORROW_BIAS = -0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +114,14 @@ class RouteIndex:
     """A route set's prototypes, grouped by route, its reject class and its calibration."""
 
     names: tuple[str, ...]
-    prototypes: np.ndarray  # (n_prototypes, dim), rows of route i contiguous
-    starts: np.ndarray  # first prototype row of each route, for np.*.reduceat
-    owner: np.ndarray  # route of each prototype row
-    counts: np.ndarray  # prototypes per route: made once here, not per decision
+    prototypes: np.ndarray  # (n_prototypes, dim), rows of a segment contiguous
+    # A route is one or two segments, pooled apart: its own phrases and examples, then the
+    # examples it borrowed from the library (library.py), if any.
+    starts: np.ndarray  # first prototype row of each segment, for np.*.reduceat
+    owner: np.ndarray  # segment of each prototype row
+    counts: np.ndarray  # prototypes per segment: made once here, not per decision
+    route_starts: np.ndarray  # first segment of each route
+    bias: np.ndarray  # added to each segment's pooled match
     background: np.ndarray  # (n_background, dim): generic prompts kept for this route set
     mean: float
     scale: float
@@ -124,7 +132,10 @@ class RouteIndex:
         top = np.maximum.reduceat(sims, self.starts, axis=1)
         spread = np.exp((sims - top[:, self.owner]) / POOL_TEMPERATURE)
         pooled = np.add.reduceat(spread, self.starts, axis=1) / self.counts
-        return top + POOL_TEMPERATURE * np.log(pooled)
+        segments = top + POOL_TEMPERATURE * np.log(pooled) + self.bias
+        if len(self.route_starts) == segments.shape[1]:
+            return segments
+        return np.maximum.reduceat(segments, self.route_starts, axis=1)
 
     def generic(self, embeddings: np.ndarray, *, leave_out_self: bool = False) -> np.ndarray:
         """(n,) mean cosine of each text to its nearest background prompts."""
@@ -217,7 +228,11 @@ class EmbeddedRouter:
         index = self.index(routes)
         latest = turns[-1]
         in_context = "\n".join(turns[-1 - CONTEXT_TURNS :])
-        if len(turns) == 1:
+        request = instruction(latest)
+        if len(turns) == 1 and request:
+            whole, asked = index.signal(self._embed_queries([latest, request]))
+            combined = np.maximum(whole, asked)
+        elif len(turns) == 1:
             combined = index.signal(self._embed_queries([latest]))[0]
         elif len(latest.split()) <= SHORT_FOLLOW_UP_WORDS:
             combined = index.signal(self._embed_queries([in_context]))[0]
@@ -245,19 +260,28 @@ class EmbeddedRouter:
             units = route_units(route) or [(route.name or "route",)]
             names.append(route.name)
             groups.append(units)
-        for route, examples in self._borrowed(groups).items():
-            groups[route].extend((example,) for example in examples)
-        texts = [text for units in groups for unit in units for text in unit]
+        borrowed = self._borrowed(groups)
+        # (route, units, bias): each route's own segment, then its borrowed one.
+        segments = [
+            (route, units, bias)
+            for route, own in enumerate(groups)
+            for units, bias in ((own, 0.0), ([(e,) for e in borrowed.get(route, ())], BORROW_BIAS))
+            if units
+        ]
+        texts = [text for _, units, _ in segments for unit in units for text in unit]
         vectors = dict(zip(texts, self._embed_phrases(texts), strict=True))
         prototypes: list[np.ndarray] = []
         starts: list[int] = []
         owner: list[int] = []
-        for route, units in enumerate(groups):
+        route_starts: list[int] = []
+        for segment, (route, units, _) in enumerate(segments):
+            if len(route_starts) == route:
+                route_starts.append(segment)
             starts.append(len(prototypes))
             for unit in units:
                 mean = np.mean([vectors[text] for text in unit], axis=0)
                 prototypes.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-                owner.append(route)
+                owner.append(segment)
         matrix = np.asarray(prototypes, dtype=np.float32)
         background = self._background_embeddings()
         overlap = (background @ matrix.T).max(axis=1)
@@ -270,7 +294,9 @@ class EmbeddedRouter:
             prototypes=matrix,
             starts=np.asarray(starts, dtype=np.intp),
             owner=owners,
-            counts=np.bincount(owners, minlength=len(names)),
+            counts=np.bincount(owners, minlength=len(segments)),
+            route_starts=np.asarray(route_starts, dtype=np.intp),
+            bias=np.asarray([bias for _, _, bias in segments], dtype=np.float32),
             background=np.ascontiguousarray(background[keep]),
             mean=0.0,
             scale=1.0,
