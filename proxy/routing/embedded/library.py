@@ -15,7 +15,17 @@ this file was never written from).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+
+Embed = Callable[[Sequence[str]], np.ndarray]  # unit-norm rows
+
+# A route borrows a task type's examples when one of its own phrases is this close to one of
+# the type's signatures: "code generation and debugging" is, for two types; "cooking,
+# recipes, food and restaurants" is close to none.
+BORROW_SIMILARITY = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,20 +51,20 @@ LIBRARY: tuple[TaskType, ...] = (
         ),
         (
             "Write a function in TypeScript that deep-merges two objects",
-            "Implement an LRU cache class in Java",
+            "Implement a rate limiter with a token bucket in Java",
             "Flask: accept a file upload and store it in S3",
             "Write a SQL view that joins orders to shipments and flags late deliveries",
             "Write a Go program that tails a log file and counts lines per minute",
             "I need a Vue page with a paginated list and a search box",
-            "Generate a Dockerfile for a Node.js app with a multi-stage build",
-            "Write unit tests with pytest for a function that parses dates",
+            "Generate a docker-compose file with Postgres, Redis and a worker service",
+            "Write Jest tests for a shopping cart reducer",
             "Code a simple tic-tac-toe game in C++ for the terminal",
             "Implement Dijkstra's shortest path algorithm in Kotlin",
-            "Write a regex that matches US zip codes, with or without the +4 suffix",
+            "Write a regular expression that pulls ISO timestamps out of a log line",
             "Create a GitHub Actions workflow that runs lint and tests on every push",
             "Write a shell one-liner that finds the ten largest files under a directory",
             "Make a Swift struct for a user profile that decodes from JSON",
-            "Write a C function that reverses a linked list in place",
+            "Write a C function that computes a CRC32 checksum of a buffer",
             "Scaffold an Express.js server with JWT authentication middleware",
             "Implement merge sort in Haskell",
             "Write a Terraform module that creates a private S3 bucket",
@@ -76,7 +86,7 @@ LIBRARY: tuple[TaskType, ...] = (
             "troubleshooting code that does not work",
         ),
         (
-            "Why does my Python script raise KeyError: 'id' on the second loop?",
+            "The cron job silently stops after midnight and leaves no logs, where do I look?",
             "My React component re-renders forever, what am I doing wrong?",
             "Fix this segmentation fault in my C code when I free the list",
             "I get 'undefined is not a function' in the browser console, help",
@@ -105,7 +115,7 @@ LIBRARY: tuple[TaskType, ...] = (
             "math word problems",
         ),
         (
-            "Solve for x: 3x + 7 = 25",
+            "Find x when 5(x - 2) = 3x + 4",
             "Differentiate e^(2x) * ln(x)",
             "Integrate 1/(1 + x^2) from 0 to 1",
             "Drawing two cards without replacement, what are the odds both are hearts?",
@@ -113,14 +123,14 @@ LIBRARY: tuple[TaskType, ...] = (
             "Expand (2x - 3)^3",
             "What is 17% of 340?",
             "Compute the determinant of a 3x3 matrix with rows 1 2 3, 0 1 4, 5 6 0",
-            "Show by induction that 1 + 2 + ... + n = n(n+1)/2",
-            "How many ways can 5 people sit around a round table?",
+            "Show that the product of two odd numbers is odd",
+            "What is the remainder when 7^100 is divided by 5?",
             "Simplify (a^2 - b^2) / (a - b)",
             "What is the least common multiple of 12, 18 and 30?",
             "Convert 0.375 to a fraction in lowest terms",
             "A ladder 5 m long leans on a wall with its foot 3 m out. How high does it reach?",
             "What is the limit of (1 + 1/n)^n as n goes to infinity?",
-            "Compute the standard deviation of 4, 8, 15, 16, 23, 42",
+            "What is the median and the mean of 3, 9, 9, 14, 20?",
             "Solve the system 2x + y = 7 and x - y = 2",
             "What is the volume of a cone 10 cm tall with a 4 cm radius?",
         ),
@@ -147,8 +157,8 @@ LIBRARY: tuple[TaskType, ...] = (
             "Explain step by step why the Roman Republic turned into an empire",
             "Plan the move of our billing data to a new database, with the risks at each step",
             "Assess whether raising prices by 10% would increase our revenue given elastic demand",
-            "Reason through this: if all bloops are razzies and some razzies are lazzies, "
-            "are some bloops lazzies?",
+            "A farmer must ferry a wolf, a goat and a cabbage across a river; "
+            "work out the crossings",
             "Break down the causes of the 2008 financial crisis and how they interacted",
             "Critically compare two approaches to caching in a distributed system",
             "Think through the ethical implications of using facial recognition in schools",
@@ -172,16 +182,16 @@ LIBRARY: tuple[TaskType, ...] = (
             "Give me a limerick about a forgetful wizard",
             "Write the opening paragraph of a sci-fi novel set on a generation ship",
             "Write a sonnet about losing and finding hope",
-            "Create a bedtime story for a five-year-old about a brave little turtle",
-            "Write a dialogue between a detective and a suspect in a noir style",
+            "Create a bedtime story for a toddler about a cloud that is afraid of thunder",
+            "Script a tense phone call between two estranged sisters",
             "Invent a fairy tale where the dragon is the hero",
-            "Write a free-verse poem about city lights at night",
+            "Write an ode to an old pair of hiking boots",
             "Come up with a plot twist for my fantasy novel",
-            "Write a rap verse about coffee in the morning",
+            "Write a sea shanty about debugging on a Friday night",
             "Describe a haunted house in vivid, spooky prose",
             "Write a flash fiction piece of exactly 100 words about time travel",
             "Give me five creative names and a backstory for a pirate crew",
-            "Write a love letter from the moon to the sea",
+            "Write a eulogy for a houseplant, played for laughs",
         ),
     ),
     TaskType(
@@ -199,11 +209,11 @@ LIBRARY: tuple[TaskType, ...] = (
             "What are the key takeaways from this research paper abstract?",
             "Shorten this email thread into a brief recap",
             "Summarize the plot of the text I pasted in two sentences",
-            "Boil this legal document down to what I actually need to know",
+            "Condense these terms and conditions to the parts that affect me",
             "Write a one-line summary of each section of this document",
             "Recap the main arguments in this opinion piece",
             "Give me the gist of this long customer review",
-            "Summarize the following transcript of a podcast episode",
+            "Summarize the following lecture notes for a student who missed class",
             "Make an executive summary of these quarterly results",
         ),
     ),
@@ -222,7 +232,7 @@ LIBRARY: tuple[TaskType, ...] = (
             "What does the German word 'Fernweh' mean in English?",
             "Put this product description into French",
             "Rewrite this announcement in Swedish for our Stockholm office",
-            "How would I say 'I am allergic to peanuts' in Thai?",
+            "How would I ask for the bill in Vietnamese?",
             "Render this English sentence in Portuguese: the meeting is postponed",
             "Translate these subtitles into Korean",
             "What is the Chinese word for 'library'?",
@@ -263,19 +273,19 @@ LIBRARY: tuple[TaskType, ...] = (
             "greetings and jokes",
         ),
         (
-            "Hi there, how's it going?",
+            "Heya! What's new with you?",
             "Good morning!",
-            "Tell me a joke",
-            "How is your day going?",
-            "Thanks, that was really helpful",
-            "What's your favorite movie?",
+            "Make me laugh with a pun",
+            "Having a good day so far?",
+            "Cheers, you saved me a lot of time",
+            "Which season do you like best?",
             "I'm bored, talk to me",
             "Do you like music?",
-            "Goodnight, talk to you tomorrow",
+            "Alright, I'm off to bed. Bye for now",
             "You're pretty funny",
             "What have you been up to?",
             "Tell me something interesting",
-            "Nice to meet you",
+            "Pleased to make your acquaintance",
             "Do you ever get tired of talking?",
             "See you later!",
             "Can we just chat for a bit?",
@@ -292,9 +302,9 @@ LIBRARY: tuple[TaskType, ...] = (
         ),
         (
             "What is the capital city of Kenya?",
-            "Who painted the Mona Lisa?",
+            "Who composed the Four Seasons?",
             "How many continents are there?",
-            "When did World War II end?",
+            "How many strings does a standard violin have?",
             "What is the tallest mountain in Europe?",
             "What gas do plants take in from the air?",
             "Who is the author of One Hundred Years of Solitude?",
@@ -306,3 +316,41 @@ LIBRARY: tuple[TaskType, ...] = (
         ),
     ),
 )
+
+
+def type_similarity(
+    phrases: Sequence[str], embed: Embed, library: Sequence[TaskType] = LIBRARY
+) -> np.ndarray:
+    """(types,) how close a route's closest phrase comes to each type's signatures."""
+    signatures = [sig for kind in library for sig in kind.signatures]
+    kind_of = np.repeat(np.arange(len(library)), [len(kind.signatures) for kind in library])
+    sims = embed(list(phrases)) @ embed(signatures).T
+    per_kind = np.full(len(library), -1.0)
+    np.maximum.at(per_kind, kind_of, sims.max(axis=0))
+    return per_kind
+
+
+def lenders(
+    routes: Sequence[Sequence[str]], embed: Embed, library: Sequence[TaskType] = LIBRARY
+) -> dict[int, list[int]]:
+    """{route position: [type positions]}: which types lend to which route of a set.
+
+    routes holds each route's phrases (name, description, its parts). A type lends to the
+    one route that matches it best, so two routes of a set never share the same examples.
+    """
+    if not library:
+        return {}
+    best = np.full(len(library), -1.0)
+    lender: dict[int, int] = {}
+    for route, phrases in enumerate(routes):
+        if not phrases:
+            continue
+        per_kind = type_similarity(phrases, embed, library)
+        for kind in np.flatnonzero(per_kind >= BORROW_SIMILARITY):
+            if per_kind[kind] > best[kind]:
+                best[kind] = per_kind[kind]
+                lender[int(kind)] = route
+    out: dict[int, list[int]] = {}
+    for kind, route in sorted(lender.items()):
+        out.setdefault(route, []).append(kind)
+    return out

@@ -39,7 +39,7 @@ import numpy as np
 from proxy.routing.embedded.background import BACKGROUND
 from proxy.routing.embedded.encoder import Encoder
 from proxy.routing.embedded.instruction import instruction
-from proxy.routing.embedded.library import LIBRARY, TaskType
+from proxy.routing.embedded.library import LIBRARY, TaskType, lenders
 from proxy.routing.embedded.lru import LRU
 from proxy.routing.embedded.perspective import mentions_assistant, second_person
 from proxy.routing.embedded.phrases import parse
@@ -73,11 +73,6 @@ INDEX_CACHE_SIZE = 32
 PHRASE_CACHE_SIZE = 8192
 QUERY_CACHE_SIZE = 256
 MIN_SCALE = 1e-3
-# A route borrows a task type's example prompts (library.py) when one of its own phrases is
-# this close to one of the type's signatures: "code generation and debugging" is, for two
-# types; "cooking, recipes, food and restaurants" is close to none. Each type lends to the
-# one route of a set that matches it best, so two routes never share the same examples.
-BORROW_SIMILARITY = 0.75
 # Borrowed examples are prompts, and a prompt-to-prompt cosine runs higher than a
 # prompt-to-phrase one: they count for a little less than the route's own words.
 BORROW_BIAS = -0.03
@@ -304,35 +299,12 @@ class EmbeddedRouter:
         best = index.signal(index.background, leave_out_self=True).max(axis=1)
         return replace(index, mean=float(best.mean()), scale=max(float(best.std()), MIN_SCALE))
 
-    def borrowed_types(self, groups: Sequence[Sequence[tuple[str, ...]]]) -> dict[int, list[int]]:
-        """{route position: [library type positions]} each route borrows from."""
-        if not self.library or not groups:
-            return {}
-        signatures = [sig for kind in self.library for sig in kind.signatures]
-        kind_of = np.repeat(
-            np.arange(len(self.library)), [len(kind.signatures) for kind in self.library]
-        )
-        signature_vectors = self._embed_phrases(signatures)
-        best = np.full(len(self.library), -1.0)
-        lender: dict[int, int] = {}
-        for route, units in enumerate(groups):
-            own = [unit[0] for unit in units]  # each phrase's plain form; examples included
-            sims = self._embed_phrases(own) @ signature_vectors.T
-            per_kind = np.full(len(self.library), -1.0)
-            np.maximum.at(per_kind, kind_of, sims.max(axis=0))
-            for kind in np.flatnonzero(per_kind >= BORROW_SIMILARITY):
-                if per_kind[kind] > best[kind]:
-                    best[kind] = per_kind[kind]
-                    lender[int(kind)] = route
-        out: dict[int, list[int]] = {}
-        for kind, route in sorted(lender.items()):
-            out.setdefault(route, []).append(kind)
-        return out
-
     def _borrowed(self, groups: Sequence[Sequence[tuple[str, ...]]]) -> dict[int, list[str]]:
+        phrases = [[unit[0] for unit in units] for units in groups]
+        lent = lenders(phrases, self._embed_phrases, self.library)
         return {
-            route: [ex for kind in kinds for ex in self.library[kind].examples]
-            for route, kinds in self.borrowed_types(groups).items()
+            route: [example for kind in kinds for example in self.library[kind].examples]
+            for route, kinds in lent.items()
         }
 
     def _background_embeddings(self) -> np.ndarray:
