@@ -85,6 +85,9 @@ class RouteText:
     name: str
     description: str
     examples: tuple[str, ...] = ()
+    # Prompts `plano route --learn` assigned to the route from traffic: scored with the
+    # borrowed examples, a little below what the user wrote.
+    learned: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,27 +252,35 @@ class EmbeddedRouter:
     def _build(self, routes: Sequence[RouteText]) -> RouteIndex:
         names: list[str] = []
         groups: list[list[tuple[str, ...]]] = []
+        learned: list[tuple[str, ...]] = []
         for route in routes:
             if route.name in names:  # a config error reported elsewhere; the first one wins
                 continue
             units = route_units(route) or [(route.name or "route",)]
             names.append(route.name)
             groups.append(units)
+            learned.append(tuple(t.strip() for t in route.learned if t.strip()))
         borrowed = self._borrowed(groups)
-        # (route, units, bias): each route's own segment, then its borrowed one.
+        # A route's segments, pooled apart: (route, units, bias, says what it covers). Its
+        # own words; the library examples it borrowed; the prompts learned from traffic.
         segments = [
-            (route, units, bias)
+            (route, units, bias, said)
             for route, own in enumerate(groups)
-            for units, bias in ((own, 0.0), ([(e,) for e in borrowed.get(route, ())], BORROW_BIAS))
+            for units, bias, said in (
+                (own, 0.0, True),
+                ([(e,) for e in borrowed.get(route, ())], BORROW_BIAS, True),
+                ([(e,) for e in learned[route]], BORROW_BIAS, False),
+            )
             if units
         ]
-        texts = [text for _, units, _ in segments for unit in units for text in unit]
+        texts = [text for _, units, _, _ in segments for unit in units for text in unit]
         vectors = dict(zip(texts, self._embed_phrases(texts), strict=True))
         prototypes: list[np.ndarray] = []
         starts: list[int] = []
         owner: list[int] = []
         route_starts: list[int] = []
-        for segment, (route, units, _) in enumerate(segments):
+        said: list[bool] = []
+        for segment, (route, units, _, covers) in enumerate(segments):
             if len(route_starts) == route:
                 route_starts.append(segment)
             starts.append(len(prototypes))
@@ -277,9 +288,13 @@ class EmbeddedRouter:
                 mean = np.mean([vectors[text] for text in unit], axis=0)
                 prototypes.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
                 owner.append(segment)
+                said.append(covers)
         matrix = np.asarray(prototypes, dtype=np.float32)
         background = self._background_embeddings()
-        overlap = (background @ matrix.T).max(axis=1)
+        # What the user wrote and the library says a background prompt is about a route;
+        # prompts learned from traffic do not: many are generic, and would empty the
+        # reject class of exactly what it must reject.
+        overlap = (background @ matrix[np.asarray(said)].T).max(axis=1)
         keep = overlap < BACKGROUND_OVERLAP
         if keep.sum() < MIN_BACKGROUND:  # routes so broad that they cover the background
             keep = np.isin(np.arange(len(overlap)), np.argsort(overlap)[:MIN_BACKGROUND])
@@ -291,7 +306,7 @@ class EmbeddedRouter:
             owner=owners,
             counts=np.bincount(owners, minlength=len(segments)),
             route_starts=np.asarray(route_starts, dtype=np.intp),
-            bias=np.asarray([bias for _, _, bias in segments], dtype=np.float32),
+            bias=np.asarray([bias for _, _, bias, _ in segments], dtype=np.float32),
             background=np.ascontiguousarray(background[keep]),
             mean=0.0,
             scale=1.0,
