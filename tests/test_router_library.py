@@ -102,12 +102,22 @@ def test_borrowed_examples_route_wording_the_description_never_used(router):
     assert router.score([("user", "good morning! how are you?")], routes).route is None
 
 
-def test_a_route_without_a_type_is_scored_as_before(router):
+def test_a_route_without_a_type_borrows_nothing(router):
     library_less = EmbeddedRouter(router.encoder, library=())
     routes = (RouteText("kitchen", "cooking, recipes and restaurants"), RouteText("cars", "cars"))
+    assert len(router.index(routes).prototypes) == len(library_less.index(routes).prototypes)
     prompt = [("user", "how long do I roast a chicken")]
-    assert router.score(prompt, routes).scores == pytest.approx(
-        library_less.score(prompt, routes).scores, abs=1e-5
+    assert router.score(prompt, routes).route == library_less.score(prompt, routes).route
+
+
+def test_types_no_route_claims_join_the_reject_class(router):
+    routes = (RouteText("kitchen", "cooking, recipes and restaurants"), RouteText("cars", "cars"))
+    library_less = EmbeddedRouter(router.encoder, library=())
+    assert len(router.index(routes).background) > len(library_less.index(routes).background)
+    poem = [("user", "write a limerick about a sleepy owl")]
+    assert (
+        router.score(poem, routes).scores["kitchen"]
+        < library_less.score(poem, routes).scores["kitchen"]
     )
 
 

@@ -8,6 +8,20 @@ the user wrote. A prompt's match to a route is a soft maximum of its cosines to 
 prototypes: routes are unions of sub-topics and a prompt is about one of them, but a prompt that
 also fits the route's other phrases is more surely about it than one fitting a single word.
 
+A route described in a few words ("generating new code, writing functions") names too little
+to match how people ask. When its phrases read like one of the task types of the built-in
+library (library.py: code generation, debugging, math, reasoning, creative writing,
+summarization, translation, extraction, chit-chat, general questions), it borrows that type's
+example prompts; prompts `plano route --learn` assigned to it from traffic (learn.py) join the
+same way. Each route is pooled in segments (its own words; borrowed examples; learned
+prompts), the best segment counting, with the example segments a little below the route's own
+words: a prompt-to-prompt cosine runs higher than a prompt-to-phrase one. The types no route of
+a set borrows join that set's background below: for it, they are "none of these" too.
+
+A prompt that brings its own material ("Summarize this: <an article>") is also scored by the
+request before the material (instruction.py), the better of the two counting per route: the
+article's topic must not decide where a request to summarize it goes.
+
 The background of generic prompts (background.py) is an explicit "none of these" class: the
 mean cosine of the prompt's nearest background prompts is subtracted (weighted) from every
 route's match, so a greeting that matches a code route weakly, but a background greeting well,
@@ -260,7 +274,7 @@ class EmbeddedRouter:
             names.append(route.name)
             groups.append(units)
             learned.append(tuple(t.strip() for t in route.learned if t.strip()))
-        borrowed = self._borrowed(groups)
+        borrowed, unclaimed = self._borrowed(groups)
         # A route's segments, pooled apart: (route, units, bias, says what it covers). Its
         # own words; the library examples it borrowed; the prompts learned from traffic.
         segments = [
@@ -291,6 +305,11 @@ class EmbeddedRouter:
                 said.append(covers)
         matrix = np.asarray(prototypes, dtype=np.float32)
         background = self._background_embeddings()
+        if unclaimed:
+            # A task type no route of this set covers is, for this set, one more kind of
+            # "none of these": its examples join the reject class (subject to the same
+            # overlap rule below, so one close to a route's own words is left out).
+            background = np.vstack([background, self._embed_phrases(unclaimed)])
         # What the user wrote and the library says a background prompt is about a route;
         # prompts learned from traffic do not: many are generic, and would empty the
         # reject class of exactly what it must reject.
@@ -314,13 +333,24 @@ class EmbeddedRouter:
         best = index.signal(index.background, leave_out_self=True).max(axis=1)
         return replace(index, mean=float(best.mean()), scale=max(float(best.std()), MIN_SCALE))
 
-    def _borrowed(self, groups: Sequence[Sequence[tuple[str, ...]]]) -> dict[int, list[str]]:
+    def _borrowed(
+        self, groups: Sequence[Sequence[tuple[str, ...]]]
+    ) -> tuple[dict[int, list[str]], list[str]]:
+        """The library examples each route borrows; and those of the types none borrows."""
         phrases = [[unit[0] for unit in units] for units in groups]
         lent = lenders(phrases, self._embed_phrases, self.library)
-        return {
+        taken = {kind for kinds in lent.values() for kind in kinds}
+        borrowed = {
             route: [example for kind in kinds for example in self.library[kind].examples]
             for route, kinds in lent.items()
         }
+        unclaimed = [
+            example
+            for kind, task in enumerate(self.library)
+            if kind not in taken
+            for example in task.examples
+        ]
+        return borrowed, unclaimed
 
     def _background_embeddings(self) -> np.ndarray:
         # Computed on first use, not at load: commands that never route should not pay for it.
