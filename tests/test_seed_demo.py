@@ -10,12 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-from http.client import HTTPConnection
 from pathlib import Path
 
 import anthropic
 import openai
 import pytest
+from gateway_process import answers
 
 CONFIG = Path(__file__).parent / "data" / "seed_demo.yaml"
 PORT = 12000  # the demo's config names none: this is the default it must get
@@ -32,17 +32,6 @@ INLINE_POLICY = [
         ],
     },
 ]
-
-
-def healthy() -> bool:
-    conn = HTTPConnection("127.0.0.1", PORT, timeout=1)
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +55,7 @@ def demo(tmp_path_factory):
         )
     try:
         deadline = time.monotonic() + 120
-        while not healthy():
+        while not answers(PORT):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("plano up did not start:\n" + log.read_text())
             time.sleep(0.2)
