@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from conftest import shared_dir
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.routing.embedded import EmbeddedRouter, RouteText
 from proxy.routing.embedded.instruction import instruction
@@ -166,3 +168,14 @@ def test_a_request_with_material_routes_by_the_request(router, monkeypatch, text
     monkeypatch.setattr(router_module, "instruction", lambda text: None)
     fresh = EmbeddedRouter(router.encoder)  # the hiking club alone routes nowhere
     assert fresh.score([("user", text)], routes).route is None
+
+
+@given(st.text(alphabet=st.sampled_from("ab :\n\t.,?"), max_size=400))
+def test_the_request_is_a_short_head_of_the_prompt_before_its_material(text):
+    asked = instruction(text)
+    if asked is None:
+        return
+    assert text.startswith(asked) or text.lstrip().startswith(asked)
+    assert 1 <= len(asked.split()) <= 14
+    rest = text[text.index(asked) + len(asked) :]
+    assert rest[:1] in (":", "\n") or rest.lstrip(" \t")[:1] in (":", "\n")
