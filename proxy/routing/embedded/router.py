@@ -242,7 +242,10 @@ class EmbeddedRouter:
         in_context = "\n".join(turns[-1 - CONTEXT_TURNS :])
         request = instruction(latest)
         if len(turns) == 1 and request:
-            whole, asked = index.signal(self._embed_queries([latest, request]))
+            # Encoded apart: in one batch the short request would be padded to the
+            # material's length, doubling the encoder's work.
+            whole = index.signal(self._embed_queries([latest]))[0]
+            asked = index.signal(self._embed_queries([request]))[0]
             combined = np.maximum(whole, asked)
         elif len(turns) == 1:
             combined = index.signal(self._embed_queries([latest]))[0]
