@@ -22,7 +22,19 @@ from proxy.routing.setup import RouterSetupError, build_routing
 _BAR = 24
 
 
-def run(
+def run(path: Path, **options) -> int:
+    """The keyword options of _run."""
+    # Start-up notes are ours to print (with --explain), not the logging module's.
+    routing_log = logging.getLogger("plano.routing")
+    level = routing_log.level
+    routing_log.setLevel(logging.ERROR)
+    try:
+        return _run(path, **options)
+    finally:
+        routing_log.setLevel(level)
+
+
+def _run(
     path: Path,
     *,
     prompt: str | None,
@@ -36,41 +48,6 @@ def run(
     listener: str | None = None,
     learn: tuple | None = None,  # (store, out file, since seconds, limit)
 ) -> int:
-    # Start-up notes are ours to print (with --explain), not the logging module's.
-    routing_log = logging.getLogger("plano.routing")
-    level = routing_log.level
-    routing_log.setLevel(logging.ERROR)
-    try:
-        return _run(
-            path,
-            prompt,
-            eval_file,
-            lint,
-            as_json,
-            explain,
-            min_accuracy,
-            backend,
-            threshold,
-            listener,
-            learn,
-        )
-    finally:
-        routing_log.setLevel(level)
-
-
-def _run(
-    path,
-    prompt,
-    eval_file,
-    lint,
-    as_json,
-    explain,
-    min_accuracy,
-    backend,
-    threshold,
-    listener,
-    learn=None,
-):
     out = Console(highlight=False)
     # Error lines stay whole: scripts and tests grep them.
     err = Console(stderr=True, highlight=False, soft_wrap=True)
