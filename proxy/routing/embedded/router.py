@@ -127,8 +127,9 @@ class RouteIndex:
 
     names: tuple[str, ...]
     prototypes: np.ndarray  # (n_prototypes, dim), rows of a segment contiguous
-    # A route is one or two segments, pooled apart: its own phrases and examples, then the
-    # examples it borrowed from the library (library.py), if any.
+    # A route is one to three segments, pooled apart: its own phrases and examples, then
+    # the examples it borrowed from the library (library.py) and the prompts learned from
+    # traffic (learn.py), when it has any.
     starts: np.ndarray  # first prototype row of each segment, for np.*.reduceat
     owner: np.ndarray  # segment of each prototype row
     counts: np.ndarray  # prototypes per segment: made once here, not per decision
