@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable
 
-from proxy.filters.builtin import pii
+from proxy.filters.builtin import build_builtin, pii
 from proxy.percentiles import percentile
 
 PROSE = [
@@ -50,6 +50,19 @@ def prompt(size: int, rng: random.Random) -> str:
     return " ".join(parts)[:size]
 
 
+redact_filter = build_builtin("pii", {"action": "redact"})
+
+
+def chat_body(text: str) -> dict:
+    fifth = len(text) // 5
+    parts = [text[i * fifth : (i + 1) * fifth if i < 4 else len(text)] for i in range(5)]
+    roles = ["system", "user", "assistant", "user", "user"]
+    return {
+        "model": "m",
+        "messages": [{"role": r, "content": p} for r, p in zip(roles, parts, strict=True)],
+    }
+
+
 def per_kb(call: Callable[[str], object], texts: list[str]) -> list[float]:
     """Milliseconds per KB for each text (CPU time)."""
     times = []
@@ -71,6 +84,11 @@ def main() -> None:
         "find": pii.find,
         "redact": pii.redact,
         "anonymize": lambda text: pii.Anonymizer().anonymize(text),
+        # The filter as the chain runs it: the body walked by texts.py, the prompt split
+        # over a system prompt and four turns, the new body serialized.
+        "filter redact (chat body)": lambda text: redact_filter.check_request(
+            chat_body(text), "openai_chat", {}
+        ),
     }
     print("| prompt | call | ms/KB p50 | ms/KB p99 |\n|---:|---|---:|---:|")
     for kb in args.kb:

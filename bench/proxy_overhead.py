@@ -179,16 +179,9 @@ def _child_setup(cpu: int | None) -> None:
 
 async def _until_parent_says_stop(conn: Connection) -> None:
     """Returns on SIGTERM, on any message from the parent, or when the parent is gone."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    # EOF on the pipe (parent killed) makes it readable as well as a message does.
-    loop.add_reader(conn.fileno(), stop.set)
-    try:
-        await stop.wait()
-    finally:
-        loop.remove_reader(conn.fileno())
-        loop.remove_signal_handler(signal.SIGTERM)
+    from proxy.server.worker_main import until_parent_says_stop
+
+    await until_parent_says_stop(conn)
 
 
 def upstream_main(conn: Connection, cpu: int | None, chunk_delay_s: float) -> None:
@@ -272,10 +265,10 @@ async def _proxy(conn: Connection, upstream_port: int, access_log: bool, relay: 
 
     if access_log:
         # What `plano up` (without --quiet) does, with its stderr sent to /dev/null.
-        from plano_cli.serve import _configure_logging
+        from proxy.telemetry.batch_log import configure_logging
 
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's lifetime
-        _configure_logging(True)
+        configure_logging(sys.stderr, True)
 
     result = check_text(
         textwrap.dedent(

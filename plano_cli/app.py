@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from plano_cli.commands import down, logs, route, schema, status, traces, up, validate
+from plano_cli.commands import down, filters, logs, route, schema, status, traces, up, validate
 
 app = typer.Typer(
     name="plano",
@@ -57,6 +57,7 @@ app.command("status")(status.status)
 app.command("logs")(logs.logs)
 app.command("route")(route.route)
 app.add_typer(traces.app, name="traces")
+app.add_typer(filters.app, name="filters")
 
 
 def main() -> None:

@@ -239,43 +239,15 @@ def answers_healthz(url: str, timeout: float = HEALTH_TIMEOUT_S) -> bool:
         conn.close()
 
 
-def _cannot_listen(config: Config) -> str | None:
-    """Why a listener cannot bind, checked before spawning.
-
-    Without it, another server already on the port would answer /healthz and pass for ours.
-    """
-    import socket
-
-    from proxy.config.model import ListenerType
-
-    for listener in config.listeners:
-        if listener.type is ListenerType.PROMPT:
-            continue
-        where = f"{listener.address}:{listener.port}"
-        try:
-            infos = socket.getaddrinfo(
-                listener.address, listener.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-        except OSError as exc:
-            return f"cannot listen on {where}: {exc.strerror or exc}"
-        for family, kind, proto, _, address in infos:
-            try:
-                with socket.socket(family, kind, proto) as sock:
-                    # As aiohttp binds (reuse_address=True): TIME_WAIT leftovers do not count.
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    sock.bind(address)
-            except OSError as exc:
-                return f"cannot listen on {where}: {exc.strerror or exc}"
-    return None
-
-
 # --- starting --------------------------------------------------------------------------------
 
 
 def start_detached(
-    config_path: Path, config: Config, *, shutdown_timeout: float, quiet: bool
+    config_path: Path, config: Config, *, shutdown_timeout: float, quiet: bool, workers: int = 1
 ) -> int:
     """Spawn `plano up` in a new session, wait until it answers, and report. The exit code."""
+    from proxy.server.ports import cannot_listen
+
     files = run_files()
     urls = listener_urls(config)
     config_path = config_path.resolve()
@@ -290,7 +262,7 @@ def start_detached(
             return 1
         if stale is not None:
             typer.echo(f"note: removed a stale pidfile (pid {stale} is not running)", err=True)
-        if problem := _cannot_listen(config):
+        if problem := cannot_listen(config):
             _error(problem)
             return 1
         log_fd = os.open(files.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -312,6 +284,7 @@ def start_detached(
                     "--shutdown-timeout",
                     str(shutdown_timeout),
                     *(["--quiet"] if quiet else []),
+                    *(["--workers", str(workers)] if workers > 1 else []),
                     str(config_path),
                 ],
                 stdin=subprocess.DEVNULL,
@@ -347,9 +320,11 @@ def start_detached(
         "started_at": started.isoformat(timespec="seconds"),
         "log": str(files.log),
         "shutdown_timeout": shutdown_timeout,
+        "workers": workers,
     }
     write_atomic(files.meta, json.dumps(meta, indent=2) + "\n")
-    typer.echo(f"plano is running in the background (pid {child.pid})")
+    more = f", {workers} workers" if workers > 1 else ""
+    typer.echo(f"plano is running in the background (pid {child.pid}{more})")
     for url in urls:
         typer.echo(f"  listening on {url}")
     typer.echo(f"  config: {config_path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from rich.console import Console
@@ -16,29 +15,47 @@ from proxy.config.model import Config
 from proxy.embedded.local_model import LocalModelError
 from proxy.server.event_loop import run as run_event_loop
 from proxy.server.runner import ProxyServer
+from proxy.server.supervisor import WorkerPool
 from proxy.state.conversations import StateStoreError
-from proxy.telemetry.batch_log import BatchingHandler
+from proxy.telemetry.batch_log import configure_logging
 from proxy.telemetry.settings import worker_settings
 from proxy.upstream.targets import TargetError
 
 
 def run_foreground(
-    config: Config, *, shutdown_timeout: float, access_log: bool, detached: bool = False
+    config: Config,
+    *,
+    shutdown_timeout: float,
+    access_log: bool,
+    detached: bool = False,
+    workers: int = 1,
 ) -> int:
     """Serve until a signal. `detached`: the background process of `plano up -d`, whose
-    output is plano.log; stopped with `plano down`."""
+    output is plano.log; stopped with `plano down`. `workers` > 1: this process supervises
+    that many gateway processes (proxy.server.supervisor)."""
     console = Console(stderr=True, highlight=False)
     if not console.is_terminal:
         # A log file or a pipe: no 80-column wrapping of messages (rich's default there).
         console.soft_wrap = True
-    log_writer = _configure_logging(access_log)
+    log_writer = configure_logging(sys.stderr, access_log)
     pull_bar = PullBar(console, config.routing.router.model or "router model")
-    server = ProxyServer(
-        config,
-        shutdown_timeout=shutdown_timeout,
-        router_progress=pull_bar,
-        telemetry=worker_settings(config),
-    )
+    if workers > 1:
+        from proxy.server.supervisor import WorkerPool
+
+        server = WorkerPool(
+            config,
+            workers,
+            shutdown_timeout=shutdown_timeout,
+            telemetry=worker_settings(config),
+            access_log=access_log,
+        )
+    else:
+        server = ProxyServer(
+            config,
+            shutdown_timeout=shutdown_timeout,
+            router_progress=pull_bar,
+            telemetry=worker_settings(config),
+        )
 
     async def main() -> None:
         try:
@@ -73,9 +90,12 @@ def run_foreground(
     return 0
 
 
-def summary_rows(config: Config, server: ProxyServer) -> list[tuple[str, str]]:
+def summary_rows(config: Config, server: ProxyServer | WorkerPool) -> list[tuple[str, str]]:
     """What is being served, as (name, value) rows in rich markup."""
     rows: list[tuple[str, str]] = []
+    if isinstance(server, WorkerPool):
+        pids = ", ".join(str(pid) for pid in server.pids)
+        rows.append(("workers", f"{server.workers} [dim](pids {pids}; SO_REUSEPORT)[/dim]"))
     for bound in server.bound:
         rows.append(
             (
@@ -142,7 +162,7 @@ def orchestrator_rows(name: str, orchestrator) -> list[tuple[str, str]]:
     return rows
 
 
-def telemetry_rows(config: Config, server: ProxyServer) -> list[tuple[str, str]]:
+def telemetry_rows(config: Config, server: ProxyServer | WorkerPool) -> list[tuple[str, str]]:
     from proxy.paths import plano_home
     from proxy.telemetry.otlp_export import describe_exporter
 
@@ -162,21 +182,3 @@ def telemetry_rows(config: Config, server: ProxyServer) -> list[tuple[str, str]]
         )
     rows.append(("OTLP out", describe_exporter(tracing.otlp_endpoint)))
     return rows
-
-
-def _configure_logging(access_log: bool) -> BatchingHandler:
-    """The request path only appends a record; a thread formats and writes them in
-    batches (plain writes, not rich: the access log is the hottest log there is)."""
-    # The logging docs' optimizations: no caller lookup (a stack walk per record) and no
-    # thread or process names, none of which these lines print.
-    logging._srcfile = None
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    handler = BatchingHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    root = logging.getLogger("plano")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    root.propagate = False
-    logging.getLogger("plano.access").disabled = not access_log
-    logging.getLogger("plano.gateway").setLevel(logging.WARNING)
-    return handler

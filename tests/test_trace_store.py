@@ -109,8 +109,8 @@ def store(db_path: Path):
 
 
 def test_new_file_gets_the_current_schema(store: TraceStore, db_path: Path) -> None:
-    assert store_schema.SCHEMA_VERSION == 2
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert store_schema.SCHEMA_VERSION == 3
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
     tables = {
         name for (name,) in rows(db_path, "SELECT name FROM sqlite_master WHERE type='table'")
     }
@@ -129,6 +129,7 @@ def test_new_file_gets_the_current_schema(store: TraceStore, db_path: Path) -> N
         "idx_span_events_trace_id",
         "idx_signals_trace_id",
         "idx_spans_start_ns",
+        "idx_spans_filter_calls",
     } <= indexes
 
 
@@ -151,7 +152,7 @@ def test_file_without_meta_is_migrated(db_path: Path) -> None:
     with TraceStore.open(db_path) as opened:
         opened.write(trace(1))
         assert opened.count() == 1
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
 
 
 def test_version_zero_meta_is_migrated(db_path: Path) -> None:
@@ -160,7 +161,7 @@ def test_version_zero_meta_is_migrated(db_path: Path) -> None:
         conn.execute("INSERT INTO meta VALUES ('schema_version', '0')")
     with TraceStore.open(db_path) as opened:
         assert opened.count() == 0
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
 
 
 def test_newer_schema_is_refused(db_path: Path) -> None:
@@ -172,23 +173,26 @@ def test_newer_schema_is_refused(db_path: Path) -> None:
 
 
 def test_only_missing_migrations_run_in_order(db_path: Path, monkeypatch) -> None:
-    TraceStore.open(db_path).close()  # at v2
+    TraceStore.open(db_path).close()  # at the current version
+    now = store_schema.SCHEMA_VERSION
     ran: list[int] = []
 
-    def v3(db) -> None:
-        ran.append(3)
+    def next_one(db) -> None:
+        ran.append(now + 1)
         db["requests"].add_column("region", str)
 
-    def v4(db) -> None:
-        ran.append(4)
+    def the_one_after(db) -> None:
+        ran.append(now + 2)
         db["requests"].create_index(["region"])
 
-    monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, v3, v4])
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 4)
+    monkeypatch.setattr(
+        store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, next_one, the_one_after]
+    )
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", now + 2)
     TraceStore.open(db_path).close()
     TraceStore.open(db_path).close()  # already current: nothing runs again
-    assert ran == [3, 4]
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert ran == [now + 1, now + 2]
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(now + 2),)]
     assert "region" in {r[1] for r in rows(db_path, "PRAGMA table_info(requests)")}
 
 
@@ -200,10 +204,11 @@ def test_a_failing_migration_changes_nothing(db_path: Path, monkeypatch) -> None
         raise sqlite3.OperationalError("disk on fire")
 
     monkeypatch.setattr(store_schema, "MIGRATIONS", [*store_schema.MIGRATIONS, broken])
-    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", 3)
+    now = store_schema.SCHEMA_VERSION
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", now + 1)
     with pytest.raises(TraceStoreError, match="disk on fire"):
         TraceStore.open(db_path)
-    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(db_path, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(now),)]
     assert rows(db_path, "SELECT name FROM sqlite_master WHERE name = 'half_done'") == []
 
 

@@ -438,7 +438,16 @@ def test_enter_opens_the_trace_its_tabs_switch_and_escape_returns(terminal, db):
     open_viewer(terminal, db)
     terminal.keys("Enter")
     detail = terminal.wait_for_text("1 Spans", T_CODE[:12])
-    for tab in ("1 Spans", "2 Calls", "3 Chain", "4 Messages", "5 Routing", "6 Signals", "7 Cost"):
+    for tab in (
+        "1 Spans",
+        "2 Calls",
+        "3 Chain",
+        "4 Messages",
+        "5 Routing",
+        "6 Signals",
+        "7 Cost",
+        "8 Filters",
+    ):
         assert tab in detail
     band = "\n".join(detail.splitlines()[:3])
     assert "200" in band

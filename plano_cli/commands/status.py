@@ -50,6 +50,7 @@ def status(
             "uptime_s": None if uptime is None else round(uptime, 1),
             "started_at": None if starting else meta.get("started_at"),
             "config": config,
+            "workers": None if starting else meta.get("workers", 1),
             "log": str(files.log),
             "listeners": [{"url": url, "healthy": ok} for url, ok in health.items()],
         }
@@ -59,6 +60,9 @@ def status(
         since = f", up {daemon.format_duration(uptime)}" if uptime is not None else ""
         typer.echo(f"plano is {state} (pid {pid}{since})")
         typer.echo(f"  config: {config or 'unknown'}")
+        workers = None if starting else meta.get("workers")
+        if isinstance(workers, int) and workers > 1:
+            typer.echo(f"  workers: {workers}")
         typer.echo(f"  log:    {files.log}")
         for url, ok in health.items():
             mark = (

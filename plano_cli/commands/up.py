@@ -29,6 +29,16 @@ def up(
             "then end with an error in their client's format.",
         ),
     ] = 30.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="Gateway processes sharing each listener port (SO_REUSEPORT), supervised "
+            "and restarted by this one; about one per CPU core. Traces and /metrics stay one.",
+        ),
+    ] = 1,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", metavar="", help="No per-request access log.")
     ] = False,
@@ -71,7 +81,13 @@ def up(
         from plano_cli.daemon import start_detached
 
         raise typer.Exit(
-            start_detached(path, result.config, shutdown_timeout=shutdown_timeout, quiet=quiet)
+            start_detached(
+                path,
+                result.config,
+                shutdown_timeout=shutdown_timeout,
+                quiet=quiet,
+                workers=workers,
+            )
         )
     from plano_cli.serve import run_foreground  # aiohttp and rich: only where it serves
 
@@ -81,6 +97,7 @@ def up(
             shutdown_timeout=shutdown_timeout,
             access_log=not quiet,
             detached=detached_child,
+            workers=workers,
         )
     finally:
         if detached_child:

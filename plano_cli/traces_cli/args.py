@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from plano_cli.traces_cli.keys import OUTCOMES, WHERE_KEYS
+from plano_cli.traces_cli.keys import DECISIONS, OUTCOMES, WHERE_KEYS
 
 _UNIT_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _TRUE = frozenset({"1", "true", "yes", "y", "on"})
 _FALSE = frozenset({"0", "false", "no", "n", "off"})
+_CHOICES = {"outcome": OUTCOMES, "decision": DECISIONS}
 
 
 class ArgumentError(ValueError):
@@ -115,10 +116,11 @@ def _set(filters: Filters, key: str, value: str) -> None:
                 f"--where status: expected an HTTP status such as 200, not {value!r}"
             )
         filters.where[key] = str(int(value))
-    elif key == "outcome":
-        if value.strip() not in OUTCOMES:
+    elif key in _CHOICES:
+        choices = _CHOICES[key]
+        if value.strip() not in choices:
             raise ArgumentError(
-                f"--where outcome: expected one of {', '.join(OUTCOMES)}, not {value!r}"
+                f"--where {key}: expected one of {', '.join(choices)}, not {value!r}"
             )
         filters.where[key] = value.strip()
     elif key == "min_latency_ms":

@@ -12,12 +12,16 @@ STORE_KEYS = (
     "session",
     "status",
     "agent",
+    "filter",
+    "decision",
 )
-# proxy.telemetry.store_query.OUTCOMES, likewise.
+# proxy.telemetry.store_query.OUTCOMES and DECISIONS, likewise.
 OUTCOMES = ("ok", "error", "stream_error", "client_disconnect", "shutdown")
+DECISIONS = ("pass", "modify", "block", "error")
 # Keys the store takes as separate arguments of list_traces and stats.
 EXTRA_KEYS = ("min_latency_ms", "has_signals", "text")
 WHERE_KEYS = STORE_KEYS + EXTRA_KEYS
-# A summary row has no messages, so `tail` cannot search them, nor the agents a call ran
-# (they are its spans).
-TAIL_KEYS = tuple(k for k in WHERE_KEYS if k not in ("text", "agent"))
+# A summary row has no messages, so `tail` cannot search them, nor the agents and filters
+# a call ran (they are its spans).
+SPAN_KEYS = ("agent", "filter", "decision")
+TAIL_KEYS = tuple(k for k in WHERE_KEYS if k not in ("text", *SPAN_KEYS))

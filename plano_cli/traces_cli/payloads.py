@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, fields
 from typing import Any
 
+from plano_cli.traces_cli.filter_model import call_filters, filter_steps
 from plano_cli.traces_cli.fmt import iso_utc
 from plano_cli.traces_cli.trace_model import routing_decision, span_tree, trace_calls
 from proxy.telemetry.store import GroupStats, RequestRow, TraceDetail, TraceRow
@@ -74,6 +75,7 @@ def trace_json(detail: TraceDetail) -> dict[str, Any]:
             }
         )
     summary = detail.summary
+    calls = trace_calls(detail)
     return {
         "trace_id": detail.trace_id,
         "summary": None if summary is None else trace_row_json(summary),
@@ -82,8 +84,15 @@ def trace_json(detail: TraceDetail) -> dict[str, Any]:
                 "number": call.number,
                 **request_json(call.row, messages=True),
                 "routing": routing_decision(call.spans, call.row),
+                "filters": [step.as_json() for step in filter_steps(call.spans)],
             }
-            for call in trace_calls(detail)
+            for call in calls
+        ],
+        # Every call's filter calls in order, each with the call it filtered.
+        "filters": [
+            {"call": None if call is None else call.number, **step.as_json()}
+            for call, steps in call_filters(detail, calls)
+            for step in steps
         ],
         "spans": spans,
         "signals": [

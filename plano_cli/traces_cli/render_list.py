@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from rich.console import Console
 from rich.text import Text
 
 from plano_cli.traces_cli import fmt
 from plano_cli.traces_cli.columns import fitted_table
+from plano_cli.traces_cli.render_filters import BLOCKED, blocks_cell, blocks_style
 from proxy.telemetry.store import RequestRow, TraceRow
 
 Row = RequestRow | TraceRow
@@ -65,7 +68,7 @@ def signals_of(row: Row) -> str:
 # Dropped on narrow terminals, first to last: a squeezed model name is worse than none of
 # these (a failed stream keeps its mark on STATUS without OUTCOME).
 _OPTIONAL = ("OUTCOME", "SIGNALS", "TTFT", "TOKENS", "CALLS")
-_LEFT = frozenset({"TIME", "TRACE", "MODEL", "ROUTE", "OUTCOME", "SIGNALS"})
+_LEFT = frozenset({"TIME", "TRACE", "MODEL", "ROUTE", "OUTCOME", "SIGNALS", BLOCKED})
 
 
 def render_list(
@@ -88,8 +91,18 @@ def render_list(
         "OUTCOME": [Text(r.outcome or fmt.NONE, style=outcome_style(r.outcome)) for r in rows],
         "SIGNALS": [Text(signals_of(r)) for r in rows],
     }
+    if any(r.blocked_by or r.would_block for r in rows):
+        # Which filter blocked the call its status answers (or would have, observed),
+        # next to that status.
+        blocked = [Text(blocks_cell(r), style=blocks_style(r)) for r in rows]
+        cells = dict(_after(cells, "STATUS", BLOCKED, blocked))
     table = fitted_table(
-        cells, out.width, optional=_OPTIONAL, flexible=("MODEL", "ROUTE"), flex_min=18, left=_LEFT
+        cells,
+        out.width,
+        optional=_OPTIONAL,
+        flexible=tuple(name for name in ("MODEL", "ROUTE", BLOCKED) if name in cells),
+        flex_min=18,
+        left=_LEFT,
     )
     out.print(table)
     shown = f"{len(rows)} trace{'s' if len(rows) != 1 else ''}, newest first"
@@ -97,6 +110,15 @@ def render_list(
         shown += "; more match: raise --limit or narrow with --since/--where"
     out.print(Text(shown, style="dim"))
     out.print(Text("details: plano traces show TRACE", style="dim"))
+
+
+def _after(
+    cells: dict[str, list[Text]], column: str, name: str, values: list[Text]
+) -> Iterator[tuple[str, list[Text]]]:
+    for key, texts in cells.items():
+        yield key, texts
+        if key == column:
+            yield name, values
 
 
 def tail_line(row: RequestRow, now: float | None = None) -> Text:

@@ -1,5 +1,5 @@
 """`plano traces show` as text: summary, its calls, span waterfall, routing, agent chain,
-signals, messages.
+filters, signals, messages.
 
 The pieces the interactive viewer draws the same way (tree labels, timeline bars, attribute
 values, the routing and signals tables) are public and take their width as a parameter.
@@ -8,15 +8,18 @@ values, the routing and signals tables) are public and take their width as a par
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from plano_cli.traces_cli import fmt
+from plano_cli.traces_cli.filter_model import call_filters
+from plano_cli.traces_cli.render_filters import blocks_text, filters_table
 from plano_cli.traces_cli.render_list import (
     model_of,
     outcome_style,
@@ -44,6 +47,7 @@ from proxy.telemetry.store import RequestRow, SignalRow, TraceDetail, TraceRow
 BAR_WIDTH = 32
 SCORE_BAR_WIDTH = 20
 NAME_WIDTH = 40
+_Found = TypeVar("_Found")
 NOT_CAPTURED = "not captured (tracing.store.capture_messages is off, or the body was unreadable)"
 MESSAGE_CHARS = 1_500  # per message, unless --full: a pasted file should not flood the view
 ARGUMENT_CHARS = 200
@@ -122,13 +126,13 @@ def render_show(detail: TraceDetail, out: Console, *, full: bool = False) -> Non
     chains = agent_chains(detail, calls)
     if chains:
         _section(out, "Chain")
-        for i, (call, chain) in enumerate(chains):
-            label = call_label(call, len(calls)) if call is not None else ""
-            if label:
-                if i:
-                    out.print()
-                out.print(Text(label, style="bold"))
-            out.print(chain_table(chain, glyphs, HANDOFF_CHARS))
+        for part in per_call(chains, calls, lambda c: chain_table(c, glyphs, HANDOFF_CHARS)):
+            out.print(part)
+    filtered = call_filters(detail, calls)
+    if filtered:
+        _section(out, "Filters")
+        for part in per_call(filtered, calls, filters_table):
+            out.print(part)
     if detail.signals:
         _section(out, "Signals")
         out.print(signals_table(detail.signals))
@@ -142,6 +146,25 @@ def render_show(detail: TraceDetail, out: Console, *, full: bool = False) -> Non
         prefix = f"{prefix}: " if prefix else ""
         _messages(f"{prefix}Request messages", call.row.request_messages, out, glyphs, full)
         _messages(f"{prefix}Response messages", call.row.response_messages, out, glyphs, full)
+
+
+def per_call(
+    found: Sequence[tuple[Call | None, _Found]],
+    calls: list[Call],
+    render: Callable[[_Found], RenderableType],
+    label_style: str = "bold",
+) -> list[RenderableType]:
+    """A section drawn call by call: each call's part under its label (`Call 2 of 5`) when
+    the trace has several calls, a blank line between two."""
+    parts: list[RenderableType] = []
+    for call, item in found:
+        label = call_label(call, len(calls)) if call is not None else ""
+        if label:
+            if parts:
+                parts.append(Text())
+            parts.append(Text(label, style=label_style))
+        parts.append(render(item))
+    return parts
 
 
 def call_label(call: Call, count: int) -> str:
@@ -200,6 +223,7 @@ def _summary(detail: TraceDetail, calls: list[Call], out: Console, glyphs: Glyph
         route = f"{row.routes} routes" if row.routes > 1 else row.route or "(none)"
         add("route", f"{route} via {row.router_backend or '?'}")
     add("status", status_line(row))
+    add("filters", blocks_text(row) or None)
     if row.outcome not in (None, "ok"):
         add("outcome", outcome_line(row))
     latency = fmt.duration_ms(row.latency_ms)

@@ -42,7 +42,8 @@ OK, NOT_FOUND, USAGE = 0, 1, 2
 Grouping = Literal["model", "route"]
 GROUPINGS: tuple[Grouping, ...] = ("model", "route")
 _TAIL_NO_TEXT = (
-    ": tail reads call summaries, without messages or spans (list --where text=… and agent=… can)"
+    ": tail reads call summaries, without messages or spans"
+    " (list --where text=…, agent=…, filter=… and decision=… can)"
 )
 _USAGE = {
     "list": "plano traces list [--since 30m] [--where key=value]... [--limit N] [--json]",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from plano_cli.traces_cli.render_show import Glyphs, call_label, chain_table
+from plano_cli.traces_cli.render_show import Glyphs, chain_table, per_call
 from plano_cli.traces_cli.trace_model import agent_chains, trace_calls
 from proxy.telemetry.store import TraceDetail
 
@@ -19,12 +19,5 @@ def chain_view(detail: TraceDetail) -> RenderableType:
     chains = agent_chains(detail, calls)
     if not chains:
         return Text(NO_AGENTS, style="dim")
-    parts: list[RenderableType] = []
-    for call, chain in chains:
-        label = call_label(call, len(calls)) if call is not None else ""
-        if label:
-            if parts:
-                parts.append(Text())
-            parts.append(Text(label, style="bold reverse"))
-        parts.append(chain_table(chain, Glyphs(unicode=True), None))
-    return Group(*parts)
+    glyphs = Glyphs(unicode=True)
+    return Group(*per_call(chains, calls, lambda c: chain_table(c, glyphs, None), "bold reverse"))

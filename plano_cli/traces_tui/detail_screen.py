@@ -1,5 +1,5 @@
 """One trace in full: a summary band, then sections (spans, calls, agent chain, messages,
-routing, signals, cost) switched by number keys or tab.
+routing, signals, cost, filters) switched by number keys or tab.
 
 Everything shown comes from the trace, so it is built as rich Text, never parsed as markup.
 """
@@ -20,6 +20,7 @@ from plano_cli.traces_cli.trace_model import span_tree
 from plano_cli.traces_tui.detail_calls import calls_view
 from plano_cli.traces_tui.detail_chain import chain_view
 from plano_cli.traces_tui.detail_cost import cost_view
+from plano_cli.traces_tui.detail_filters import filters_view
 from plano_cli.traces_tui.detail_routing import routing_view
 from plano_cli.traces_tui.detail_signals import signals_view
 from plano_cli.traces_tui.detail_span import span_panel
@@ -28,7 +29,7 @@ from plano_cli.traces_tui.messages import messages_view
 from plano_cli.traces_tui.waterfall import Ruler, Waterfall
 from proxy.telemetry.store import TraceDetail
 
-SECTIONS = ("spans", "calls", "chain", "messages", "routing", "signals", "cost")
+SECTIONS = ("spans", "calls", "chain", "messages", "routing", "signals", "cost", "filters")
 _SECTION = Binding.Group("Section")
 
 
@@ -113,6 +114,8 @@ class TraceDetailScreen(Screen[None]):
                 yield _pane(signals_view(self.detail))
             with TabPane("7 Cost", id="cost"):
                 yield _pane(cost_view(self.detail))
+            with TabPane("8 Filters", id="filters"):
+                yield _pane(filters_view(self.detail))
         yield Footer()
 
     def on_mount(self) -> None:

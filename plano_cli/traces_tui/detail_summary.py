@@ -62,6 +62,10 @@ def _routing_line(calls: list[Call], row: TraceRow, chains: list[AgentChain]) ->
         _field(line, "attempts", f"{len(attempts)} ({failed} failed)", "yellow" if failed else "")
     if row.outcome not in (None, "ok", "error"):  # an error shows in the status already
         _field(line, "outcome", row.outcome or "", "bold red")
+    if row.blocked_by:
+        _field(line, "blocked by", ", ".join(row.blocked_by), "bold red")
+    if row.would_block:
+        _field(line, "would block", f"{', '.join(row.would_block)} (observe)", "yellow")
     if row.error:
         _field(line, "error", row.error, "red")
     return line

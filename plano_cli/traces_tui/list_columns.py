@@ -16,6 +16,7 @@ from rich.cells import cell_len, set_cell_size
 
 from plano_cli.traces_cli import fmt
 from plano_cli.traces_cli.columns import fit
+from plano_cli.traces_cli.render_filters import BLOCKED, blocks_cell
 from plano_cli.traces_cli.render_list import (
     model_of,
     outcome_style,
@@ -98,6 +99,9 @@ def row_cells(row: TraceRow, now: float) -> dict[str, Cell]:
         "COST": Cell(fmt.cost(row.cost_usd)),
         SIGNALS: Cell(signals_of(row), quality if row.signal_quality else "dim"),
         SIG: Cell(_flag(row), quality),
+        # Which filter blocked a call (or would have, in observe mode): a column of its
+        # own once any row has one (plan).
+        BLOCKED: Cell(blocks_cell(row), "error" if row.blocked_by else "warn"),
     }
 
 
@@ -136,21 +140,31 @@ def plan(width: int, measured: Mapping[str, int]) -> Layout:
     The full SIGNALS column is shown only when every other column fits too, and OUTCOME
     only when all of that fits without cutting a name.
     """
-    widest = _fitted((*COLUMNS, OUTCOME, SIGNALS), width, measured)
+    columns = _columns(measured)
+    widest = _fitted((*columns, OUTCOME, SIGNALS), width, measured)
     names_whole = all(dict(widest).get(n, 0) >= measured.get(n, 0) for n in FLEXIBLE)
     if OUTCOME in widest.names and names_whole:
         return widest
-    full = _fitted((*COLUMNS, SIGNALS), width, measured)
+    full = _fitted((*columns, SIGNALS), width, measured)
     if all(name in full.names for name in OPTIONAL):
         return full
-    return _fitted((*COLUMNS, SIG), width, measured)
+    return _fitted((*columns, SIG), width, measured)
+
+
+def _columns(measured: Mapping[str, int]) -> tuple[str, ...]:
+    """COLUMNS, with BLOCKED BY after STATUS once a row has had a filter block."""
+    if not measured.get(BLOCKED):
+        return COLUMNS
+    at = COLUMNS.index("STATUS") + 1
+    return (*COLUMNS[:at], BLOCKED, *COLUMNS[at:])
 
 
 def _fitted(names: tuple[str, ...], width: int, measured: Mapping[str, int]) -> Layout:
     wanted = {name: max(cell_len(name), measured.get(name, 0)) for name in names}
     # fit() counts one cell less than a line takes: it has no blank at either edge.
     optional = (OUTCOME, *OPTIONAL)
-    fitted = fit(wanted, width - 1, optional=optional, flexible=FLEXIBLE, flex_min=FLEX_MIN)
+    flexible = tuple(name for name in (*FLEXIBLE, BLOCKED) if name in wanted)
+    fitted = fit(wanted, width - 1, optional=optional, flexible=flexible, flex_min=FLEX_MIN)
     return Layout(tuple((name, fitted[name]) for name in names if name in fitted))
 
 

@@ -1,88 +1,67 @@
-"""llama-cpp-python's OpenAI server, with token usage at the end of every chat stream.
+"""llama.cpp's own OpenAI-compatible server (the C++ one), from the xllamacpp wheel.
 
-Its server (0.3.x) ignores `stream_options` and sends no usage in streams, so streamed
-requests to the local provider recorded no tokens and no cost. This runs that server
-unchanged but for one thing: a streamed chat completion ends with the chunk OpenAI sends
-for `include_usage` (`choices: []` and `usage`). Only the gateway talks to this server; it
-asks for usage on every stream and drops the chunk again for clients that did not.
+xllamacpp ships llama.cpp prebuilt in a manylinux/macOS/Windows wheel, so `plano[local]`
+installs in seconds instead of compiling llama-cpp-python for minutes. Its server is
+llama.cpp's `llama-server`: it sends token usage at the end of a stream when the request asks
+for it (`stream_options.include_usage`), which the gateway always does, and it queues requests
+beyond its one slot rather than interrupting a running stream.
 
-The counts are the ones the server reports for the same request unstreamed: the prompt
-is the token list llama.cpp evaluates (`Llama.generate`'s argument), the completion the
-tokens it generated, without the end-of-generation token that stops it.
-
-Run as `python -m proxy.embedded.llama_server` with llama_cpp.server's arguments.
+Run as `python -m proxy.embedded.llama_server --model FILE --alias NAME --port N
+[--ctx N] [--threads N] [--chat-template NAME]`; it serves until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import argparse
+import signal
+import threading
 
-# On the Llama instance: the counts of the request it is serving. The server serves one
-# request at a time per model (a lock held for a whole stream), whose chunks may each be
-# produced on another worker thread.
-_COUNTS = "_plano_token_counts"
+from proxy.embedded.chat_template import TEMPLATES
 
 
-def patch(llama_class: Any) -> None:
-    """Count what `generate` evaluates and yields; append the usage chunk to chat streams."""
-    generate = llama_class.generate
-    create_chat_completion = llama_class.create_chat_completion
-
-    def counting_generate(self, tokens, *args, **kwargs) -> Iterator[int]:
-        counts = getattr(self, _COUNTS, None)
-        if counts is not None:
-            counts["prompt"] += len(tokens)
-        end = self.token_eos()
-        for token in generate(self, tokens, *args, **kwargs):
-            if counts is not None and token != end:
-                counts["completion"] += 1
-            yield token
-
-    def chat_completion(self, *args, **kwargs):
-        setattr(self, _COUNTS, None)
-        result = create_chat_completion(self, *args, **kwargs)
-        if not kwargs.get("stream"):
-            return result
-        return _with_usage(self, result)
-
-    llama_class.generate = counting_generate
-    llama_class.create_chat_completion = chat_completion
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m proxy.embedded.llama_server")
+    parser.add_argument("--model", required=True, help="the GGUF file")
+    parser.add_argument("--alias", required=True, help="the model id the server answers to")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ctx", type=int, default=2048, help="context window, in tokens")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--chat-template",
+        choices=sorted(TEMPLATES),
+        help="serve with this template instead of the GGUF's own (see chat_template.py)",
+    )
+    return parser.parse_args(argv)
 
 
-def _with_usage(llama: Any, chunks: Iterator[dict]) -> Iterator[dict]:
-    # Generation starts at the first chunk: the counts must be in place by then.
-    counts = {"prompt": 0, "completion": 0}
-    setattr(llama, _COUNTS, counts)
-    last = None
-    try:
-        for chunk in chunks:
-            last = chunk
-            yield chunk
-    finally:
-        setattr(llama, _COUNTS, None)
-    if last is not None:
-        prompt, completion = counts["prompt"], counts["completion"]
-        yield {
-            "id": last.get("id"),
-            "object": "chat.completion.chunk",
-            "created": last.get("created"),
-            "model": last.get("model"),
-            "choices": [],
-            "usage": {
-                "prompt_tokens": prompt,
-                "completion_tokens": completion,
-                "total_tokens": prompt + completion,
-            },
-        }
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
 
+    import xllamacpp
 
-def main() -> None:
-    import llama_cpp
-    from llama_cpp.server.__main__ import main as serve
-
-    patch(llama_cpp.Llama)
-    serve()
+    params = xllamacpp.CommonParams()
+    params.model.path = args.model
+    params.model_alias = {args.alias}  # a set of names; a str would become its letters
+    params.hostnames = [args.host]
+    params.port = args.port
+    params.n_ctx = args.ctx
+    # One slot, the whole context for it: further requests wait their turn.
+    params.n_parallel = 1
+    params.cpuparams.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads
+    params.ui = False  # llama.cpp's web UI: the gateway serves the API only
+    if args.chat_template:
+        # Jinja templates are on by default (use_jinja); tool calling needs them.
+        params.chat_template = TEMPLATES[args.chat_template]
+    # Loads the model (a bad file raises here, and the process exits non-zero) and starts
+    # the HTTP server on its own threads.
+    server = xllamacpp.Server(params)
+    print(f"serving {args.alias} on {server.listening_address}", flush=True)
+    stop.wait()
 
 
 if __name__ == "__main__":

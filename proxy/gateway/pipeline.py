@@ -413,8 +413,9 @@ class Gateway(ChatCore):
                     **(body.get("stream_options") or {}),
                     "include_usage": True,
                 }
-            return orjson.dumps(forwarded)
-        return orjson.dumps(CODECS[target.wire].build_request(chat, resolution.model_id))
+            return orjson.dumps(target.adjust_request(forwarded))
+        built = CODECS[target.wire].build_request(chat, resolution.model_id)
+        return orjson.dumps(target.adjust_request(built))
 
     def _headers(self, request: web.Request, target: Target) -> dict[str, str]:
         headers = {"Content-Type": _JSON, **target.headers}

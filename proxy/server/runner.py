@@ -23,7 +23,7 @@ from proxy.server.model_app import GATEWAY, Observer, build_model_app
 from proxy.server.protocol import ModelAppRunner
 from proxy.telemetry.hub import TelemetryHub
 from proxy.telemetry.settings import WorkerSettings
-from proxy.telemetry.sink import ProcessSink, TelemetryStartError
+from proxy.telemetry.sink import HubSink, ProcessSink, TelemetryStartError
 from proxy.upstream.retry import Backoff
 from proxy.upstream.targets import TargetError, target_for
 
@@ -60,9 +60,14 @@ class ProxyServer:
         router_progress: ProgressCallback | None = None,
         probe_ollama: bool = True,
         telemetry: WorkerSettings | None = None,
+        reuse_port: bool = False,
     ):
         """`telemetry`: run the telemetry worker (traces, metrics, admin listener) with
-        these settings; None records nothing, though traceparent still propagates."""
+        these settings; None records nothing, though traceparent still propagates. With
+        `telemetry.gateway_socket` set, this is one of `plano up --workers N`'s processes:
+        its records go to the worker the parent started, and `reuse_port` lets the N
+        processes bind the same listener ports (SO_REUSEPORT)."""
+        self.reuse_port = reuse_port
         self.config = config
         self.telemetry = telemetry
         self.sink: ProcessSink | None = None
@@ -104,8 +109,13 @@ class ProxyServer:
                 target_for(provider)
         if self.telemetry is not None:
             # Spawning takes a moment: the worker starts while the router loads.
-            self.sink = ProcessSink(self.telemetry)
-            await asyncio.to_thread(self.sink.launch)
+            shared = self.telemetry.gateway_socket is not None
+            self.sink = HubSink(self.telemetry) if shared else ProcessSink(self.telemetry)
+            try:
+                await asyncio.to_thread(self.sink.launch)
+            except TelemetryStartError as exc:
+                self.sink = None
+                raise TargetError(f"telemetry: {exc}") from None
         if self.config.model_listener is not None:
             try:
                 self.router = await build_routing(
@@ -160,7 +170,13 @@ class ProxyServer:
             await runner.setup()  # opens the app's client session (on_startup)
             # Kept before binding: a port that is taken must still close that session.
             self._runners.append(runner)
-            site = web.TCPSite(runner, listener.address, listener.port, reuse_address=True)
+            site = web.TCPSite(
+                runner,
+                listener.address,
+                listener.port,
+                reuse_address=True,
+                reuse_port=self.reuse_port or None,
+            )
             await site.start()
             sockets = site._server.sockets if site._server else []
             port = sockets[0].getsockname()[1] if sockets else listener.port
@@ -182,11 +198,7 @@ class ProxyServer:
 
     @property
     def admin_url(self) -> str | None:
-        if self.admin_port is None or self.telemetry is None:
-            return None
-        address = self.telemetry.admin_address
-        host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
-        return f"http://{host}:{self.admin_port}"
+        return self.telemetry.admin_url(self.admin_port) if self.telemetry else None
 
     async def stop(self) -> None:
         """Stop accepting; let in-flight requests finish until the shutdown timeout; end
@@ -228,43 +240,52 @@ class ProxyServer:
             )
 
     async def _start_local_models(self, config: Config) -> Config:
-        wanted = sorted(
-            {
-                p.model_id
-                for p in config.providers
-                if p.provider == LOCAL_PROVIDER and not p.base_url and not p.is_wildcard
-            }
-        )
-        urls = {}
-        for model_id in wanted:
-            log.info("starting local model local/%s (llama.cpp)", model_id)
-            server = LocalModelServer(model_id)
-            self._local_models.append(server)
-            urls[model_id] = await server.start()
-        if not urls:
-            return config
-        providers = tuple(
-            dataclasses.replace(p, base_url=urls[p.model_id])
-            if p.provider == LOCAL_PROVIDER and p.model_id in urls
-            else p
-            for p in config.providers
-        )
-        return dataclasses.replace(
-            config, providers=providers, models=ModelIndex(providers, config.aliases)
-        )
+        return await start_local_models(config, self._local_models)
 
     async def serve_until_signalled(self) -> None:
         """Run until SIGINT or SIGTERM, then shut down gracefully."""
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+        await until_signalled(self.shutdown_timeout)
+        await self.stop()
+
+
+async def until_signalled(shutdown_timeout: float) -> None:
+    """Wait for SIGINT or SIGTERM, and say that shutdown starts."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down: finishing in-flight requests (up to %.0fs)", shutdown_timeout)
+    finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-            log.info(
-                "shutting down: finishing in-flight requests (up to %.0fs)", self.shutdown_timeout
-            )
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await self.stop()
+            loop.remove_signal_handler(sig)
+
+
+async def start_local_models(config: Config, started: list[LocalModelServer]) -> Config:
+    """Start a llama.cpp server per `local` model without a base_url (each appended to
+    `started`, to be stopped by the caller); the config with their URLs filled in."""
+    wanted = sorted(
+        {
+            p.model_id
+            for p in config.providers
+            if p.provider == LOCAL_PROVIDER and not p.base_url and not p.is_wildcard
+        }
+    )
+    urls = {}
+    for model_id in wanted:
+        log.info("starting local model local/%s (llama.cpp)", model_id)
+        server = LocalModelServer(model_id)
+        started.append(server)
+        urls[model_id] = await server.start()
+    if not urls:
+        return config
+    providers = tuple(
+        dataclasses.replace(p, base_url=urls[p.model_id])
+        if p.provider == LOCAL_PROVIDER and p.model_id in urls
+        else p
+        for p in config.providers
+    )
+    return dataclasses.replace(
+        config, providers=providers, models=ModelIndex(providers, config.aliases)
+    )

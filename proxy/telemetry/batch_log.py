@@ -13,6 +13,8 @@ import logging
 import threading
 from typing import TextIO
 
+DATE_FORMAT = "%H:%M:%S"
+
 
 class BatchingHandler(logging.Handler):
     def __init__(self, stream: TextIO, interval_s: float = 0.1, max_pending: int = 100_000):
@@ -63,3 +65,24 @@ class BatchingHandler(logging.Handler):
         self._thread.join(5)
         self.flush()
         super().close()
+
+
+def configure_logging(stream: TextIO, access_log: bool, prefix: str = "") -> BatchingHandler:
+    """The `plano` loggers to `stream` through a BatchingHandler (returned: close it last).
+
+    The request path only appends a record; a thread formats and writes them in batches
+    (plain writes, not rich: the access log is the hottest log there is). `prefix` marks
+    the lines of one of `plano up --workers N`'s processes ("[w1] ")."""
+    # The logging docs' optimizations: no caller lookup (a stack walk per record) and no
+    # thread or process names, none of which these lines print.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    handler = BatchingHandler(stream)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {prefix}%(message)s", DATE_FORMAT))
+    root = logging.getLogger("plano")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    logging.getLogger("plano.access").disabled = not access_log
+    logging.getLogger("plano.gateway").setLevel(logging.WARNING)
+    return handler

@@ -27,6 +27,18 @@ class WorkerSettings:
     # Build traces at the lowest CPU priority (the proxy's work cannot wait; this can).
     background: bool = True
     log_level: str = "WARNING"
+    # `plano up --workers N`: the worker also accepts record connections from the gateway
+    # processes on this Unix socket (with this key), so they share one store and /metrics.
+    gateway_socket: str | None = None
+    gateway_authkey: bytes | None = field(default=None, repr=False)
+
+    def admin_url(self, port: int | None) -> str | None:
+        """Where the admin listener bound at `port` answers (None: it did not bind)."""
+        if port is None:
+            return None
+        address = self.admin_address
+        host = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+        return f"http://{host}:{port}"
 
     @property
     def ships_bodies(self) -> bool:

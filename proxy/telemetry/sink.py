@@ -221,12 +221,23 @@ class ProcessSink:
             self._conn.send_bytes(pickle.dumps(("batch", pending, drops), pickle.HIGHEST_PROTOCOL))
         except OSError:
             self.dropped += len(pending) + drops
+            self._broken()
             return
         self.sent += len(pending)
         self.dropped += drops
 
+    def ensure_running(self) -> None:
+        """Start the worker again if it died (at most once per restart interval): for an
+        owner that ships no records itself, such as the `plano up --workers` parent."""
+        with self._send_lock:
+            if not self._alive():
+                self._restart()
+
     def _alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def _broken(self) -> None:
+        """A send failed: the process is dying; `_alive` will say so."""
 
     def _restart(self) -> bool:
         if self._closing or time.monotonic() - self._last_start < self.restart_interval_s:
@@ -248,3 +259,82 @@ class ProcessSink:
             assert self._process is not None
             self._process.kill()
             self._process.wait(5)
+
+
+class HubSink(ProcessSink):
+    """A gateway process's end under `plano up --workers N`: the records go to the one
+    telemetry worker the parent started, over a link to its socket (gateway_links.py).
+
+    The parent restarts that worker if it dies; this side only connects again, at most once
+    per `restart_interval_s`, dropping and counting what came meanwhile."""
+
+    def __init__(self, settings: WorkerSettings, *, restart_interval_s: float = 1.0, **kwargs):
+        if settings.gateway_socket is None:
+            raise ValueError("HubSink needs settings.gateway_socket")
+        super().__init__(settings, restart_interval_s=restart_interval_s, **kwargs)
+
+    def launch(self) -> None:
+        from multiprocessing.connection import Client
+
+        self._last_start = time.monotonic()
+        try:
+            self._conn = Client(
+                self.settings.gateway_socket,
+                family="AF_UNIX",
+                authkey=self.settings.gateway_authkey or b"",
+            )
+        except (OSError, EOFError) as exc:
+            raise TelemetryStartError(f"cannot reach the telemetry worker: {exc}") from None
+
+    def wait_ready(self, timeout_s: float = 60.0) -> int | None:
+        if self._sender is None:
+            self._sender = threading.Thread(target=self._run, name="plano-telemetry", daemon=True)
+            self._sender.start()
+        return None  # the parent knows the admin port
+
+    def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Ship what is pending and say goodbye; the parent's worker writes it."""
+        deadline = time.monotonic() + timeout_s
+        self._closing = True
+        self._wake.set()
+        if self._sender is not None:
+            self._sender.join(max(deadline - time.monotonic(), 0.0))
+        if not self._send_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            log.warning("telemetry worker is not reading; %d records dropped", len(self._pending))
+            return
+        try:
+            self._ship_locked()
+            if self._conn is not None:
+                with contextlib.suppress(OSError):
+                    self._conn.send_bytes(pickle.dumps(("bye",)))
+                self._conn.close()
+                self._conn = None
+        finally:
+            self._send_lock.release()
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    def _alive(self) -> bool:
+        return self._conn is not None
+
+    def _broken(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.close()
+            self._conn = None
+
+    def _restart(self) -> bool:
+        if self._closing or time.monotonic() - self._last_start < self.restart_interval_s:
+            return False
+        try:
+            self.launch()
+        except TelemetryStartError as exc:
+            log.error("telemetry: %s", exc)
+            return False
+        log.warning("telemetry: connected to the telemetry worker again")
+        return True
+
+    def _kill(self) -> None:
+        self._broken()

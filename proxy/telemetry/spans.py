@@ -36,7 +36,12 @@ AGENT = "plano(agent)"
 # A step that calls out (an agent) is a client span; one that decides is internal.
 _STEP_KINDS = {"agent": SpanKind.CLIENT}
 # The attribute that names a step, per kind; other kinds use `<kind>.name`.
-_STEP_NAME_KEYS = {"agent": "agent.id", "orchestrator": "orchestrator.backend"}
+# A filter step's name is its id: proxy.filters.verdict.ATTR_ID, which the store indexes.
+_STEP_NAME_KEYS = {
+    "agent": "agent.id",
+    "orchestrator": "orchestrator.backend",
+    "filter": "filter.id",
+}
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _UNSET = Status(StatusCode.UNSET)

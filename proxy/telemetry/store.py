@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import orjson
 
 from proxy.paths import plano_home
-from proxy.telemetry import store_traces
+from proxy.telemetry import store_filters, store_traces
 from proxy.telemetry.storable import escape_surrogates, fits_int64
 from proxy.telemetry.store_query import group_stats, stats_sql, trace_filter, trace_keys_sql
 from proxy.telemetry.store_rows import (
@@ -272,6 +272,7 @@ class TraceStore:
         sql, params = trace_keys_sql(f, before=before, limit=limit, trace_ids=trace_ids)
         keys = self._conn.execute(sql, params).fetchall()
         found = store_traces.summaries(self._conn, [trace_id for _, trace_id in keys])
+        store_filters.mark_blocks(self._conn, found)
         # A trace pruned between the two reads is left out.
         return [found[trace_id] for _, trace_id in keys if trace_id in found]
 
@@ -322,6 +323,7 @@ class TraceStore:
         if calls:
             values = [store_traces.call_values(call) for call in calls]
             summary = store_traces.summarize(values, len(signals))
+            store_filters.mark_blocks_from_spans(summary, spans)
         return TraceDetail(trace_id, summary, calls, spans, events, signals)
 
     def stats(

@@ -18,6 +18,7 @@ import orjson
 
 from proxy.percentiles import percentile
 from proxy.telemetry.store_rows import GroupStats
+from proxy.telemetry.store_schema import FILTER_DECISION_SQL, FILTER_ID_SQL, FILTER_SPAN
 
 # Fields of a call. A trace matches when one of its calls matches all the terms given
 # together: `model=X status=502` is a trace with a call to X that got a 502.
@@ -31,12 +32,20 @@ FILTER_KEYS = (
     "session",
     "status",
     "agent",
+    "filter",
+    "decision",
 )
 # An agent listener's call that ran this agent: one of its plano(agent) spans names it.
 _RAN_AGENT = (
     "EXISTS (SELECT 1 FROM spans a WHERE a.trace_id = c.trace_id AND a.parent_id = c.span_id"
     " AND a.name = 'plano(agent)' AND json_extract(a.attributes, '$.\"agent.id\"') = ?)"
 )
+# A call with a plano(filter) span matching `filter=` and `decision=` both, the same span:
+# `filter=pii decision=block` is a call that pii blocked (or would have, in observe mode:
+# the decision is the filter's own, the mode says whether it was applied). One probe of
+# the partial index store_schema made for it (the same expressions, word for word).
+FILTER_KEYS_OF_SPAN = {"filter": FILTER_ID_SQL, "decision": FILTER_DECISION_SQL}
+DECISIONS = ("pass", "modify", "block", "error")
 OUTCOMES = ("ok", "error", "stream_error", "client_disconnect", "shutdown")
 GROUP_KEYS = ("model", "route")
 # Traces newest first, by their first call's start: every call carries it.
@@ -92,11 +101,23 @@ def trace_filter(
     if until is not None:
         f.bounds.append("c.trace_started_at < ?")
         f.bound_params.append(until)
+    filter_span: dict[str, str] = {}
     for key, value in (where or {}).items():
         if key not in FILTER_KEYS:
             raise ValueError(f"cannot filter on {key!r}; allowed: {', '.join(FILTER_KEYS)}")
+        if key in FILTER_KEYS_OF_SPAN:
+            filter_span[key] = _value(key, value)
+            continue
         f.calls.append(_RAN_AGENT if key == "agent" else f"c.{key} = ?")
         f.call_params.append(_value(key, value))
+    if filter_span:
+        terms = [f"{FILTER_KEYS_OF_SPAN[key]} = ?" for key in filter_span]
+        f.calls.append(
+            "EXISTS (SELECT 1 FROM spans WHERE spans.trace_id = c.trace_id"
+            f" AND spans.parent_id = c.span_id AND spans.name = '{FILTER_SPAN}'"
+            f" AND {' AND '.join(terms)})"
+        )
+        f.call_params.extend(filter_span.values())
     if text:
         # Messages are stored as JSON, where a quote or newline is escaped: search for the
         # text as it is encoded there, and for it as written in the plain-text error.
@@ -219,6 +240,8 @@ def _value(key: str, value: str) -> Any:
             raise ValueError(f"status must be a number, not {value!r}") from None
     if key == "outcome" and value not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {value!r}")
+    if key == "decision" and value not in DECISIONS:
+        raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {value!r}")
     return value
 
 

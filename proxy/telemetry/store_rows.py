@@ -97,6 +97,10 @@ class TraceRow:
     signal_quality: str | None = None  # the worst call's
     signal_score: int | None = None  # the lowest
     signal_count: int | None = None  # the signals stored for the trace
+    # The filters that blocked one of its calls, in the order they ran (store_filters):
+    # enforced (the client got the block), and in observe mode (it would have).
+    blocked_by: list[str] = field(default_factory=list)
+    would_block: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

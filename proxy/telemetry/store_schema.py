@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from proxy.filters.verdict import ATTR_DECISION, ATTR_ID
 from proxy.telemetry.store_rows import TraceStoreError
 
 if TYPE_CHECKING:  # readers never load sqlite-utils (and the numpy it imports)
@@ -201,7 +202,34 @@ def _v2(db: Database) -> None:
     requests.create_index(["started_at", "span_id"])
 
 
-MIGRATIONS: list[Migration] = [_v1, _v2]
+# Filter calls (proxy.filters.verdict's span attributes): what `--where filter=… decision=…`
+# looks for under each call. store_query repeats these expressions word for word, which is
+# what lets SQLite use the index below for them.
+FILTER_SPAN = "plano(filter)"
+
+
+def attribute_sql(key: str) -> str:
+    """A span attribute's value in SQL (keys hold dots: quoted in the JSON path)."""
+    return f"json_extract(attributes, '$.\"{key}\"')"
+
+
+FILTER_ID_SQL = attribute_sql(ATTR_ID)
+FILTER_DECISION_SQL = attribute_sql(ATTR_DECISION)
+
+
+def _v3(db: Database) -> None:
+    """An index of filter calls: each plano(filter) span under its call, by filter id and
+    decision. Partial, so spans of any other kind cost it nothing; a list filtered on a
+    filter walks the calls in trace order (as for every call term) and probes it once a
+    call, never reading a span's JSON."""
+    db.execute(
+        "CREATE INDEX idx_spans_filter_calls ON spans"
+        f" (trace_id, parent_id, {FILTER_ID_SQL}, {FILTER_DECISION_SQL})"
+        f" WHERE name = '{FILTER_SPAN}'"
+    )
+
+
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -15,6 +15,8 @@ the backlog of traces still to build is bounded; past it traces are dropped and 
 Messages on the socket the gateway passes as an inherited fd, each one pickled:
   parent -> worker: WorkerSettings (first), then ("batch", [TelemetryRecord, ...],
   dropped_count) or ("stop",)
+  gateway process -> worker (`plano up --workers N`, settings.gateway_socket): the same
+  batches over a link of its own, then ("bye",); see gateway_links.py
   worker -> parent: ("ready", admin_port | None), ("error", message), ("stopped", stats)
 """
 
@@ -31,12 +33,16 @@ import sys
 import threading
 from dataclasses import asdict
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from proxy.telemetry.processor import TelemetryProcessor
 from proxy.telemetry.record import TelemetryRecord
 from proxy.telemetry.settings import DEFAULT_ADMIN_PORT, WorkerSettings
+
+if TYPE_CHECKING:
+    from proxy.telemetry.gateway_links import GatewayLinks
 
 log = logging.getLogger("plano.telemetry")
 
@@ -45,6 +51,8 @@ _STOP = object()
 # writer builds ~2,000-3,000 a second once it gets a CPU.
 MAX_BACKLOG_RECORDS = 20_000
 MAX_BACKLOG_BYTES = 64 * 1024 * 1024  # captured bodies, up to 1 MiB of response each
+# At "stop" the gateway processes have exited: their links only hold what is buffered.
+LINKS_CLOSE_S = 10.0
 
 
 def main(conn: Connection) -> None:
@@ -97,10 +105,19 @@ async def _serve(conn: Connection, settings: WorkerSettings) -> None:
         name="plano-telemetry-writer",
     )
     writer.start()
+    links = None
+    if settings.gateway_socket is not None:
+        from proxy.telemetry.gateway_links import GatewayLinks
+
+        links = GatewayLinks(
+            settings.gateway_socket,
+            settings.gateway_authkey or b"",
+            lambda records, dropped: _take(records, dropped, processor, backlog),
+        )
     conn.send(("ready", port))
     reader = threading.Thread(
         target=_read_loop,
-        args=(conn, work, processor, backlog),
+        args=(conn, work, processor, backlog, links),
         name="plano-telemetry-reader",
         daemon=True,
     )
@@ -185,7 +202,11 @@ def _body_bytes(record: TelemetryRecord) -> int:
 
 
 def _read_loop(
-    conn: Connection, work: queue.SimpleQueue, processor: TelemetryProcessor, backlog: Backlog
+    conn: Connection,
+    work: queue.SimpleQueue,
+    processor: TelemetryProcessor,
+    backlog: Backlog,
+    links: GatewayLinks | None = None,
 ) -> None:
     try:
         while True:
@@ -203,6 +224,8 @@ def _read_loop(
         log.exception("telemetry: the reader failed; the worker stops")
         raise
     finally:
+        if links is not None:  # what the gateway processes sent before they stopped
+            links.close(LINKS_CLOSE_S)
         work.put(_STOP)  # the writer finishes what is queued, then the worker exits
 
 

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from proxy.config.model import ModelProvider
+from proxy.embedded.forced_tool import local_request
 from proxy.providers.catalog import Auth, Wire
 
 ANTHROPIC_VERSION = "2023-06-01"
 AZURE_API_VERSION = "2024-10-21"
+Body = dict[str, Any]
+
+# What a provider needs changed in a request before it gets it, by provider name: applied to
+# the request body in the provider's wire, on the passthrough and the translated path alike.
+_REQUEST_HOOKS: dict[str, Callable[[Body, str], Body]] = {"local": local_request}
+
+
+def _unchanged(body: Body) -> Body:
+    return body
+
+
 # A base_url that already ends in an API version (/v1, /v1beta/openai, /api/paas/v4).
 _VERSIONED = re.compile(r"/v\d+\w*(/openai)?/?$")
 
@@ -23,6 +38,8 @@ class Target:
     # Authentication and custom headers. Holds credentials: never log it.
     headers: dict[str, str] = field(repr=False)
     passthrough_auth: bool = False
+    # The provider's request hook (see _REQUEST_HOOKS), bound to the model.
+    adjust_request: Callable[[Body], Body] = _unchanged
 
 
 # Provider wires the gateway has no adapter for yet.
@@ -57,7 +74,13 @@ def target_for(provider: ModelProvider, model_id: str | None = None) -> Target:
     headers.update(provider.headers)  # custom headers come last, so they can override
     if provider.http_host:
         headers["Host"] = provider.http_host
-    return Target(provider, wire, url, headers, provider.passthrough_auth)
+    hook = _REQUEST_HOOKS.get(spec.name)
+    adjust = (
+        _unchanged
+        if hook is None
+        else functools.partial(hook, model_id=model_id or provider.model_id)
+    )
+    return Target(provider, wire, url, headers, provider.passthrough_auth, adjust)
 
 
 def _auth_headers(auth: Auth, provider: ModelProvider) -> dict[str, str]:

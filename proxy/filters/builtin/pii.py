@@ -1,7 +1,7 @@
 r"""Personal data and credentials in text: find them, redact them, or swap them for
 placeholders and put the originals back in the answer (streams included).
 
-Not wired into the request path yet: this is the detector core the PII filter will call.
+The detector core; the filter around it (options, request bodies, answers) is pii_filter.py.
 
 Every pattern runs on whole prompts, so each is linear in its input: a match can only
 start where a run of its characters starts (a lookbehind), its runs are bounded or
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from proxy.config.redact import _BEARER, key_like_spans
@@ -94,11 +94,14 @@ _DIGIT = re.compile(r"\d")
 _BEARER_HINT = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr]")
 
 
-def find(text: str) -> list[Match]:
+def find(text: str, kinds: Collection[str] = KINDS) -> list[Match]:
     """Every piece of personal data or credential in `text`, left to right, none
-    overlapping (the longest wins where two start at the same place)."""
+    overlapping (the longest wins where two start at the same place). `kinds` limits
+    the detectors that run (the filter's `entities`)."""
     found: list[tuple[int, int, int]] = []  # start, -end, kind's rank
     for rank, kind in enumerate(KINDS):
+        if kind not in kinds:
+            continue
         found.extend((start, -end, rank) for start, end in _DETECTORS[kind](text))
     found.sort()
     matches: list[Match] = []
@@ -110,15 +113,15 @@ def find(text: str) -> list[Match]:
     return matches
 
 
-def redact(text: str) -> str:
+def redact(text: str, kinds: Collection[str] = KINDS) -> str:
     """`text` with each match replaced by its kind: `[EMAIL]`, `[CARD]`..."""
-    return _replace(text, lambda match: f"[{match.kind}]")
+    return _replace(text, lambda match: f"[{match.kind}]", kinds)
 
 
-def _replace(text: str, by: Callable[[Match], str]) -> str:
+def _replace(text: str, by: Callable[[Match], str], kinds: Collection[str] = KINDS) -> str:
     parts: list[str] = []
     done = 0
-    for match in find(text):
+    for match in find(text, kinds):
         parts += (text[done : match.start], by(match))
         done = match.end
     parts.append(text[done:])
@@ -275,7 +278,8 @@ class Anonymizer:
     """One request's placeholders: the same value gets the same `<KIND_n>` each time it
     appears, in any message of the request, and `restore` puts the values back."""
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: Collection[str] = KINDS) -> None:
+        self._kinds = kinds
         self._placeholders: dict[str, str] = {}  # value -> placeholder
         self._values: dict[str, str] = {}  # placeholder -> value
         self._counts: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -284,7 +288,11 @@ class Anonymizer:
         # A placeholder the text already holds is never handed out: `restore` would turn
         # the user's own `<EMAIL_1>` into someone's address.
         taken = {m.group() for m in _PLACEHOLDER.finditer(text)}
-        return _replace(text, lambda match: self._placeholder(match, taken))
+        return _replace(text, lambda match: self._placeholder(match, taken), self._kinds)
+
+    def has_placeholders(self) -> bool:
+        """Whether a placeholder was handed out (else the answer needs no restoring)."""
+        return bool(self._values)
 
     def _placeholder(self, match: Match, taken: set[str]) -> str:
         placeholder = self._placeholders.get(match.value)

@@ -23,8 +23,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
 from proxy.routing.embedded import onnx_cache
@@ -33,6 +31,7 @@ from proxy.routing.embedded.weights import (
     RouterModelUnavailable,
     corrupt,
     find_model,
+    load_tensors,
     read_json,
 )
 
@@ -162,10 +161,7 @@ class ModelSource:
         return cls(files, tokenizer, config, max_tokens)
 
     def tensors(self) -> dict[str, np.ndarray]:
-        try:
-            return load_file(str(self.files.weights))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise corrupt(self.files.weights, exc) from exc
+        return load_tensors(self.files)
 
 
 def requested_runtime() -> str:

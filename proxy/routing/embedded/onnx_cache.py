@@ -1,7 +1,7 @@
-"""The int8 ONNX encoder, built from the safetensors weights on first use and cached on disk.
+"""The int8 ONNX encoder, built from the model's weights on first use and cached on disk.
 
 The cache lives in $PLANO_HOME/models/all-MiniLM-L6-v2/onnx/, one file per key. The key hashes
-the weights file cheaply (its size and its first and last MiB, not all 90 MB) with config.json
+the weights file cheaply (its size and its first and last MiB, not all of it) with config.json
 and BUILDER_VERSION, so a new weights package or a change to the graph builds a new file.
 Files are written to a temporary name and renamed into place, so processes building at once
 each produce a whole file and the last rename wins; readers never see a partial one. When the
