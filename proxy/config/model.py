@@ -271,6 +271,7 @@ class RouterSettings:
     threshold: float | None = None
     model_path: str | None = None
     cache_size: int = 4096
+    learned_routes: str | None = None  # `plano route --learn`'s file, opt-in
 
 
 @dataclass(frozen=True, slots=True)

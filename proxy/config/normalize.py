@@ -498,6 +498,7 @@ def _router(raw: dict) -> RouterSettings:
         threshold=float(threshold) if _is_number(threshold) else None,
         model_path=_str(raw.get("model_path")),
         cache_size=cache if _is_int(cache) and cache >= 0 else defaults.cache_size,
+        learned_routes=_str(raw.get("learned_routes")),
     )
 
 

@@ -301,6 +301,7 @@ TABLE: dict[str, Entry] = {
     "/routing/router/escalate_below_margin": enforced("routing/backends/hybrid"),
     "/routing/router/threshold": enforced("routing/backends/embedded"),
     "/routing/router/model_path": enforced("routing/backends/embedded"),
+    "/routing/router/learned_routes": enforced("routing/setup (routing/learned)"),
     "/routing/router/cache_size": enforced("routing/service"),
     # --- state ---
     "/state_storage": enforced("state/conversations"),
