@@ -265,20 +265,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             "routing_budget:",
         )
     ],
-    "/state_storage/type": [
-        (
-            config(top="state_storage:\n  type: postgres\n  connection_string: $K\n"),
-            ("state_storage", "type"),
-            "type: postgres",
-        )
-    ],
-    "/state_storage/connection_string": [
-        (
-            config(top="state_storage:\n  type: memory\n  connection_string: $K\n"),
-            ("state_storage", "connection_string"),
-            "connection_string:",
-        )
-    ],
     "/prompt_caching": [
         (config(top="prompt_caching: {enabled: true}\n"), ("prompt_caching",), "prompt_caching:")
     ],

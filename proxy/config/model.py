@@ -240,6 +240,8 @@ class StateStorage:
     type: str = "sqlite"
     connection_string: Secret | None = None
     path: str | None = None  # sqlite file; None means $PLANO_HOME/state.db
+    timeout_s: float = 2.0  # postgres: per operation, as the request sees it
+    on_unavailable: str = "fail_open"  # postgres: fail_open | fail_closed
 
 
 # overrides.max_upstream_response_bytes: the most of one answer the gateway will hold.

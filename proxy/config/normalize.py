@@ -466,6 +466,8 @@ def _state_storage(raw: dict) -> StateStorage:
         type=_str(raw.get("type")) or "sqlite",
         connection_string=Secret(conn) if isinstance(conn, str) else None,
         path=_str(raw.get("path")),
+        timeout_s=parse_duration(raw.get("timeout"), 2.0) or 2.0,
+        on_unavailable="fail_closed" if raw.get("on_unavailable") == "fail_closed" else "fail_open",
     )
 
 

@@ -601,6 +601,36 @@ def not_served(facts: Facts, report: Reporter) -> None:
             report.warning("not-served", message, refusal.path, hint, at_key=refusal.at_key)
 
 
+# --- state storage ------------------------------------------------------------------
+
+_POSTGRES_ONLY = ("connection_string", "timeout", "on_unavailable")
+
+
+def state_storage_keys(facts: Facts, report: Reporter) -> None:
+    """The postgres store's keys do nothing for sqlite or memory: say so, not skip them."""
+    raw = facts.raw(("state_storage",))
+    kind = raw.get("type")
+    if kind == "postgres" or not isinstance(kind, str):
+        return
+    for key in _POSTGRES_ONLY:
+        if key in raw:
+            report.error(
+                "state-storage-key",
+                f"state_storage.{key} applies to type postgres only; this store is {kind}",
+                ("state_storage", key),
+                "remove it, or set `type: postgres`.",
+                at_key=True,
+            )
+    if "path" in raw and kind != "sqlite":
+        report.error(
+            "state-storage-key",
+            f"state_storage.path applies to type sqlite only; this store is {kind}",
+            ("state_storage", "path"),
+            "remove it, or set `type: sqlite`.",
+            at_key=True,
+        )
+
+
 RULES: tuple[Rule, ...] = (
     version_features,
     provider_model_names,
@@ -614,5 +644,6 @@ RULES: tuple[Rule, ...] = (
     references,
     urls,
     admin_port,
+    state_storage_keys,
     not_served,
 )

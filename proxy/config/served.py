@@ -10,7 +10,7 @@ item or a map entry) has a status:
   checks), and that is documented here.
 
 Some keys are enforced for most values and not served for a few (`type: prompt`,
-`state_storage.type: postgres`): their entry carries a `reason` that picks those values.
+`provider_interface: chatgpt`): their entry carries a `reason` that picks those values.
 
 tests/test_served.py walks the schema and fails on any key path missing from this table,
 so a new key cannot slip in without a decision. When a feature is built, its entry turns
@@ -294,14 +294,10 @@ TABLE: dict[str, Entry] = {
     "/routing/router/cache_size": enforced("routing/service"),
     # --- state ---
     "/state_storage": enforced("state/conversations"),
-    "/state_storage/type": not_served(
-        "`postgres`",
-        _only(("postgres",), "state_storage type postgres is not served yet"),
-        whole_parent=True,
-    ),
-    "/state_storage/connection_string": not_served(
-        "the PostgreSQL connection string; the postgres state store is not served yet"
-    ),
+    "/state_storage/type": enforced("state/conversations: sqlite, memory or postgres"),
+    "/state_storage/connection_string": enforced("state/postgres: the database"),
+    "/state_storage/timeout": enforced("state/postgres: per operation, and statements"),
+    "/state_storage/on_unavailable": enforced("state/postgres: 503 before dispatch or not"),
     "/state_storage/path": enforced("state/conversations: the SQLite file"),
     # --- overrides ---
     "/overrides": enforced("normalize"),

@@ -248,8 +248,10 @@ async def _serve_responses(request: web.Request, exchange: Exchange, body: dict)
     store = request.app[STORE]
     api = ResponsesAPI(openai_responses.new_response_id(), previous)
     new_turn = [m for m in chat.messages if m.role != "system"]
+    if openai_responses.wants_store(body):
+        await store.ready()  # fail_closed: no answer that could not be stored (a 503)
     if previous is not None:
-        history = await store.load(previous)
+        history = await store.load(previous)  # a store that cannot answer: a 503
         if history is None:
             raise ClientError(400, f"Previous response with id '{previous}' not found.")
         # This request's instructions lead; earlier instructions are not carried over.

@@ -98,11 +98,6 @@ class ProxyServer:
             raise
 
     async def _start(self) -> None:
-        if self.config.state_storage.type == "postgres":
-            raise TargetError(
-                "state_storage type postgres is not supported by this gateway "
-                "yet: use sqlite (the default) or memory"
-            )
         self.config = await self._start_local_models(self.config)
         for provider in self.config.providers:
             if not provider.is_wildcard:

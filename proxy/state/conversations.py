@@ -46,6 +46,10 @@ class ConversationStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ready(self) -> None:
+        """Before a request whose answer will be saved: raises StoreUnavailable when the
+        store is known to be down and its config says fail_closed."""
+
 
 class SQLiteConversationStore:
     def __init__(self, path: Path | str):
@@ -102,6 +106,9 @@ class SQLiteConversationStore:
             (response_id, previous_id, time.time(), model, blob),
         )
 
+    async def ready(self) -> None:
+        pass  # a local file: there is nothing to wait for
+
     def _db_execute(self, sql: str, params: tuple) -> None:
         self._db.execute(sql, params)
 
@@ -136,6 +143,9 @@ class MemoryConversationStore:
     ) -> None:
         self._rows[response_id] = (previous_id, list(messages))
 
+    async def ready(self) -> None:
+        pass
+
     async def close(self) -> None:
         self._rows.clear()
 
@@ -160,9 +170,13 @@ def decode_message(raw: dict) -> Message:
 
 
 async def open_store(settings) -> ConversationStore:
-    """The store a config's `state_storage` asks for (postgres is refused at start-up)."""
+    """The store a config's `state_storage` asks for."""
     if settings.type == "memory":
         return MemoryConversationStore()
+    if settings.type == "postgres":
+        from proxy.state.postgres import PostgresConversationStore  # psycopg: only when used
+
+        return await PostgresConversationStore(settings).open()
     from proxy.paths import plano_home
 
     path = Path(settings.path).expanduser() if settings.path else plano_home() / "state.db"
