@@ -80,7 +80,22 @@ class Listener:
     input_filters: tuple[str, ...] = ()
     output_filters: tuple[str, ...] = ()
     implicit: bool = False  # added by normalization, not written in the file
+    auth: ListenerAuth | None = None  # client keys this listener requires
     source: Path = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """One accepted client key: who holds it, and the SHA-256 of the key (never the key)."""
+
+    id: str
+    digest: bytes = field(repr=False)
+    source: Path = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerAuth:
+    keys: tuple[ClientKey, ...]
 
 
 @dataclass(frozen=True, slots=True)

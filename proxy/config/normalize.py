@@ -13,16 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from types import MappingProxyType
 
+from proxy.auth.keys import configured_digest
 from proxy.config.durations import parse_duration
 from proxy.config.model import (
     DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES,
     Admin,
     Agent,
     AgentRoute,
+    ClientKey,
     Config,
     Endpoint,
     Filter,
     Listener,
+    ListenerAuth,
     ListenerType,
     ModelProvider,
     Overrides,
@@ -210,6 +213,18 @@ def _listeners(
     return tuple(listeners)
 
 
+def _auth(raw: object, path: Path) -> ListenerAuth | None:
+    """Client keys as digests: the key itself is not kept (rules check where it came from)."""
+    if not isinstance(raw, dict):
+        return None
+    keys = tuple(
+        ClientKey(id=entry["id"], digest=configured_digest(entry["key"]), source=entry_path)
+        for entry_path, entry in _items(raw, "keys", path)
+        if isinstance(entry.get("id"), str) and isinstance(entry.get("key"), str)
+    )
+    return ListenerAuth(keys)
+
+
 def _listener(item: dict, kind: ListenerType, path: Path, timeout_s: float) -> Listener:
     port = item.get("port")
     retries = item.get("max_retries")
@@ -221,6 +236,7 @@ def _listener(item: dict, kind: ListenerType, path: Path, timeout_s: float) -> L
         timeout_s=parse_duration(item.get("timeout"), DEFAULT_TIMEOUTS.get(kind, timeout_s)),
         max_retries=retries if _is_int(retries) and retries >= 0 else DEFAULT_MAX_RETRIES,
         router=_str(item.get("router")),
+        auth=_auth(item.get("auth"), (*path, "auth")),
         agents=tuple(
             AgentRoute(
                 id=agent["id"],

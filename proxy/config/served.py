@@ -186,6 +186,10 @@ TABLE: dict[str, Entry] = {
     "/listeners/*/input_filters": not_served(
         f"{_FILTERS}: requests would reach the model without passing them"
     ),
+    "/listeners/*/auth": enforced("auth/edge: a client key on every path but /healthz"),
+    "/listeners/*/auth/keys": enforced("auth/keys: the accepted keys, as SHA-256 digests"),
+    "/listeners/*/auth/keys/*/id": enforced("the trace attribute plano.client_key_id"),
+    "/listeners/*/auth/keys/*/key": enforced("auth/keys: compared by hash, never stored"),
     "/listeners/*/output_filters": not_served(
         f"{_FILTERS}: responses would reach the client without passing them"
     ),

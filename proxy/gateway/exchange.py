@@ -93,6 +93,7 @@ class Exchange:
     routing_finished: float | None = None
     trace: TraceContext | None = None
     session: str | None = None
+    client_key_id: str | None = None  # the id of the listener's client key it came with
     # Telemetry's copy of the exchange's bodies: set only when the trace keeps messages.
     capture: bool = False
     request_body: bytes | None = None

@@ -25,6 +25,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from proxy.auth.edge import client_key_headers
 from proxy.canonical import (
     ChatRequest,
     StreamError,
@@ -424,9 +425,10 @@ class Gateway(ChatCore):
             if value is not None:
                 headers[name] = value
         if target.passthrough_auth:
+            plano_keys = client_key_headers(request)  # the client's key to Plano stays here
             for name in PASSTHROUGH_AUTH_HEADERS:
                 value = request.headers.get(name)
-                if value is not None:
+                if value is not None and name not in plano_keys:
                     headers[name] = value
         return headers
 

@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from proxy.auth.edge import CLIENT_KEY_ID, client_key_middleware
 from proxy.canonical import ChatRequest, WireError
 from proxy.config.model import Config, Listener
 from proxy.gateway.client_api import (
@@ -78,7 +79,10 @@ def chat_app(
     """A listener speaking the three client APIs, with `core(session)` serving requests
     (the model listener's Gateway, an agent listener's AgentChain): the same edge, errors,
     Responses state, telemetry and access log for both."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
+    middlewares = [_json_errors]
+    if listener.auth is not None:
+        middlewares.append(client_key_middleware(listener.auth))
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[OBSERVERS] = list(observers or [])
     # Without a sink, traceparent still flows to upstreams; nothing is recorded.
     app[TELEMETRY] = telemetry or TelemetryHub(config.tracing, listener.name)
@@ -141,6 +145,7 @@ def _endpoint(api: ClientAPI, serve):
             api=api.name,
             path=request.path,
             session=header_text(request, AFFINITY_HEADER),
+            client_key_id=request.get(CLIENT_KEY_ID),
         )
         telemetry = request.app[TELEMETRY]
         telemetry.start(request, exchange)
@@ -282,7 +287,7 @@ def _observe(app: web.Application, exchange: Exchange) -> None:
         ttft = exchange.ttft_s if exchange.stream else None
         outcome = exchange.outcome
         access_log.info(
-            "%s %s %d%s model=%s%s attempts=%d%s latency=%.3fs%s",
+            "%s %s %d%s model=%s%s attempts=%d%s latency=%.3fs%s%s",
             exchange.api,
             exchange.path,
             exchange.status,
@@ -294,6 +299,7 @@ def _observe(app: web.Application, exchange: Exchange) -> None:
             f" ttft={ttft:.3f}s" if ttft else "",
             exchange.latency_s,
             f" tokens={usage.input_tokens}/{usage.output_tokens}" if usage else "",
+            f" key={exchange.client_key_id}" if exchange.client_key_id else "",
         )
     for observer in app[OBSERVERS]:
         try:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 TRACE_ID_HEADER = "x-plano-trace-id"  # on every response: what `plano traces show` takes
 MAX_ATTRIBUTE_VALUE = 256
+CLIENT_KEY_ATTRIBUTE = "plano.client_key_id"  # listeners[].auth: who called
 # A prefix as wide as "x-" must still never copy a credential onto a span.
 _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "password", "signature")
 
@@ -118,7 +119,7 @@ class TelemetryHub:
                 for step in exchange.steps
             ],
             session=exchange.session,
-            attributes=self._attributes(request.headers) if sampled else {},
+            attributes=self._attributes(request.headers, exchange) if sampled else {},
             request_body=exchange.request_body,
             response_body=_response_body(exchange),
             response_truncated=exchange.response_truncated,
@@ -126,8 +127,10 @@ class TelemetryHub:
         _escape_text(record)
         return record
 
-    def _attributes(self, headers: Mapping[str, str]) -> dict[str, str]:
+    def _attributes(self, headers: Mapping[str, str], exchange: Exchange) -> dict[str, str]:
         attributes = dict(self.static_attributes)
+        if exchange.client_key_id is not None:  # the key's id, never the key
+            attributes[CLIENT_KEY_ATTRIBUTE] = exchange.client_key_id
         if self.header_prefixes:
             for name, value in headers.items():
                 lowered = name.lower()
