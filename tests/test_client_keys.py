@@ -16,16 +16,16 @@ import urllib.request
 import anthropic
 import openai
 import pytest
-from agents_harness import agent_url, route, stage
 from agents_harness import agent_config as agents_config
+from agents_harness import agent_url, route, stage
 from fakes.providers import FakeProvider, openai_app, text_reply
 from fakes.server_thread import ServerThread
 from proxy_harness import ProxyThread, config_from_yaml, openai_and_anthropic_upstreams
+from test_telemetry_e2e import stored
 
 from proxy.config import Mode, check_text
 from proxy.config.model import ClientKey, ListenerAuth
 from proxy.telemetry.settings import WorkerSettings
-from test_telemetry_e2e import stored
 
 OPENAI_KEY = "upstream-openai-key-5b1c0"
 ANTHROPIC_KEY = "upstream-anthropic-key-93d7e"
@@ -107,17 +107,20 @@ def test_the_right_keys_pass_and_their_ids_are_traced_never_the_keys(
     assert ups["anthropic"][0].requests[0].headers["x-api-key"] == ANTHROPIC_KEY
     for seen in upstream:
         for value in seen.headers.values():
-            assert BLUE_KEY not in value and RED_KEY not in value
+            assert BLUE_KEY not in value
+            assert RED_KEY not in value
 
     stored(tmp_path, 4)
     store = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("traces"))
     assert b"plano.client_key_id" in store
-    assert b"team-blue" in store and b"team-red" in store
+    assert b"team-blue" in store
+    assert b"team-red" in store
     for secret in (BLUE_KEY, RED_KEY, RED_HASH.removeprefix("sha256:")):
         assert secret.encode() not in store
     out, err = capfd.readouterr()
     logs = out + err + caplog.text
-    assert "key=team-blue" in logs and "key=team-red" in logs  # the access log lines
+    assert "key=team-blue" in logs
+    assert "key=team-red" in logs
     for secret in (BLUE_KEY, RED_KEY):
         assert secret not in logs
 
@@ -147,10 +150,12 @@ def test_a_wrong_key_is_a_401_in_each_api_shape_that_never_echoes_it(keyed, capl
     with pytest.raises(openai.AuthenticationError):
         oa(proxy, RED_HASH).chat.completions.create(model="gpt-4o", messages=HI)
     for error in (chat.value, responses.value, messages.value):
-        assert wrong not in str(error.body) and wrong not in str(error)
+        assert wrong not in str(error.body)
+        assert wrong not in str(error)
     assert wrong not in caplog.text
     assert "401 client key unknown" in caplog.text
-    assert ups["openai"][0].requests == [] and ups["anthropic"][0].requests == []
+    assert ups["openai"][0].requests == []
+    assert ups["anthropic"][0].requests == []
 
 
 def test_a_missing_key_is_a_401_saying_where_to_put_it(keyed):
@@ -166,10 +171,12 @@ def test_a_missing_key_is_a_401_saying_where_to_put_it(keyed):
     assert info.value.code == 401
     assert info.value.headers["WWW-Authenticate"].startswith("Bearer")
     payload = info.value.read().decode()
-    assert "missing client key" in payload and "Authorization: Bearer" in payload
+    assert "missing client key" in payload
+    assert "Authorization: Bearer" in payload
     # Anthropic's shape on its path
     status, raw, _ = get(f"{proxy.url}/v1/messages")  # GET: the key is checked first
-    assert status == 401 and b'"type":"error"' in raw
+    assert status == 401
+    assert b'"type":"error"' in raw
 
 
 def test_models_need_a_key_and_healthz_does_not(keyed):
@@ -210,7 +217,8 @@ def test_passthrough_auth_gets_the_clients_provider_key_never_its_plano_key():
     first, second = fake.requests
     assert first.headers["authorization"] == f"Bearer {own_key}"
     assert "x-api-key" not in first.headers
-    assert "authorization" not in second.headers and "x-api-key" not in second.headers
+    assert "authorization" not in second.headers
+    assert "x-api-key" not in second.headers
 
 
 def test_agent_listeners_require_a_key_and_agents_never_see_it():
@@ -263,7 +271,8 @@ def test_a_literal_key_is_an_error_that_says_how_to_hash_it():
     result = _check("keys: [{id: a, key: plano-literal-0123456789}]")
     (problem,) = result.errors
     assert problem.code == "literal-client-key"
-    assert "plano keys hash" in problem.hint and "$ENV_VAR" in problem.hint
+    assert "plano keys hash" in problem.hint
+    assert "$ENV_VAR" in problem.hint
     assert "plano-literal-0123456789" not in problem.message
 
 
