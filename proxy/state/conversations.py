@@ -92,14 +92,12 @@ class SQLiteConversationStore:
             """,
             (response_id, MAX_CHAIN),
         ).fetchall()
-        if not rows:
-            return None
-        return [decode_message(m) for (blob,) in rows for m in orjson.loads(blob)]
+        return decode_turns(rows)
 
     async def save(
         self, response_id: str, previous_id: str | None, model: str, messages: list[Message]
     ) -> None:
-        blob = orjson.dumps([encode_message(m) for m in messages])
+        blob = encode_turn(messages)
         await self._call(
             self._db_execute,
             "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
@@ -148,6 +146,18 @@ class MemoryConversationStore:
 
     async def close(self) -> None:
         self._rows.clear()
+
+
+def encode_turn(messages: list[Message]) -> bytes:
+    """One response's row: the turn it added, as JSON."""
+    return orjson.dumps([encode_message(m) for m in messages])
+
+
+def decode_turns(rows: list) -> list[Message] | None:
+    """A conversation from its rows' (blob,) tuples, oldest first; None when there are none."""
+    if not rows:
+        return None
+    return [decode_message(m) for (blob,) in rows for m in orjson.loads(blob)]
 
 
 def encode_message(message: Message) -> dict:

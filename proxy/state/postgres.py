@@ -31,11 +31,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-import orjson
-
 from proxy.canonical import Message
 from proxy.config.redact import redact_line
-from proxy.state.conversations import MAX_CHAIN, StateStoreError, decode_message, encode_message
+from proxy.state.conversations import MAX_CHAIN, StateStoreError, decode_turns, encode_turn
 from proxy.state.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -193,14 +191,12 @@ class PostgresConversationStore:
             rows = await self._run("load", _load(response_id))
         except _NotServed:
             raise StoreUnavailable(STORE, "load") from None
-        if not rows:
-            return None
-        return [decode_message(m) for (blob,) in rows for m in orjson.loads(blob)]
+        return decode_turns(rows)
 
     async def save(
         self, response_id: str, previous_id: str | None, model: str, messages: list[Message]
     ) -> None:
-        blob = orjson.dumps([encode_message(m) for m in messages])
+        blob = encode_turn(messages)
         # Not served: the answer stands (it is served, and billed); _warn said it, counted.
         with contextlib.suppress(_NotServed):
             await self._run("save", _save(response_id, previous_id, model, blob))
