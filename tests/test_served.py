@@ -213,16 +213,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             "prompt_guards:",
         )
     ],
-    "/ratelimits": [
-        (
-            config(
-                top="ratelimits:\n  - model: openai/gpt-4o\n"
-                "    selector: {key: x-user, value: '*'}\n    limit: {tokens: 100, unit: minute}\n"
-            ),
-            ("ratelimits",),
-            "ratelimits:",
-        )
-    ],
     "/tracing/trace_arch_internal": [
         (
             config(top="tracing:\n  trace_arch_internal: true\n"),
@@ -359,7 +349,7 @@ def test_validate_exits_0_with_the_warning_and_1_with_strict(tmp_path, monkeypat
 
 
 def test_plano_up_refuses_before_serving(tmp_path):
-    text, _, _ = EXAMPLES["/ratelimits"][0]
+    text, _, _ = EXAMPLES["/prompt_guards"][0]
     file = tmp_path / "c.yaml"
     file.write_text(
         text.replace("port: 12000", "port: 1")
@@ -372,7 +362,9 @@ def test_plano_up_refuses_before_serving(tmp_path):
         env={"K": "sk-test-key", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1
-    assert f"{file}:8:1: error: ratelimits: rate limits are not served yet" in done.stderr
+    assert f"{file}:8:1: error: prompt_guards: prompt guards (jailbreak detection) are not served" in (
+        done.stderr
+    )
     assert "plano up: fix the errors above" in done.stderr
     assert "cannot listen" not in done.stderr
 
@@ -389,6 +381,8 @@ def test_plano_up_refuses_before_serving(tmp_path):
         "overrides: {agent_orchestration_model: plano/Plano-Orchestrator}\n",
         "overrides: {disable_signals: true, upstream_timeout_ms: 30000}\n",
         "ratelimits: []\nfilters: []\nprompt_guards: {}\n",
+        "ratelimits:\n  - model: openai/gpt-4o\n    selector: {key: x-team}\n"
+        "    limit: {tokens: 100, unit: minute}\n",
     ],
 )
 def test_what_is_served_is_not_refused(top):

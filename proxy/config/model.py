@@ -162,12 +162,23 @@ class PromptTarget:
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    model: str
-    header: str
-    value: str
+    """One `ratelimits` entry (proxy/limits enforces it)."""
+
+    model: str  # as written: a model, alias or route name; proxy/limits resolves it
+    header: str  # the selector's key, lower-cased: a header name, or CLIENT_KEY_SELECTOR
+    value: str | None  # None: each value of the header (or each key id) has its own bucket
     tokens: int
-    unit: str
+    unit: str  # second | minute | hour | day
     source: Path = field(default=(), compare=False, repr=False)
+
+    @property
+    def period_s(self) -> float:
+        return RATE_LIMIT_UNITS[self.unit]
+
+
+# `selector: {key: client_key}`: the authenticated client key's id, not a header.
+CLIENT_KEY_SELECTOR = "client_key"
+RATE_LIMIT_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
 @dataclass(frozen=True, slots=True)

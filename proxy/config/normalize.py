@@ -16,6 +16,7 @@ from types import MappingProxyType
 from proxy.config.durations import parse_duration
 from proxy.config.model import (
     DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES,
+    RATE_LIMIT_UNITS,
     Admin,
     Agent,
     AgentRoute,
@@ -339,15 +340,22 @@ def _prompt_targets(data: dict) -> Iterator[PromptTarget]:
 def _ratelimits(data: dict) -> Iterator[RateLimit]:
     for path, item in _items(data, "ratelimits"):
         selector, limit = _mapping(item.get("selector")), _mapping(item.get("limit"))
-        if isinstance(item.get("model"), str) and _is_int(limit.get("tokens")):
-            yield RateLimit(
-                model=item["model"],
-                header=str(selector.get("key", "")),
-                value=str(selector.get("value", "*")),
-                tokens=limit["tokens"],
-                unit=str(limit.get("unit", "minute")),
-                source=path,
-            )
+        tokens, unit, key = limit.get("tokens"), limit.get("unit", "minute"), selector.get("key")
+        # What the schema rejects (tokens < 1, an unknown unit) is reported there; the
+        # entry is left out rather than served half-understood.
+        if not (isinstance(item.get("model"), str) and _is_int(tokens) and tokens >= 1):
+            continue
+        if unit not in RATE_LIMIT_UNITS or not isinstance(key, str) or not key:
+            continue
+        value = selector.get("value")
+        yield RateLimit(
+            model=item["model"],
+            header=key.strip().lower(),
+            value=None if value in (None, "*") else str(value),
+            tokens=tokens,
+            unit=unit,
+            source=path,
+        )
 
 
 def _tracing(raw: dict) -> Tracing:

@@ -404,14 +404,17 @@ def references(facts: Facts, report: Reporter) -> None:
                     (*route.source, "models", i),
                     f"route '{route.name}' lists model '{model}', which is not in model_providers",
                 )
+    route_names = {route.name for route in config.routes}
     for limit in config.ratelimits:
-        if index.resolve(limit.model) is None:
+        # A route's name stands for its models (proxy/limits/match.py resolves both).
+        if index.resolve(limit.model) is None and limit.model not in route_names:
             _unknown_model(
                 report,
                 index,
                 limit.model,
                 (*limit.source, "model"),
-                f"rate limit names model '{limit.model}', which is not in model_providers",
+                f"rate limit names model '{limit.model}', which is not in model_providers, "
+                "model_aliases or routing_preferences",
             )
 
     filter_ids = {f.id for f in config.filters}

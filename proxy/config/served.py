@@ -227,7 +227,14 @@ TABLE: dict[str, Entry] = {
         "prompt guards (jailbreak detection) are not served: prompts would reach the "
         "model unchecked"
     ),
-    "/ratelimits": not_served("rate limits are not served yet: requests would not be limited"),
+    "/ratelimits": enforced("limits/enforce: budgets taken before dispatch, 429 over them"),
+    "/ratelimits/*/model": enforced("limits/match: resolved like a request's model, or a route"),
+    "/ratelimits/*/selector": enforced("limits/match: which requests and buckets"),
+    "/ratelimits/*/selector/key": enforced("limits/match: a header, or client_key"),
+    "/ratelimits/*/selector/value": enforced("limits/match: one value; omitted: one each"),
+    "/ratelimits/*/limit": enforced("limits/enforce: the GCRA bucket"),
+    "/ratelimits/*/limit/tokens": enforced("limits/enforce: tokens per unit, burst included"),
+    "/ratelimits/*/limit/unit": enforced("limits/enforce: the refill period"),
     # --- tracing ---
     "/tracing": enforced("telemetry"),
     "/tracing/random_sampling": enforced("telemetry/tracecontext: the sampler"),

@@ -73,6 +73,19 @@ class Step:
 
 
 @dataclass(slots=True)
+class RateLimitMark:
+    """The `ratelimits` budget a request was held to (proxy/limits): the tightest one when
+    it passed, the one that refused it otherwise."""
+
+    model: str  # provider/model_id the budget was matched on
+    selector: str  # the configured selector: "x-team=blue", "x-team", "client_key"
+    limited: bool  # refused with a 429
+    limit: int
+    remaining: int
+    reset_s: float
+
+
+@dataclass(slots=True)
 class Exchange:
     request_id: str
     api: str  # client API: openai_chat, anthropic_messages
@@ -106,6 +119,9 @@ class Exchange:
     finished_at: float | None = None
     # Set where the status alone cannot tell (a shutdown); otherwise derived by `outcome`.
     forced_outcome: Outcome | None = None
+    # The id of the client key the request authenticated with (listeners' auth); never the key.
+    client_key_id: str | None = None
+    ratelimit: RateLimitMark | None = None
 
     @property
     def outcome(self) -> Outcome:

@@ -24,6 +24,7 @@ from proxy.gateway.client_api import (
 )
 from proxy.gateway.exchange import Exchange, Outcome, StepKind
 from proxy.gateway.pipeline import ClientError, Gateway
+from proxy.limits.enforce import RateLimiter
 from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.routes import RouteSpecError, routes_from_body
 from proxy.routing.service import RoutingService, decision_payload
@@ -53,14 +54,24 @@ def build_model_app(
     backoff: Backoff | None = None,
     router: RoutingService | None = None,
     telemetry: TelemetryHub | None = None,
+    shared_state: object = None,
 ) -> web.Application:
+    """`shared_state`: the process's SharedState when configured (rate-limit budgets in
+    Redis); None keeps them in this process's memory."""
+    limiter = RateLimiter.for_config(config, shared_state)
     app = chat_app(
         config,
         listener,
-        lambda session: Gateway(config, listener, session, backoff, router),
+        lambda session: Gateway(config, listener, session, backoff, router, limiter),
         observers,
         telemetry,
     )
+    if limiter is not None:
+
+        async def warm(app: web.Application) -> None:
+            await asyncio.to_thread(limiter.warm)  # the encoder, before the first request
+
+        app.on_startup.append(warm)
     app.router.add_post("/routing/v1/chat/completions", _routing_endpoint(OPENAI_CHAT))
     app.router.add_post("/routing/v1/messages", _routing_endpoint(ANTHROPIC_MESSAGES))
     app.router.add_post("/routing/v1/responses", _routing_endpoint(OPENAI_RESPONSES))
@@ -155,6 +166,8 @@ def _endpoint(api: ClientAPI, serve):
             headers = _error_headers(exchange)
             if exc.retry_after:
                 headers["Retry-After"] = exc.retry_after
+            if exc.headers:
+                headers.update(exc.headers)
             response = _json(api.render_error(exc.status, exc.message), exc.status, headers)
         except asyncio.CancelledError:
             exchange.status, exchange.error = 499, "client disconnected"

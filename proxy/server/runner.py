@@ -153,7 +153,14 @@ class ProxyServer:
                 )
             else:
                 app = build_model_app(
-                    self.config, listener, self.observers, self.backoff, self.router, hub
+                    self.config,
+                    listener,
+                    self.observers,
+                    self.backoff,
+                    self.router,
+                    hub,
+                    # shared_state's SharedState once opened: budgets shared by instances.
+                    shared_state=getattr(getattr(self, "shared", None), "state", None),
                 )
             # Runs once the listener has stopped accepting and closed its idle connections.
             app.on_shutdown.append(self._drain)

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from proxy.telemetry.record import AttemptRecord, RoutingRecord, StepRecord, TelemetryRecord
+from proxy.telemetry.record import (
+    AttemptRecord,
+    RateLimitRecord,
+    RoutingRecord,
+    StepRecord,
+    TelemetryRecord,
+)
 from proxy.telemetry.storable import escape_surrogates, is_utf8
 from proxy.telemetry.tracecontext import Sampler, TraceContext, new_span_id
 
@@ -122,6 +128,7 @@ class TelemetryHub:
             request_body=exchange.request_body,
             response_body=_response_body(exchange),
             response_truncated=exchange.response_truncated,
+            ratelimit=_ratelimit(exchange),
         )
         _escape_text(record)
         return record
@@ -162,6 +169,13 @@ def _escape_text(record: TelemetryRecord) -> None:
         escaped.append("attributes")
     if escaped:
         record.escaped_fields = tuple(escaped)
+
+
+def _ratelimit(exchange: Exchange) -> RateLimitRecord | None:
+    mark = exchange.ratelimit
+    if mark is None:
+        return None
+    return RateLimitRecord(mark.model, mark.selector, mark.limited, mark.limit, mark.remaining)
 
 
 def _routing(exchange: Exchange) -> RoutingRecord | None:
