@@ -362,9 +362,8 @@ def test_plano_up_refuses_before_serving(tmp_path):
         env={"K": "sk-test-key", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1
-    assert f"{file}:8:1: error: prompt_guards: prompt guards (jailbreak detection) are not served" in (
-        done.stderr
-    )
+    refused = "prompt_guards: prompt guards (jailbreak detection) are not served"
+    assert f"{file}:8:1: error: {refused}" in done.stderr
     assert "plano up: fix the errors above" in done.stderr
     assert "cannot listen" not in done.stderr
 
