@@ -52,9 +52,9 @@ RANKS_FILE = "data/o200k.vocab"
 # tiktoken's own loader may download: at most this long at start-up, then the estimate.
 DOWNLOAD_WAIT_S = 10.0
 
-# The estimate's bytes per token, measured against o200k_base on docs/ratelimits.md's
-# prompt set: prose runs ~4.5, code ~3.3, JSON ~2.9, CJK ~2.6 bytes a token. 3 counts high
-# for prose and code (a budget errs on the safe side) and within ~15% for the rest.
+# The last resort's bytes per token. Against o200k_base (docs/ratelimits.md's prompt set) real
+# text runs from 2.4 (JSON) through 3 (code), ~5 (English, French, German) to 8-9 (Russian,
+# Hindi) bytes a token: 3 errs high for most text and ~20% low for JSON.
 ESTIMATE_BYTES_PER_TOKEN = 3.0
 
 # Cookbook framing for gpt-4o.
