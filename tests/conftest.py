@@ -11,6 +11,9 @@ from proxy.config import LoadResult, Mode, check_text
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Real servers (redis-server, postgres) started per test: fixtures in tests/servers.py.
+pytest_plugins = ("servers",)
+
 # Property-based tests: `ci` bounds the examples so the suite keeps its run time (.ci/run and
 # the README use it); `thorough` searches much longer, for local runs before a release.
 _PROFILE_DEFAULTS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}

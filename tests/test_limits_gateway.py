@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 
 import anthropic
 import openai
@@ -244,10 +245,54 @@ def test_two_gateways_share_one_budget_in_one_store(upstreams, fakes):
         second.stop()
 
 
-@pytest.mark.skip(reason="for the lead: switch to RedisBuckets once i16-redis is merged")
-def test_two_gateways_share_one_budget_through_redis(upstreams, fakes):
-    """`shared_state: {type: redis}` in both configs and a tests/servers.py redis-server:
-    the same assertions as test_two_gateways_share_one_budget_in_one_store, no injection."""
+def redis_budget(upstreams, redis_server, mode: str = "fail_open"):
+    shared = f"shared_state: {{type: redis, url: '{redis_server.url}', on_unavailable: {mode}}}\n"
+    return limited_config(upstreams, TEAM_BUDGET + shared)
+
+
+def test_two_gateways_share_one_budget_through_redis(upstreams, fakes, redis_server):
+    """`shared_state: {type: redis}` in both configs: the budget is one, in Redis."""
+    config = redis_budget(upstreams, redis_server)
+    with ProxyThread(config) as first, ProxyThread(config) as second:
+        spent = ask(oa(first), 300, team("shared"))
+        assert int(spent.headers["x-ratelimit-remaining-tokens"]) < 500 - 300
+        with pytest.raises(openai.RateLimitError) as denied:
+            ask(oa(second), 300, team("shared"))
+        assert denied.value.response.headers["Retry-After"]
+        # Another team's bucket on the same store is untouched.
+        ask(oa(second), 300, team("other"))
+
+
+@pytest.mark.parametrize(("mode", "status"), [("fail_open", 200), ("fail_closed", 503)])
+def test_a_dead_redis_follows_on_unavailable_then_recovers(
+    upstreams, fakes, redis_server, mode, status
+):
+    with ProxyThread(redis_budget(upstreams, redis_server, mode)) as proxy:
+        ask(oa(proxy), 10, team("blue"))
+        redis_server.kill()
+        if status == 200:
+            assert ask(oa(proxy), 10, team("blue")).http_response.status_code == 200
+        else:
+            with pytest.raises(openai.APIStatusError) as refused:
+                ask(oa(proxy), 10, team("blue"))
+            assert refused.value.status_code == 503
+            assert "redis" in refused.value.response.json()["error"]["message"]
+        redis_server.restart()
+        deadline = time.monotonic() + 10
+        while True:  # the breaker probes again about a second after the failure
+            try:
+                reply = ask(oa(proxy), 10, team("blue"))
+                # fail_open's stand-in answer reports the whole budget; Redis's is less.
+                if int(reply.headers["x-ratelimit-remaining-tokens"]) < 500:
+                    break
+            except openai.APIStatusError:
+                pass
+            assert time.monotonic() < deadline, "the budget did not come back to Redis"
+            time.sleep(0.2)
+        # Counting is back: the bucket lives in Redis again and fills up.
+        with pytest.raises(openai.RateLimitError):
+            for _ in range(10):
+                ask(oa(proxy), 100, team("blue"))
 
 
 def test_metrics_count_refusals_per_configured_limit():

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from proxy.canonical import ChatResponse, Usage
 
 if TYPE_CHECKING:
+    from proxy.filters.chain import RequestFilters
     from proxy.routing.service import RoutingDecision
     from proxy.telemetry.tracecontext import TraceContext
 
@@ -44,6 +45,7 @@ class StepKind(enum.StrEnum):
 
     ORCHESTRATOR = "orchestrator"
     AGENT = "agent"
+    FILTER = "filter"  # one filter call (input), or one filter over a whole answer (output)
 
 
 # What a step's attributes may hold: plain values that cross to the telemetry worker.
@@ -122,6 +124,8 @@ class Exchange:
     # The id of the client key the request authenticated with (listeners' auth); never the key.
     client_key_id: str | None = None
     ratelimit: RateLimitMark | None = None
+    # The request's filtering, when its listener has filters: what the answer must pass.
+    filters: RequestFilters | None = None
 
     @property
     def outcome(self) -> Outcome:

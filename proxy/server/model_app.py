@@ -14,6 +14,7 @@ from aiohttp import web
 
 from proxy.canonical import ChatRequest, WireError
 from proxy.config.model import Config, Listener
+from proxy.filters.chain import FilterSet, used_filters
 from proxy.gateway.client_api import (
     ANTHROPIC_MESSAGES,
     OPENAI_CHAT,
@@ -41,6 +42,8 @@ access_log = logging.getLogger("plano.access")
 GATEWAY = web.AppKey("gateway", Gateway)
 STORE = web.AppKey("store", object)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+FILTERS = web.AppKey("filters", object)  # FilterSet, or None: the listener runs none
+FILTER_SESSION = web.AppKey("filter_session", object)
 Observer = Callable[[Exchange], None]
 _SAID_BY_STATUS = (Outcome.OK, Outcome.ERROR)
 OBSERVERS = web.AppKey("observers", list)
@@ -105,10 +108,24 @@ def chat_app(
             connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
         app[GATEWAY] = core(app[SESSION])
+        app[FILTERS] = app[FILTER_SESSION] = None
+        if used_filters(listener):
+            # Filters get their own pool: no cookies kept, and their connections never
+            # wait behind (or hold up) the upstream calls'.
+            app[FILTER_SESSION] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=64, keepalive_timeout=60),
+                auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent",),
+            )
+            app[FILTERS] = FilterSet(config, listener, app[FILTER_SESSION])
 
     async def close_session(app: web.Application) -> None:
         await app[SESSION].close()
         await app[STORE].close()
+        if app[FILTERS] is not None:
+            await app[FILTERS].close()
+            await app[FILTER_SESSION].close()
 
     app.on_startup.append(open_session)
     app.on_cleanup.append(close_session)
@@ -158,8 +175,12 @@ def _endpoint(api: ClientAPI, serve):
         try:
             check_headers(request)
             body, raw = await read_json(request)
+            filters = request.app[FILTERS]
+            if filters is not None:
+                # Before anything parses the request: what the filters return is the request.
+                raw, body = await filters.start(request, api.name, exchange).request_body(raw, body)
             if exchange.capture:
-                exchange.request_body = raw
+                exchange.request_body = raw  # as filtered: a redaction must not reach the store
             response = await serve(request, exchange, body)
         except ClientError as exc:
             exchange.status, exchange.error = exc.status, exc.message
@@ -207,18 +228,20 @@ def _routing_endpoint(api: ClientAPI):
     """POST /routing/v1/*: the routing decision for a request, without calling any model."""
 
     async def handler(request: web.Request) -> web.Response:
+        gateway = request.app[GATEWAY]
+        decision = None
         try:
             body, chat = await dry_run_request(request, api)
             try:
                 routes = routes_from_body(body)
             except RouteSpecError as exc:
                 raise ClientError(400, exc.message, exc.param) from None
+            if gateway.router is not None and (routes or gateway.router.routes):
+                # May raise StoreUnavailable: pins in a shared store that is down.
+                decision = await gateway.route(request, chat, routes)
         except ClientError as exc:
-            return _json(api.render_error(exc.status, exc.message), exc.status)
-        gateway = request.app[GATEWAY]
-        decision = None
-        if gateway.router is not None and (routes or gateway.router.routes):
-            decision = await gateway.route(request, chat, routes)
+            headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+            return _json(api.render_error(exc.status, exc.message), exc.status, headers)
         return _json(routing_response(config_default(gateway), decision, request))
 
     return handler

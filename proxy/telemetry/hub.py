@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from proxy.filters.verdict import ATTR_DECISION, ATTR_DIRECTION, ATTR_MODE
 from proxy.telemetry.record import (
     AttemptRecord,
     RateLimitRecord,
@@ -119,7 +120,7 @@ class TelemetryHub:
                     end_ns=exchange.epoch_ns(step.started + step.seconds),
                     outcome=step.outcome,
                     detail=step.detail,
-                    attributes=step.attributes if sampled else {},
+                    attributes=step.attributes if sampled else _for_metrics(step.attributes),
                 )
                 for step in exchange.steps
             ],
@@ -176,6 +177,14 @@ def _ratelimit(exchange: Exchange) -> RateLimitRecord | None:
     if mark is None:
         return None
     return RateLimitRecord(mark.model, mark.selector, mark.limited, mark.limit, mark.remaining)
+
+
+# Step attributes the metrics read: low-cardinality, kept for unsampled requests too.
+_METRIC_ATTRIBUTES = ("orchestrator.selection", ATTR_DIRECTION, ATTR_DECISION, ATTR_MODE)
+
+
+def _for_metrics(attributes: Mapping[str, object]) -> dict:
+    return {key: attributes[key] for key in _METRIC_ATTRIBUTES if key in attributes}
 
 
 def _routing(exchange: Exchange) -> RoutingRecord | None:
