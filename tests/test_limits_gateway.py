@@ -290,9 +290,13 @@ def test_a_dead_redis_follows_on_unavailable_then_recovers(
             assert time.monotonic() < deadline, "the budget did not come back to Redis"
             time.sleep(0.2)
         # Counting is back: the bucket lives in Redis again and fills up.
-        with pytest.raises(openai.RateLimitError):
-            for _ in range(10):
-                ask(oa(proxy), 100, team("blue"))
+        statuses = []
+        for _ in range(10):
+            try:
+                statuses.append(ask(oa(proxy), 100, team("blue")).http_response.status_code)
+            except openai.RateLimitError:
+                statuses.append(429)
+        assert 429 in statuses
 
 
 def test_metrics_count_refusals_per_configured_limit():
