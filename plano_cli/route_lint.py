@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -40,4 +41,8 @@ def run_lint(config: Config, path: Path, out: Console, as_json: bool) -> int:
         for finding in findings:
             out.print(f"  [bold]{finding.code}[/bold] {finding.message}")
             out.print(f"    [dim]hint: {finding.hint}[/dim]")
+            if finding.examples:
+                out.print("    examples:", markup=False)
+                for example in finding.examples:
+                    out.print(f"      - {json.dumps(example)}", markup=False)
     return 1 if findings else 0

@@ -22,7 +22,19 @@ from proxy.routing.setup import RouterSetupError, build_routing
 _BAR = 24
 
 
-def run(
+def run(path: Path, **options) -> int:
+    """The keyword options of _run."""
+    # Start-up notes are ours to print (with --explain), not the logging module's.
+    routing_log = logging.getLogger("plano.routing")
+    level = routing_log.level
+    routing_log.setLevel(logging.ERROR)
+    try:
+        return _run(path, **options)
+    finally:
+        routing_log.setLevel(level)
+
+
+def _run(
     path: Path,
     *,
     prompt: str | None,
@@ -34,31 +46,8 @@ def run(
     backend: str | None,
     threshold: float | None,
     listener: str | None = None,
+    learn: tuple | None = None,  # (store, out file, since seconds, limit)
 ) -> int:
-    # Start-up notes are ours to print (with --explain), not the logging module's.
-    routing_log = logging.getLogger("plano.routing")
-    level = routing_log.level
-    routing_log.setLevel(logging.ERROR)
-    try:
-        return _run(
-            path,
-            prompt,
-            eval_file,
-            lint,
-            as_json,
-            explain,
-            min_accuracy,
-            backend,
-            threshold,
-            listener,
-        )
-    finally:
-        routing_log.setLevel(level)
-
-
-def _run(
-    path, prompt, eval_file, lint, as_json, explain, min_accuracy, backend, threshold, listener
-):
     out = Console(highlight=False)
     # Error lines stay whole: scripts and tests grep them.
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -87,6 +76,27 @@ def _run(
         from plano_cli.route_lint import run_lint
 
         return run_lint(config, path, out, as_json)
+    if learn is not None:
+        from plano_cli.route_learn import run_learn
+
+        store, out_file, since_s, limit = learn
+        try:
+            examples = read_examples(eval_file) if eval_file is not None else None
+        except EvalDataError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            return 2
+        return run_learn(
+            config,
+            path,
+            store=store,
+            out_file=out_file,
+            since_s=since_s,
+            limit=limit,
+            examples=examples,
+            out=out,
+            err=err,
+            as_json=as_json,
+        )
     try:
         if agent_listener is not None:
             from plano_cli.route_agents import run_agents

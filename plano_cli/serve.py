@@ -127,6 +127,7 @@ def summary_rows(config: Config, server: ProxyServer | WorkerPool) -> list[tuple
         rows.append(("router", escape(router.removeprefix("router: "))))
         rows.extend(("", f"[yellow]{escape(note)}[/yellow]") for note in notes)
     rows.extend(telemetry_rows(config, server))
+    rows.extend(shared_state_rows(server))
     return rows
 
 
@@ -159,6 +160,29 @@ def orchestrator_rows(name: str, orchestrator) -> list[tuple[str, str]]:
     rows.append(("orchestrator", orchestrator.describe()))
     notes = orchestrator.service.notes[:-1] if orchestrator.service is not None else []
     rows += [("", f"[yellow]{note}[/yellow]") for note in notes]
+    return rows
+
+
+def shared_state_rows(server: ProxyServer | WorkerPool) -> list[tuple[str, str]]:
+    """Where shared state lives (its URL masked), and whether it answered at start-up
+    (each of --workers N opens its own client: the parent only names it)."""
+    from proxy.config.redact import redact_url
+
+    config = server.config
+    rows = []
+    stores = getattr(server, "shared", None)
+    if config.shared_state is not None:
+        state = config.shared_state
+        mode = state.on_unavailable.value
+        where = redact_url(state.url.reveal())
+        up = stores is None or stores.state is None or stores.state.up
+        note = "" if up else " [yellow](not answering: retried every second)[/yellow]"
+        rows.append(("shared state", f"{where} ({mode}, {state.timeout_s * 1000:g} ms){note}"))
+    cache = config.routing.session_cache
+    if cache.type == "redis" and cache.url is not None:
+        same = config.shared_state is not None and cache.url == config.shared_state.url
+        where = "shared state" if same else f"{redact_url(cache.url.reveal())} (fail_open)"
+        rows.append(("affinity", f"Redis: {where}"))
     return rows
 
 

@@ -25,6 +25,7 @@ routing_preferences:
 def runner(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps at 80 otherwise: paths and hints split
     return CliRunner()
 
 
@@ -139,3 +140,40 @@ def test_eval_of_a_missing_file_is_a_clear_error(runner, tmp_path):
     assert result.exit_code == 2
     assert "nope.jsonl: No such file or directory" in result.output
     assert "Traceback" not in result.output
+
+
+def test_lint_flags_terse_routes_and_suggests_library_examples(runner):
+    from proxy.routing.embedded.library import LIBRARY
+
+    seed = REPO / "tests" / "data" / "seed_demo.yaml"
+    result = runner.invoke(app, ["route", "--lint", "-f", str(seed), "--json"])
+    assert result.exit_code == 1, result.output
+    findings = {f["routes"][0]: f for f in json.loads(result.stdout)["findings"]}
+    assert {name: f["code"] for name, f in findings.items()} == {
+        "complex_reasoning": "terse",
+        "code_generation": "terse",
+    }
+    code = {ex for kind in LIBRARY if kind.name == "code generation" for ex in kind.examples}
+    assert len(findings["code_generation"]["examples"]) == 3
+    assert set(findings["code_generation"]["examples"]) <= code
+    assert "'code generation'" in findings["code_generation"]["hint"]
+    shown = runner.invoke(app, ["route", "--lint", "-f", str(seed)])
+    assert "examples:" in shown.stdout
+    assert f'- "{findings["code_generation"]["examples"][0]}"' in shown.stdout
+
+
+def test_lint_says_when_no_library_type_fits_a_terse_route(runner, tmp_path):
+    config = write(
+        tmp_path,
+        "routes.yaml",
+        ROUTES
+        + "  - {name: garden, description: plants and lawns, models: [openai/o3]}\n"
+        + "  - {name: pets, description: dogs and cats, models: [openai/o3],"
+        " examples: [my puppy chews the sofa, is chocolate bad for cats]}\n",
+    )
+    result = runner.invoke(app, ["route", "--lint", "-f", str(config), "--json"])
+    findings = json.loads(result.stdout)["findings"]
+    terse = [f for f in findings if f["code"] == "terse"]
+    assert [f["routes"] for f in terse] == [["garden"]]  # pets has examples
+    assert "no built-in task type fits it" in terse[0]["hint"]
+    assert "examples" not in terse[0]

@@ -12,12 +12,12 @@ from fakes.providers import FakeProvider, malformed_json, openai_app, slow, stat
 from fakes.server_thread import ServerThread
 
 from proxy.config import Mode
-from proxy.routing.affinity import AffinityStore
 from proxy.routing.backends.base import RouterAnswer, RouterUnavailable
 from proxy.routing.backends.hybrid import HybridBackend
 from proxy.routing.backends.ollama_router import DEFAULT_MODEL, OllamaBackend
 from proxy.routing.backends.openai_router import OpenAICompatibleBackend
 from proxy.routing.conversation import Turn
+from proxy.routing.pins import MemoryPins
 from proxy.routing.prompts import PromptStyle, build_prompt
 from proxy.routing.routes import Route
 from proxy.routing.service import RoutingService
@@ -493,7 +493,7 @@ async def test_service_pin_expires_after_the_session_ttl():
     answers = iter(["code_generation", "bug_fixing"])
     backend = ScriptedBackend(lambda turns, routes: RouterAnswer(next(answers), "scripted"))
     service = RoutingService(backend, ROUTES, session_ttl_s=60)  # type: ignore[arg-type]
-    service.sessions = AffinityStore(60, 100, clock=lambda: now[0])
+    service.pins = MemoryPins(60, 100, clock=lambda: now[0])
     await service.decide([("user", "write a parser")], session="s1")
     now[0] = 61
     decision = await service.decide([("user", "now fix the bug")], session="s1")

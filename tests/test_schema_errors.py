@@ -159,3 +159,31 @@ def test_unknown_version_lists_the_accepted_ones():
 def test_not_a_mapping_and_empty_file():
     assert [p.code for p in check("- a\n- b\n").errors] == ["not-a-mapping"]
     assert [p.code for p in check("# only a comment\n").errors] == ["empty-config"]
+
+
+def test_a_config_of_model_providers_alone_gets_the_defaults_in_one_warning():
+    result = check(
+        "model_providers:\n  - {model: openai/gpt-4o-mini, access_key: $K, default: true}\n",
+        env={"K": "x"},
+    )
+    assert result.ok, [p.message for p in result.errors]
+    defaults = [p for p in result.warnings if p.code == "defaults"]
+    assert [p.message for p in defaults] == [
+        "no version or listeners in the config: serving it as version v0.4.0 "
+        "with one model listener on port 12000"
+    ]
+    assert [(lst.type.value, lst.port, lst.implicit) for lst in result.config.listeners] == [
+        ("model", 12000, True)
+    ]
+    assert result.config.version == "v0.4.0"
+
+
+def test_only_the_missing_key_is_filled_in():
+    result = check(
+        "version: v0.3.0\nmodel_providers:\n  - {model: openai/gpt-4o, access_key: $K}\n",
+        env={"K": "x"},
+    )
+    assert result.ok
+    assert [p.message for p in result.warnings if p.code == "defaults"] == [
+        "no listeners in the config: serving it as one model listener on port 12000"
+    ]

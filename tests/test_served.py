@@ -116,29 +116,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             "type: prompt",
         ),
     ],
-    "/listeners/*/agents/*/input_filters": [
-        (
-            "version: v0.4.0\nlisteners:\n  - name: a\n    type: agent\n"
-            "    agents: [{id: x, description: d, input_filters: [guard]}]\n"
-            "agents: [{id: x, url: 'http://x:1'}]\nfilters: [{id: guard, url: 'http://g:1'}]\n",
-            ("listeners", 0, "agents", 0, "input_filters"),
-            "input_filters: [guard]",
-        )
-    ],
-    "/listeners/*/input_filters": [
-        (
-            config("input_filters: [guard]\n", "filters: [{id: guard, url: 'http://g:1'}]\n"),
-            ("listeners", 0, "input_filters"),
-            "input_filters:",
-        )
-    ],
-    "/listeners/*/output_filters": [
-        (
-            config("output_filters: [red]\n", "filters: [{id: red, url: 'http://r:1'}]\n"),
-            ("listeners", 0, "output_filters"),
-            "output_filters:",
-        )
-    ],
     "/listeners/ingress_traffic": [
         (
             "version: v0.3.0\nlisteners:\n  ingress_traffic: {port: 10000}\n"
@@ -189,7 +166,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             "provider_interface: chatgpt",
         )
     ],
-    "/filters": [(config(top="filters: [{id: f, url: 'http://f:1'}]\n"), ("filters",), "filters:")],
     "/endpoints": [
         (config(top="endpoints:\n  app: {endpoint: 'app:80'}\n"), ("endpoints",), "endpoints:")
     ],
@@ -213,16 +189,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             "prompt_guards:",
         )
     ],
-    "/ratelimits": [
-        (
-            config(
-                top="ratelimits:\n  - model: openai/gpt-4o\n"
-                "    selector: {key: x-user, value: '*'}\n    limit: {tokens: 100, unit: minute}\n"
-            ),
-            ("ratelimits",),
-            "ratelimits:",
-        )
-    ],
     "/tracing/trace_arch_internal": [
         (
             config(top="tracing:\n  trace_arch_internal: true\n"),
@@ -235,27 +201,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             config(top="tracing:\n  exporters: [{type: posthog, url: 'https://p', api_key: $K}]\n"),
             ("tracing", "exporters"),
             "exporters:",
-        )
-    ],
-    "/routing/session_cache/type": [
-        (
-            config(top="routing:\n  session_cache: {type: redis, url: 'redis://h:6379'}\n"),
-            ("routing", "session_cache", "type"),
-            "type: redis",
-        )
-    ],
-    "/routing/session_cache/url": [
-        (
-            config(top="routing:\n  session_cache: {type: memory, url: 'redis://h:6379'}\n"),
-            ("routing", "session_cache", "url"),
-            "url:",
-        )
-    ],
-    "/routing/session_cache/tenant_header": [
-        (
-            config(top="routing:\n  session_cache: {tenant_header: x-tenant}\n"),
-            ("routing", "session_cache", "tenant_header"),
-            "tenant_header:",
         )
     ],
     "/routing/routing_budget": [
@@ -333,19 +278,18 @@ def test_validate_warns(text, path, marker):
 
 def test_validate_exits_0_with_the_warning_and_1_with_strict(tmp_path, monkeypatch):
     monkeypatch.setenv("K", "sk-test-key")
-    text, _, _ = EXAMPLES["/listeners/*/input_filters"][0]
+    text, _, _ = EXAMPLES["/prompt_guards"][0]
     file = tmp_path / "c.yaml"
     file.write_text(text)
+    line = text.splitlines().index("prompt_guards:") + 1
     result = CliRunner().invoke(app, ["validate", str(file)])
     assert result.exit_code == 0, result.output
-    assert f"{file}:6:5: warning: listeners[0].input_filters: filters are not served yet" in (
-        result.output
-    )
+    assert f"{file}:{line}:1: warning: prompt_guards: prompt guards" in result.output
     assert CliRunner().invoke(app, ["validate", "--strict", str(file)]).exit_code == 1
 
 
 def test_plano_up_refuses_before_serving(tmp_path):
-    text, _, _ = EXAMPLES["/ratelimits"][0]
+    text, _, _ = EXAMPLES["/prompt_guards"][0]
     file = tmp_path / "c.yaml"
     file.write_text(
         text.replace("port: 12000", "port: 1")
@@ -358,7 +302,8 @@ def test_plano_up_refuses_before_serving(tmp_path):
         env={"K": "sk-test-key", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1
-    assert f"{file}:8:1: error: ratelimits: rate limits are not served yet" in done.stderr
+    refused = "prompt_guards: prompt guards (jailbreak detection) are not served"
+    assert f"{file}:8:1: error: {refused}" in done.stderr
     assert "plano up: fix the errors above" in done.stderr
     assert "cannot listen" not in done.stderr
 
@@ -370,11 +315,18 @@ def test_plano_up_refuses_before_serving(tmp_path):
         "state_storage: {type: memory}\n",
         "state_storage: {type: sqlite, path: /tmp/s.db}\n",
         "routing: {session_cache: {type: memory}}\n",
+        "routing: {session_cache: {type: redis, url: 'redis://h:6379', tenant_header: x-t}}\n",
+        "shared_state: {type: redis, url: 'redis://h:6379/0', timeout: 50ms}\n",
+        "shared_state: {type: redis, url: 'rediss://h:6380', on_unavailable: fail_closed}\n",
         "tracing: {trace_arch_internal: false, exporters: []}\n",
         "overrides: {orchestrator_model_context_length: 4096, use_agent_orchestrator: false}\n",
         "overrides: {agent_orchestration_model: plano/Plano-Orchestrator}\n",
         "overrides: {disable_signals: true, upstream_timeout_ms: 30000}\n",
         "ratelimits: []\nfilters: []\nprompt_guards: {}\n",
+        "ratelimits:\n  - model: openai/gpt-4o\n    selector: {key: x-team}\n"
+        "    limit: {tokens: 100, unit: minute}\n",
+        "filters: [{id: g, type: http, url: 'http://g:1', timeout: 2s, on_error: fail_open,"
+        " mode: observe}]\n",
     ],
 )
 def test_what_is_served_is_not_refused(top):

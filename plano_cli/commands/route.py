@@ -60,8 +60,47 @@ def route(
         ),
     ] = None,
     lint: Annotated[
-        bool, typer.Option("--lint", metavar="", help="Flag overlapping or vague routes.")
+        bool,
+        typer.Option("--lint", metavar="", help="Flag overlapping, vague or terse routes."),
     ] = False,
+    learn: Annotated[
+        bool,
+        typer.Option(
+            "--learn",
+            metavar="",
+            help="Learn examples per route from the prompts in the trace store and write "
+            "them to a learned-routes file; with --eval, report before and after.",
+        ),
+    ] = False,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store",
+            help="With --learn: the trace store. Default: the config's, or $PLANO_HOME/traces.db.",
+            show_default=False,
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="With --learn: only prompts this recent (30m, 12h, 7d).",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=1, help="With --learn: the newest this many prompts."),
+    ] = 5000,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="With --learn: the file to write. Default: routing.router.learned_routes, "
+            "else learned_routes.json beside the config.",
+            show_default=False,
+        ),
+    ] = None,
     backend: Annotated[
         Backend | None,
         typer.Option(
@@ -84,14 +123,24 @@ def route(
         ),
     ] = None,
 ) -> None:
-    """Dry-run routing decisions: one prompt, a labeled eval set (--eval), or a lint (--lint).
+    """Dry-run routing decisions: one prompt, a labeled eval set (--eval), a lint (--lint),
+    or learning from traffic (--learn).
 
     With --listener naming an agent listener: which agents would run, and in what order."""
-    modes = sum([prompt is not None, eval_file is not None, lint])
+    modes = sum([prompt is not None, eval_file is not None and not learn, lint, learn])
     if modes != 1:
-        _usage("give exactly one of: a PROMPT, --eval FILE, or --lint")
-    if min_accuracy is not None and eval_file is None:
+        _usage("give exactly one of: a PROMPT, --eval FILE, --lint, or --learn")
+    if min_accuracy is not None and (eval_file is None or learn):
         _usage("--min-accuracy goes with --eval")
+    if not learn and (store or since or out_file or limit != 5000):
+        _usage("--store, --since, --limit and --out go with --learn")
+    since_s = None
+    if since is not None:
+        from proxy.config.durations import parse_duration
+
+        since_s = parse_duration(since)
+        if since_s is None or since_s <= 0:
+            _usage(f"--since {since!r} is not a duration such as 30m, 12h or 7d")
     path = config_file or default_config()
     if path is None:
         _usage(f"no config file given (-f), and none of {', '.join(CONFIG_NAMES)} is here")
@@ -104,6 +153,7 @@ def route(
             prompt=prompt,
             eval_file=eval_file,
             lint=lint,
+            learn=(store, out_file, since_s, limit) if learn else None,
             as_json=as_json,
             explain=explain,
             min_accuracy=min_accuracy,
@@ -116,7 +166,8 @@ def route(
 
 def _usage(message: str) -> None:
     typer.echo(
-        f'error: {message}\n  usage: plano route "PROMPT" -f CONFIG | --eval FILE | --lint',
+        f'error: {message}\n  usage: plano route "PROMPT" -f CONFIG'
+        " | --eval FILE | --lint | --learn [--eval FILE]",
         err=True,
     )
     raise typer.Exit(2)

@@ -40,6 +40,8 @@ _NOT_FORWARDED = frozenset(
         "host",
         "content-length",
         "content-type",
+        # The body is made anew (and sent uncompressed), whatever coding the client's had.
+        "content-encoding",
         "expect",
         "traceparent",
         "x-request-id",

@@ -43,11 +43,21 @@ from proxy.canonical import (
 from proxy.canonical import response_events as events_of
 from proxy.config.model import Config, Listener
 from proxy.config.redact import redact_text
+from proxy.filters.errors import FilterBlocked, FilterErrored
+from proxy.filters.output import transform_response
 from proxy.gateway.client_api import ClientAPI
 from proxy.gateway.core import ChatCore
 from proxy.gateway.errors import ClientError
 from proxy.gateway.exchange import Exchange, Step, StepKind
-from proxy.gateway.relay import ClientGone, Relay, commit, finish, first_events
+from proxy.gateway.relay import (
+    ClientGone,
+    Relay,
+    answer_renderer,
+    commit,
+    filter_answer,
+    finish,
+    first_events,
+)
 from proxy.providers.catalog import Wire
 from proxy.telemetry.hub import TRACE_ID_HEADER
 from proxy.telemetry.tracecontext import new_span_id
@@ -100,6 +110,9 @@ class AgentChain(ChatCore):
             last = position == len(plan.agents)
             target = self.targets[agent_id]
             payload = orjson.dumps({**base, "messages": _with_handoffs(messages, handoffs)})
+            if exchange.filters is not None:
+                # The agent's input filters see (and may change or refuse) what it is sent.
+                payload = await exchange.filters.agent_body(agent_id, payload)
             step = Step(StepKind.AGENT, agent_id, new_span_id(), time.perf_counter())
             step.attributes = {"agent.position": position, "agent.chain_length": len(plan.agents)}
             exchange.steps.append(step)
@@ -165,13 +178,17 @@ class AgentChain(ChatCore):
                 answer = await read_answer(call.target, response, self.max_answer)
                 call.step.end("ok")
                 return await self._stream_whole(serving, answer)
-            if exchange.passthrough and not is_stream(response):
+            transform = exchange.filters.transform() if exchange.filters is not None else None
+            if exchange.passthrough and not is_stream(response) and transform is None:
                 raw = await read_body(call.target, response, self.max_answer)
                 answer = parse_json_answer(call.target, raw)  # checked, and for the record
             else:
                 answer = await read_answer(call.target, response, self.max_answer)
+                if transform is not None:
+                    transform_response(answer, transform)
                 raw = orjson.dumps(api.render_response(answer, chat.model, body))
         call.step.end("ok")
+        raw = await filter_answer(exchange, raw)
         exchange.mark_first_token()
         exchange.usage, exchange.result, exchange.status = answer.usage, answer, 200
         if exchange.capture:
@@ -206,7 +223,7 @@ class AgentChain(ChatCore):
             raise AgentFailure(
                 502, "stream error", f"agent '{target.id}' sent an error: {error.message}"
             )
-        renderer = None if exchange.passthrough else api.stream_renderer(chat.model, serving.body)
+        renderer = answer_renderer(api, exchange, chat.model, serving.body, exchange.passthrough)
         relay = await _commit(serving, tap, renderer)
         if api.holds_stream:
             relay.max_held = self.max_answer
@@ -231,6 +248,9 @@ class AgentChain(ChatCore):
             await relay.close()
         except ClientGone:
             serving.exchange.status, serving.exchange.error = 499, "client disconnected"
+        except (FilterBlocked, FilterErrored) as exc:  # an output filter stopped the answer
+            serving.exchange.error = exc.message
+            await relay.fail(serving.api, serving.chat.model, exc.message, fresh=True)
         return relay.response
 
 

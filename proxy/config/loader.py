@@ -9,14 +9,14 @@ from enum import StrEnum
 from pathlib import Path as FsPath
 
 from proxy.config.env import EnvFileError, environment_for
-from proxy.config.model import Config
-from proxy.config.normalize import normalize
+from proxy.config.model import Config, ListenerType
+from proxy.config.normalize import DEFAULT_PORTS, normalize
 from proxy.config.problems import ConfigError, Problem, Severity, format_path
 from proxy.config.report import Reporter
 from proxy.config.rules import Facts, check_rules
 from proxy.config.schema_check import check_schema
 from proxy.config.source import parse_yaml
-from proxy.config.versions import UPSTREAM_VERSIONS, canonical_version
+from proxy.config.versions import CURRENT_VERSION, UPSTREAM_VERSIONS, canonical_version
 
 FATAL_YAML = frozenset({"yaml-syntax", "yaml-too-large"})
 
@@ -115,11 +115,23 @@ def check_text(
 
     version = _read_version(data, report)
     schema_view = {**data, "version": version} if version else data
-    result.problems.extend(check_schema(schema_view, parsed.source_map))
+    filled = _gateway_defaults(data, report)
+    if filled:
+        schema_view = {**schema_view, **filled}
+        version = version or filled.get("version")
+    schema_problems = check_schema(schema_view, parsed.source_map)
+    result.problems.extend(schema_problems)
 
-    config = normalize(data, version or "v0.4.0", report)
+    config = normalize(data, version or CURRENT_VERSION, report)
     env_paths = frozenset(ref.path for ref in parsed.env_refs)
-    check_rules(Facts(config, data, env_paths, serving=mode is Mode.SERVE), report)
+    facts = Facts(
+        config,
+        data,
+        env_paths,
+        serving=mode is Mode.SERVE,
+        schema_paths=frozenset(p.path for p in schema_problems),
+    )
+    check_rules(facts, report)
     result.problems.extend(report.problems)
     result.problems.sort(key=lambda p: (p.line or 0, p.column or 0, p.severity != Severity.ERROR))
     result = _finish(result, strict)
@@ -170,6 +182,38 @@ def _read_version(data: dict, report: Reporter) -> str | None:
         message = f"version {raw} is a number in YAML; read as '{canonical}'"
     report.warning("version-alias", message, ("version",), f"write `version: {canonical}`.")
     return canonical
+
+
+def _gateway_defaults(data: dict, report: Reporter) -> dict:
+    """version and listeners for a bare model gateway config, said in one warning.
+
+    The routing demo users paste is model_providers alone ("10 lines of YAML"): such a
+    config means the current format and the one model listener upstream always serves on
+    12000 (normalize adds it). A fragment without model providers stays an error: there is
+    nothing to say what it would serve.
+    """
+    if not (data.get("model_providers") or data.get("llm_providers")):
+        return {}
+    filled: dict = {}
+    port = DEFAULT_PORTS[ListenerType.MODEL]
+    if "version" not in data:
+        filled["version"] = CURRENT_VERSION
+    if "listeners" not in data:
+        filled["listeners"] = [{"name": "model_listener", "type": "model", "port": port}]
+    if filled:
+        said = []
+        if "version" in filled:
+            said.append(f"version {CURRENT_VERSION}")
+        if "listeners" in filled:
+            said.append(f"one model listener on port {port}")
+        report.warning(
+            "defaults",
+            f"no {' or '.join(filled)} in the config: serving it as {' with '.join(said)}",
+            (),
+            "write them out to pin them: `version: v0.4.0` and "
+            "`listeners: [{name: model_listener, type: model, port: 12000}]`.",
+        )
+    return filled
 
 
 def _finish(result: LoadResult, strict: bool) -> LoadResult:

@@ -142,14 +142,45 @@ class Agent:
     source: Path = field(default=(), compare=False, repr=False)
 
 
+class FilterType(StrEnum):
+    MCP = "mcp"  # upstream's default
+    HTTP = "http"
+    BUILTIN = "builtin"
+
+
+# A filter's defaults depend on where it runs (upstream passes an output chunk through on
+# any error, so output filters fail open by default).
+DEFAULT_FILTER_TIMEOUT_S = {"input": 5.0, "output": 1.0}
+DEFAULT_ON_ERROR = {"input": "fail_closed", "output": "fail_open"}
+# The options of each built-in kind (the keys of a filter item besides the common ones).
+BUILTIN_OPTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "pii": frozenset({"action", "entities"}),
+        "prompt_injection": frozenset({"threshold"}),
+        "content_policy": frozenset({"rules", "message"}),
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     id: str
-    url: str
-    type: str = "mcp"
+    url: str = ""
+    type: FilterType = FilterType.MCP
     transport: str = "streamable-http"
     tool: str = ""
+    kind: str = ""  # a builtin's kind (pii...); http and mcp filters: the type's name
+    timeout_s: float | None = None  # None: the direction's default
+    on_error: str | None = None  # fail_closed | fail_open; None: the direction's default
+    mode: str = "enforce"  # enforce | observe
+    options: Mapping[str, object] = field(default_factory=lambda: EMPTY)  # a builtin's
     source: Path = field(default=(), compare=False, repr=False)
+
+    def timeout_for(self, direction: str) -> float:
+        return self.timeout_s if self.timeout_s is not None else DEFAULT_FILTER_TIMEOUT_S[direction]
+
+    def on_error_for(self, direction: str) -> str:
+        return self.on_error or DEFAULT_ON_ERROR[direction]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +208,23 @@ class PromptTarget:
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    model: str
-    header: str
-    value: str
+    """One `ratelimits` entry (proxy/limits enforces it)."""
+
+    model: str  # as written: a model, alias or route name; proxy/limits resolves it
+    header: str  # the selector's key, lower-cased: a header name, or CLIENT_KEY_SELECTOR
+    value: str | None  # None: each value of the header (or each key id) has its own bucket
     tokens: int
-    unit: str
+    unit: str  # second | minute | hour | day
     source: Path = field(default=(), compare=False, repr=False)
+
+    @property
+    def period_s(self) -> float:
+        return RATE_LIMIT_UNITS[self.unit]
+
+
+# `selector: {key: client_key}`: the authenticated client key's id, not a header.
+CLIENT_KEY_SELECTOR = "client_key"
+RATE_LIMIT_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,10 +258,27 @@ class Admin:
     port: int | None = None  # None: 9901, or a free port when 9901 is taken
 
 
+class OnUnavailable(StrEnum):
+    """What a request gets when the shared store cannot answer."""
+
+    FAIL_OPEN = "fail_open"  # served without the store, a warning line and a metric
+    FAIL_CLOSED = "fail_closed"  # a 503 in the client's API shape
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStateSettings:
+    """shared_state (a Plano extension): the Redis every instance of a deployment shares."""
+
+    url: Secret  # may carry a password: never shown
+    type: str = "redis"
+    timeout_s: float = 0.1  # per operation, connecting included
+    on_unavailable: OnUnavailable = OnUnavailable.FAIL_OPEN
+
+
 @dataclass(frozen=True, slots=True)
 class SessionCache:
-    type: str = "memory"
-    url: str | None = field(default=None, repr=False)  # may carry a Redis password
+    type: str = "memory"  # memory | redis
+    url: Secret | None = None  # may carry a Redis password; shared_state's when defaulted
     tenant_header: str | None = None
 
 
@@ -238,6 +297,7 @@ class RouterSettings:
     threshold: float | None = None
     model_path: str | None = None
     cache_size: int = 4096
+    learned_routes: str | None = None  # `plano route --learn`'s file, opt-in
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +357,7 @@ class Config:
     ratelimits: tuple[RateLimit, ...] = ()
     tracing: Tracing = Tracing()
     admin: Admin = Admin()
+    shared_state: SharedStateSettings | None = None
     # Model prefix -> price: extends and overrides proxy.pricing's table.
     pricing: Mapping[str, Price] = _empty()
     routing: Routing = Routing()

@@ -16,7 +16,9 @@ from types import MappingProxyType
 from proxy.auth.keys import configured_digest
 from proxy.config.durations import parse_duration
 from proxy.config.model import (
+    BUILTIN_OPTIONS,
     DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES,
+    RATE_LIMIT_UNITS,
     Admin,
     Agent,
     AgentRoute,
@@ -24,10 +26,12 @@ from proxy.config.model import (
     Config,
     Endpoint,
     Filter,
+    FilterType,
     Listener,
     ListenerAuth,
     ListenerType,
     ModelProvider,
+    OnUnavailable,
     Overrides,
     PromptTarget,
     RateLimit,
@@ -36,6 +40,7 @@ from proxy.config.model import (
     RoutingPreference,
     Secret,
     SessionCache,
+    SharedStateSettings,
     StateStorage,
     TraceStoreSettings,
     Tracing,
@@ -77,6 +82,7 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         if isinstance(spec, dict) and spec.get("fallbacks")
     }
     listeners = _listeners(data, providers, report, _default_timeout(data))
+    shared_state = _shared_state(_mapping(data.get("shared_state")))
     return Config(
         version=version,
         path=report.source_map.file,
@@ -97,8 +103,11 @@ def normalize(data: dict, version: str, report: Reporter) -> Config:
         ratelimits=tuple(_ratelimits(data)),
         tracing=_tracing(_mapping(data.get("tracing"))),
         admin=_admin(_mapping(data.get("admin"))),
+        shared_state=shared_state,
         pricing=MappingProxyType(_pricing(_mapping(data.get("pricing")))),
-        routing=_routing(_mapping(data.get("routing")), _mapping(data.get("overrides"))),
+        routing=_routing(
+            _mapping(data.get("routing")), _mapping(data.get("overrides")), shared_state
+        ),
         state_storage=_state_storage(_mapping(data.get("state_storage"))),
         overrides=_overrides(_mapping(data.get("overrides"))),
         mode=_str(data.get("mode")),
@@ -308,15 +317,30 @@ def _routes(data: dict, providers_key: str, version: str, report: Reporter):
 
 def _filters(data: dict) -> Iterator[Filter]:
     for path, item in _items(data, "filters"):
-        if isinstance(item.get("id"), str):
-            yield Filter(
-                id=item["id"],
-                url=str(item.get("url", "")),
-                type=_str(item.get("type")) or "mcp",
-                transport=_str(item.get("transport")) or "streamable-http",
-                tool=_str(item.get("tool")) or item["id"],
-                source=path,
-            )
+        if not isinstance(item.get("id"), str):
+            continue
+        try:
+            type_ = FilterType(_str(item.get("type")) or "mcp")
+        except ValueError:
+            continue  # the schema reports it
+        builtin = type_ is FilterType.BUILTIN
+        options = {key: item[key] for key in ALL_BUILTIN_OPTIONS if key in item}
+        yield Filter(
+            id=item["id"],
+            url=_str(item.get("url")) or "",
+            type=type_,
+            transport=_str(item.get("transport")) or "streamable-http",
+            tool=_str(item.get("tool")) or ("" if builtin else item["id"]),
+            kind=(_str(item.get("kind")) or "") if builtin else type_.value,
+            timeout_s=parse_duration(item.get("timeout")),
+            on_error=_one_of(item.get("on_error"), ("fail_closed", "fail_open")),
+            mode=_one_of(item.get("mode"), ("enforce", "observe")) or "enforce",
+            options=MappingProxyType(options),
+            source=path,
+        )
+
+
+ALL_BUILTIN_OPTIONS = tuple(sorted(set().union(*BUILTIN_OPTIONS.values())))
 
 
 def _endpoints(data: dict) -> dict[str, Endpoint]:
@@ -355,15 +379,22 @@ def _prompt_targets(data: dict) -> Iterator[PromptTarget]:
 def _ratelimits(data: dict) -> Iterator[RateLimit]:
     for path, item in _items(data, "ratelimits"):
         selector, limit = _mapping(item.get("selector")), _mapping(item.get("limit"))
-        if isinstance(item.get("model"), str) and _is_int(limit.get("tokens")):
-            yield RateLimit(
-                model=item["model"],
-                header=str(selector.get("key", "")),
-                value=str(selector.get("value", "*")),
-                tokens=limit["tokens"],
-                unit=str(limit.get("unit", "minute")),
-                source=path,
-            )
+        tokens, unit, key = limit.get("tokens"), limit.get("unit", "minute"), selector.get("key")
+        # What the schema rejects (tokens < 1, an unknown unit) is reported there; the
+        # entry is left out rather than served half-understood.
+        if not (isinstance(item.get("model"), str) and _is_int(tokens) and tokens >= 1):
+            continue
+        if unit not in RATE_LIMIT_UNITS or not isinstance(key, str) or not key:
+            continue
+        value = selector.get("value")
+        yield RateLimit(
+            model=item["model"],
+            header=key.strip().lower(),
+            value=None if value in (None, "*") else str(value),
+            tokens=tokens,
+            unit=unit,
+            source=path,
+        )
 
 
 def _tracing(raw: dict) -> Tracing:
@@ -423,18 +454,40 @@ def _pricing(raw: dict) -> dict[str, Price]:
     return prices
 
 
-def _routing(raw: dict, overrides: dict) -> Routing:
-    cache = _mapping(raw.get("session_cache"))
+def _shared_state(raw: dict) -> SharedStateSettings | None:
+    url = _str(raw.get("url"))
+    if url is None:
+        return None  # absent, or without the url the schema requires: reported there
+    mode = raw.get("on_unavailable")
+    return SharedStateSettings(
+        url=Secret(url),
+        type=_str(raw.get("type")) or "redis",
+        timeout_s=parse_duration(raw.get("timeout"), 0.1) or 0.1,
+        on_unavailable=OnUnavailable(mode)
+        if mode in tuple(OnUnavailable)
+        else OnUnavailable.FAIL_OPEN,
+    )
+
+
+def _session_cache(raw: object, shared: SharedStateSettings | None) -> SessionCache:
+    cache = _mapping(raw)
+    url, kind = _str(cache.get("url")), _str(cache.get("type"))
+    tenant = _str(cache.get("tenant_header"))
+    if kind is None and shared is not None:
+        # Affinity defaults to the shared store: pins hold across instances.
+        return SessionCache(type="redis", url=shared.url, tenant_header=tenant)
+    return SessionCache(
+        type=kind or "memory", url=Secret(url) if url else None, tenant_header=tenant
+    )
+
+
+def _routing(raw: dict, overrides: dict, shared: SharedStateSettings | None = None) -> Routing:
     ttl, entries = raw.get("session_ttl_seconds"), raw.get("session_max_entries")
     return Routing(
         session_ttl_seconds=ttl if _is_int(ttl) and ttl > 0 else 600,
         session_max_entries=entries if _is_int(entries) and entries > 0 else 10000,
         route_on_user_only=raw.get("route_on_user_only") is True,
-        session_cache=SessionCache(
-            type=_str(cache.get("type")) or "memory",
-            url=_str(cache.get("url")),
-            tenant_header=_str(cache.get("tenant_header")),
-        ),
+        session_cache=_session_cache(raw.get("session_cache"), shared),
         # Legacy routing.model names the router model; routing.llm_provider, its provider
         # entry, stands in for it when it is absent.
         router_model=_str(overrides.get("llm_routing_model"))
@@ -469,6 +522,7 @@ def _router(raw: dict) -> RouterSettings:
         threshold=float(threshold) if _is_number(threshold) else None,
         model_path=_str(raw.get("model_path")),
         cache_size=cache if _is_int(cache) and cache >= 0 else defaults.cache_size,
+        learned_routes=_str(raw.get("learned_routes")),
     )
 
 
@@ -536,6 +590,11 @@ def _items(parent: object, key: str, base: Path = ()) -> Iterator[tuple[Path, di
 
 def _mapping(value: object) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _one_of(value: object, allowed: tuple[str, ...]) -> str | None:
+    """A value of a closed set, or None (the schema reports anything else)."""
+    return value if value in allowed else None
 
 
 def _str(value: object) -> str | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from proxy.auth.keys import MIN_KEY_CHARS, is_hashed
+from proxy.config.filter_rules import filters
 from proxy.config.hints import did_you_mean
 from proxy.config.model import Config, ListenerType, ModelProvider
 from proxy.config.normalize import model_name
@@ -32,6 +33,11 @@ class Facts:
     data: dict
     env_paths: frozenset[Path] = frozenset()
     serving: bool = False  # `plano up` rather than `plano validate`
+    schema_paths: frozenset[Path] = frozenset()  # where the schema found problems
+
+    def schema_said(self, path: Path) -> bool:
+        """Whether the schema reported a problem at or below `path` (no need to again)."""
+        return any(p[: len(path)] == path for p in self.schema_paths)
 
     def raw(self, path: Path) -> dict:
         """The raw mapping at `path`, or {} when there is none."""
@@ -405,14 +411,17 @@ def references(facts: Facts, report: Reporter) -> None:
                     (*route.source, "models", i),
                     f"route '{route.name}' lists model '{model}', which is not in model_providers",
                 )
+    route_names = {route.name for route in config.routes}
     for limit in config.ratelimits:
-        if index.resolve(limit.model) is None:
+        # A route's name stands for its models (proxy/limits/match.py resolves both).
+        if index.resolve(limit.model) is None and limit.model not in route_names:
             _unknown_model(
                 report,
                 index,
                 limit.model,
                 (*limit.source, "model"),
-                f"rate limit names model '{limit.model}', which is not in model_providers",
+                f"rate limit names model '{limit.model}', which is not in model_providers, "
+                "model_aliases or routing_preferences",
             )
 
     filter_ids = {f.id for f in config.filters}
@@ -512,6 +521,61 @@ def urls(facts: Facts, report: Reporter) -> None:
     endpoint = config.tracing.otlp_endpoint
     if endpoint and "$" not in endpoint:
         _check_otlp(endpoint, report)
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def redis_urls(facts: Facts, report: Reporter) -> None:
+    """shared_state and a Redis session cache need a URL redis-py can open."""
+    config = facts.config
+    found: list[tuple[str, Path]] = []
+    if config.shared_state is not None:
+        found.append((config.shared_state.url.reveal(), ("shared_state", "url")))
+    cache = config.routing.session_cache
+    if (
+        cache.type == "redis"
+        and cache.url is not None
+        and "session_cache" in facts.raw(("routing",))
+    ):
+        found.append((cache.url.reveal(), ("routing", "session_cache", "url")))
+    if cache.type == "memory" and cache.url is not None:
+        report.warning(
+            "session-cache-url",
+            "session_cache url is not used: type is memory",
+            ("routing", "session_cache", "url"),
+            "write type: redis to keep affinity pins in that Redis, or remove the url.",
+        )
+    for url, path in found:
+        if "$" in url:
+            continue  # an unset variable is reported on its own
+        parts = _split(url)
+        if parts is None or parts.scheme not in REDIS_SCHEMES:
+            report.error(
+                "redis-url",
+                f"'{redact_url(url)}' is not a Redis URL",
+                path,
+                "write it as redis://host:6379/0 (rediss:// for TLS, unix:///path/redis.sock "
+                "for a socket).",
+            )
+        elif parts.scheme != "unix" and not _has_host_and_port(url):
+            report.error(
+                "redis-url",
+                f"Redis URL '{redact_url(url)}' has no host or a port that is not a number",
+                path,
+                "write it as redis://host:6379/0.",
+            )
+
+
+def _has_host_and_port(url: str) -> bool:
+    parts = _split(url)
+    if parts is None or not parts.hostname:
+        return False
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return False
+    return True
 
 
 def _check_otlp(endpoint: str, report: Reporter) -> None:
@@ -695,6 +759,8 @@ RULES: tuple[Rule, ...] = (
     model_listeners,
     references,
     urls,
+    redis_urls,
+    filters,
     admin_port,
     client_keys,
     state_storage_keys,

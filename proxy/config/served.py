@@ -98,9 +98,7 @@ def _provider_interface(value: object) -> str | None:
     return NOT_SERVED_PROVIDERS.get(value) if isinstance(value, str) else None
 
 
-_FILTERS = "filters are not served yet"
 _PROMPTS = "prompt targets are not served yet: prompt listeners are what call them"
-_REDIS = "a Redis session cache is not served yet"
 
 
 def _provider_entries(base: str) -> dict[str, Entry]:
@@ -180,18 +178,16 @@ TABLE: dict[str, Entry] = {
     "/listeners/*/agents/*/default": enforced(
         "agents/orchestrator: serves when none fits or the orchestrator fails"
     ),
-    "/listeners/*/agents/*/input_filters": not_served(
-        f"{_FILTERS}: the agent would get requests without passing them"
+    "/listeners/*/agents/*/input_filters": enforced(
+        "filters/chain: run on the body sent to this agent"
     ),
-    "/listeners/*/input_filters": not_served(
-        f"{_FILTERS}: requests would reach the model without passing them"
-    ),
+    "/listeners/*/input_filters": enforced("filters/chain: run on each request before parsing"),
     "/listeners/*/auth": enforced("auth/edge: a client key on every path but /healthz"),
     "/listeners/*/auth/keys": enforced("auth/keys: the accepted keys, as SHA-256 digests"),
     "/listeners/*/auth/keys/*/id": enforced("the trace attribute plano.client_key_id"),
     "/listeners/*/auth/keys/*/key": enforced("auth/keys: compared by hash, never stored"),
-    "/listeners/*/output_filters": not_served(
-        f"{_FILTERS}: responses would reach the client without passing them"
+    "/listeners/*/output_filters": enforced(
+        "filters/chain: run on each chunk of the answer before the client gets it"
     ),
     **_legacy_listener(
         "/listeners/ingress_traffic",
@@ -219,8 +215,25 @@ TABLE: dict[str, Entry] = {
     "/agents": enforced("agents/call: where each agent is called"),
     "/agents/*/id": enforced("agents/chain: the id listeners name"),
     "/agents/*/url": enforced("agents/call: the agent's host, port and path prefix"),
-    # --- filters, prompt targets: not served yet ---
-    "/filters": not_served(f"{_FILTERS}: nothing would run them"),
+    # --- filters ---
+    "/filters": enforced("filters/chain: the filters listeners and agents name"),
+    "/filters/*/id": enforced("filters/chain: the id input_filters and output_filters name"),
+    "/filters/*/type": enforced("filters/chain: which transport or built-in runs it"),
+    "/filters/*/url": enforced("filters/http_transport, mcp_transport: where it is called"),
+    "/filters/*/transport": inert("streamable-http is its only value, and MCP filters use it"),
+    "/filters/*/tool": enforced("filters/mcp_transport: the tool called"),
+    "/filters/*/timeout": enforced("filters/chain: the bound of one call"),
+    "/filters/*/on_error": enforced("filters/chain: what a failed call does"),
+    "/filters/*/mode": enforced("filters/chain: observe records, enforce applies"),
+    "/filters/*/kind": enforced("filters/builtin: which guardrail runs"),
+    "/filters/*/action": enforced("filters/builtin/pii: redact, anonymize or block"),
+    "/filters/*/entities": enforced("filters/builtin/pii: the kinds of values found"),
+    "/filters/*/threshold": enforced("filters/builtin/injection: the score that blocks"),
+    "/filters/*/rules": enforced("filters/builtin/content_policy: what blocks"),
+    "/filters/*/rules/*/keywords": enforced("filters/builtin/content_policy: words that block"),
+    "/filters/*/rules/*/pattern": enforced("filters/builtin/content_policy: a regex that blocks"),
+    "/filters/*/message": enforced("filters/builtin/content_policy: the block's text"),
+    # --- prompt targets: not served yet ---
     "/endpoints": not_served(f"endpoints serve prompt targets; {_PROMPTS}"),
     "/prompt_targets": not_served(_PROMPTS),
     "/system_prompt": not_served(
@@ -231,7 +244,14 @@ TABLE: dict[str, Entry] = {
         "prompt guards (jailbreak detection) are not served: prompts would reach the "
         "model unchecked"
     ),
-    "/ratelimits": not_served("rate limits are not served yet: requests would not be limited"),
+    "/ratelimits": enforced("limits/enforce: budgets taken before dispatch, 429 over them"),
+    "/ratelimits/*/model": enforced("limits/match: resolved like a request's model, or a route"),
+    "/ratelimits/*/selector": enforced("limits/match: which requests and buckets"),
+    "/ratelimits/*/selector/key": enforced("limits/match: a header, or client_key"),
+    "/ratelimits/*/selector/value": enforced("limits/match: one value; omitted: one each"),
+    "/ratelimits/*/limit": enforced("limits/enforce: the GCRA bucket"),
+    "/ratelimits/*/limit/tokens": enforced("limits/enforce: tokens per unit, burst included"),
+    "/ratelimits/*/limit/unit": enforced("limits/enforce: the refill period"),
     # --- tracing ---
     "/tracing": enforced("telemetry"),
     "/tracing/random_sampling": enforced("telemetry/tracecontext: the sampler"),
@@ -263,6 +283,12 @@ TABLE: dict[str, Entry] = {
     "/pricing/*/input": enforced("pricing"),
     "/pricing/*/output": enforced("pricing"),
     "/pricing/*/cached_input": enforced("pricing"),
+    # --- shared state ---
+    "/shared_state": enforced("state/shared: opened by plano up, one pool per process"),
+    "/shared_state/type": inert("redis is its only value, and the store speaks it"),
+    "/shared_state/url": enforced("state/shared: where the store is"),
+    "/shared_state/timeout": enforced("state/shared: the bound of each operation"),
+    "/shared_state/on_unavailable": enforced("state/shared: fail open or answer 503"),
     # --- routing ---
     "/routing": enforced("routing/setup"),
     "/routing/llm_provider": enforced("normalize: the router model when routing.model is unset"),
@@ -270,19 +296,10 @@ TABLE: dict[str, Entry] = {
     "/routing/session_ttl_seconds": enforced("routing/affinity"),
     "/routing/session_max_entries": enforced("routing/affinity"),
     "/routing/route_on_user_only": enforced("routing/conversation"),
-    "/routing/session_cache": enforced("routing/affinity: memory"),
-    "/routing/session_cache/type": not_served(
-        "`redis`",
-        _only(
-            ("redis",),
-            f"{_REDIS}: affinity would stay in this process, not shared across replicas",
-        ),
-        whole_parent=True,
-    ),
-    "/routing/session_cache/url": not_served(f"the Redis URL; {_REDIS}"),
-    "/routing/session_cache/tenant_header": not_served(
-        "per-tenant affinity keys are not served yet: tenants would share sessions"
-    ),
+    "/routing/session_cache": enforced("routing/pins: where affinity pins live"),
+    "/routing/session_cache/type": enforced("routing/pins: memory, or redis (state/shared)"),
+    "/routing/session_cache/url": enforced("state/shared: the Redis the pins live in"),
+    "/routing/session_cache/tenant_header": enforced("routing/pins: the key's tenant scope"),
     "/routing/routing_budget": not_served("routing budgets are not served yet"),
     "/routing/router": enforced("routing/setup: the router backend"),
     "/routing/router/backend": enforced("routing/setup"),
@@ -295,6 +312,7 @@ TABLE: dict[str, Entry] = {
     "/routing/router/escalate_below_margin": enforced("routing/backends/hybrid"),
     "/routing/router/threshold": enforced("routing/backends/embedded"),
     "/routing/router/model_path": enforced("routing/backends/embedded"),
+    "/routing/router/learned_routes": enforced("routing/setup (routing/learned)"),
     "/routing/router/cache_size": enforced("routing/service"),
     # --- state ---
     "/state_storage": enforced("state/conversations"),

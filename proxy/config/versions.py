@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+# What a config without `version` is read as: the newest format.
+CURRENT_VERSION = "v0.4.0"
 UPSTREAM_VERSIONS = ("v0.1", "v0.1.0", "0.1-beta", "0.2.0", "v0.3.0", "v0.4.0")
 
 _LOOSE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:-beta)?$")

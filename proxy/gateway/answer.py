@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from proxy.canonical import Usage
+from proxy.gateway.errors import ClientError
 from proxy.gateway.exchange import Exchange
 from proxy.gateway.inflight import SHUTDOWN_MESSAGE, absorb_shutdown
 
@@ -92,6 +93,7 @@ async def relay_answer(
     exchange.status = 200
     exchange.mark_first_token()
     size, tail = 0, b""
+    output = exchange.filters.output_run() if exchange.filters is not None else None
     try:
         async for chunk in _body(head, upstream.content):
             size += len(chunk)
@@ -99,6 +101,8 @@ async def relay_answer(
                 _cut(request, exchange, too_large_message(model, limit) + "; cut off")
                 return
             tail = (tail + chunk)[-_TAIL:]
+            if output is not None:
+                chunk = await output.chunk(chunk, "application/json", whole=False)
             if exchange.capture:
                 exchange.keep_response_chunk(chunk)
             try:
@@ -111,6 +115,8 @@ async def relay_answer(
     except (aiohttp.ClientError, TimeoutError) as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else "the response was cut off"
         _cut(request, exchange, f"{model}: {reason} after {size} bytes were relayed")
+    except ClientError as exc:  # an output filter stopped the answer: it is cut short
+        _cut(request, exchange, exc.message)
     except asyncio.CancelledError:
         if not absorb_shutdown(exchange):
             raise

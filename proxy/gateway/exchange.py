@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from proxy.canonical import ChatResponse, Usage
 
 if TYPE_CHECKING:
+    from proxy.filters.chain import RequestFilters
     from proxy.routing.service import RoutingDecision
     from proxy.telemetry.tracecontext import TraceContext
 
@@ -44,6 +45,7 @@ class StepKind(enum.StrEnum):
 
     ORCHESTRATOR = "orchestrator"
     AGENT = "agent"
+    FILTER = "filter"  # one filter call (input), or one filter over a whole answer (output)
 
 
 # What a step's attributes may hold: plain values that cross to the telemetry worker.
@@ -70,6 +72,19 @@ class Step:
             self.outcome = outcome
         if detail is not None:
             self.detail = detail
+
+
+@dataclass(slots=True)
+class RateLimitMark:
+    """The `ratelimits` budget a request was held to (proxy/limits): the tightest one when
+    it passed, the one that refused it otherwise."""
+
+    model: str  # provider/model_id the budget was matched on
+    selector: str  # the configured selector: "x-team=blue", "x-team", "client_key"
+    limited: bool  # refused with a 429
+    limit: int
+    remaining: int
+    reset_s: float
 
 
 @dataclass(slots=True)
@@ -107,6 +122,9 @@ class Exchange:
     finished_at: float | None = None
     # Set where the status alone cannot tell (a shutdown); otherwise derived by `outcome`.
     forced_outcome: Outcome | None = None
+    ratelimit: RateLimitMark | None = None
+    # The request's filtering, when its listener has filters: what the answer must pass.
+    filters: RequestFilters | None = None
 
     @property
     def outcome(self) -> Outcome:

@@ -35,6 +35,7 @@ from proxy.canonical import (
 from proxy.config.model import Config, Listener
 from proxy.config.model_index import Resolution
 from proxy.config.redact import MASK, mask_key_like, redact_text
+from proxy.filters.output import transform_response
 from proxy.gateway.answer import (
     PASSTHROUGH_HOLD,
     declared_size,
@@ -46,8 +47,9 @@ from proxy.gateway.client_api import CODECS, ClientAPI
 from proxy.gateway.core import ChatCore
 from proxy.gateway.errors import ClientError
 from proxy.gateway.exchange import Attempt, Exchange
-from proxy.gateway.relay import Relay, commit, finish, first_events
+from proxy.gateway.relay import Relay, answer_renderer, commit, filter_answer, finish, first_events
 from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates, is_unpinned
+from proxy.limits.enforce import RateLimiter, limit_headers
 from proxy.providers.catalog import Wire
 from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.conversation import turns_from_messages
@@ -94,11 +96,13 @@ class Gateway(ChatCore):
         session: aiohttp.ClientSession,
         backoff: Backoff | None = None,
         router: RoutingService | None = None,
+        limiter: RateLimiter | None = None,
     ):
         super().__init__(config, listener)
         self.session = session
         self.backoff = backoff or Backoff()
         self.router = router
+        self.limiter = limiter  # None: no `ratelimits`
         self._max_answer = config.overrides.max_upstream_response_bytes
         self._targets: dict[tuple[str, str], Target] = {}
         # Exact credential values, masked in any text from a provider before it is shown.
@@ -142,7 +146,15 @@ class Gateway(ChatCore):
                 chain = candidates(self.config, hint or (None if unpinned else chat.model))
         except UnknownModel as exc:
             raise ClientError(400, str(exc), "model") from None
-        return await self._run(request, api, exchange, body, chat, chain)
+        if self.limiter is None:
+            return await self._run(request, api, exchange, body, chat, chain)
+        # Budgets hold on the model the request goes to first, resolved: alias or route.
+        admission = await self.limiter.admit(request, exchange, chat, chain[0].model)
+        try:
+            return await self._run(request, api, exchange, body, chat, chain)
+        finally:
+            if admission is not None:  # output tokens, once the answer (or stream) is over
+                await asyncio.shield(self.limiter.settle(admission, exchange))
 
     async def route(
         self, request: web.Request, chat: ChatRequest, body_routes=None
@@ -151,8 +163,12 @@ class Gateway(ChatCore):
         turns = turns_from_messages(
             chat.messages, user_only_tail=self.config.routing.route_on_user_only
         )
+        tenant_header = self.config.routing.session_cache.tenant_header
         return await self.router.decide(
-            turns, body_routes, session=request.headers.get(AFFINITY_HEADER)
+            turns,
+            body_routes,
+            session=request.headers.get(AFFINITY_HEADER),
+            tenant=request.headers.get(tenant_header) if tenant_header else None,
         )
 
     def _route_chain(self, models: tuple[str, ...]) -> list[Resolution]:
@@ -278,18 +294,23 @@ class Gateway(ChatCore):
         declared = declared_size(upstream)
         if declared is not None and declared > limit:
             return self._too_large(resolution)
-        # Translating needs the whole answer; passed through, it is held only while small.
-        hold = min(limit, PASSTHROUGH_HOLD) if same_wire else limit
+        # Passed through, an answer is held only while small; translating it needs all of
+        # it, and so does rewriting its text.
+        whole = not same_wire or (exchange.filters is not None and exchange.filters.rewrites_answer)
+        hold = limit if whole else min(limit, PASSTHROUGH_HOLD)
         raw, complete = await read_head(upstream.content, hold)
         if not complete:
-            if not same_wire:
+            if whole:
                 return self._too_large(resolution)
             response = web.StreamResponse(
                 status=200, headers={"Content-Type": _JSON, **self._reply_headers(exchange)}
             )
             # The model is named before the content: in the head, renamed as x-plano-model.
             head = renamer(exchange.model).body(bytes(raw))
-            if declared is not None:
+            if declared is not None and (
+                exchange.filters is None or not exchange.filters.has_output
+            ):
+                # Output filters may change the pieces' sizes: then it is sent chunked.
                 response.content_length = declared - len(raw) + len(head)
             parse_usage = CODECS[target.wire].parse_usage
             await relay_answer(
@@ -311,10 +332,25 @@ class Gateway(ChatCore):
         exchange.usage = response.usage
         exchange.result = response
         exchange.status = 200
-        if not same_wire:
+        transform = exchange.filters.transform() if exchange.filters is not None else None
+        if transform is not None:
+            transform_response(response, transform)  # then rendered: no bytes passed through
+        if not same_wire or transform is not None:
             raw = orjson.dumps(api.render_response(response, exchange.model, body))
         else:
             raw = renamer(exchange.model).body(bytes(raw))  # as x-plano-model says
+        try:
+            raw = await filter_answer(exchange, raw)
+        except ClientError as exc:
+            # The model answered (its call stays on the record); an output filter stopped
+            # the answer: the client gets the filter's error instead.
+            exchange.status, exchange.error = exc.status, exc.message
+            return web.Response(
+                body=orjson.dumps(api.render_error(exc.status, exc.message)),
+                status=exc.status,
+                content_type=_JSON,
+                headers=self._reply_headers(exchange),
+            )
         if exchange.capture:
             exchange.keep_response_chunk(raw)  # at most its first MiB, as for streams
         return web.Response(
@@ -333,7 +369,7 @@ class Gateway(ChatCore):
     ) -> web.StreamResponse | Failure:
         sse = SSEParser(self._max_answer)
         tap = CODECS[target.wire].StreamParser()  # canonical view, for usage and errors
-        renderer = None if same_wire else api.stream_renderer(exchange.model, body)
+        renderer = answer_renderer(api, exchange, exchange.model, body, same_wire)
         drop_usage_chunk = (
             same_wire
             and api.wire is Wire.OPENAI
@@ -439,6 +475,8 @@ class Gateway(ChatCore):
         if exchange.routing is not None:
             # Route names are printable but may be non-ASCII: headers carry them %-encoded.
             headers["x-plano-route"] = quote(exchange.routing.route or "", safe=" _-.:/+")
+        if exchange.ratelimit is not None:
+            headers.update(limit_headers(exchange.ratelimit))
         return headers
 
 

@@ -27,6 +27,8 @@ from proxy.canonical import (
     UsageReport,
 )
 from proxy.config.redact import redact_text
+from proxy.filters.errors import FilterBlocked, FilterErrored
+from proxy.filters.output import JSON, SSE
 from proxy.gateway.client_api import ClientAPI
 from proxy.gateway.exchange import Exchange
 from proxy.gateway.inflight import SHUTDOWN_MESSAGE, absorb_shutdown
@@ -71,6 +73,11 @@ class Relay:
         self.failed = False
         self.max_held: int | None = None  # set when the renderer keeps the whole answer
         self.held = 0
+        filters = exchange.filters
+        # What the listener's output filters make of each write, and the built-ins'
+        # rewriting of the answer's text (which needs a renderer: see answer_renderer).
+        self.output = filters.output_run() if filters is not None else None
+        self.transform = filters.transform() if filters is not None else None
 
     async def events(self, events: list[SSEEvent]) -> None:
         await self.emit([(event, self.tap.feed(event)) for event in events])
@@ -87,27 +94,58 @@ class Relay:
             if self.renderer is None:
                 if not (self.drop_usage_chunk and is_usage_only(canonical)):
                     out += format_sse(self.renamer.text(event.data), event.event)
-            else:
+            elif self.transform is None:
                 for item in canonical:
                     out += self.renderer.render(item)
+            else:
+                out += self._transformed(canonical)
             if any(isinstance(item, StreamError) for item in canonical):
                 self.failed = self.finished = True
                 break
         if out:
             await self._write(bytes(out))
 
+    def _transformed(self, canonical: list[StreamEvent]) -> bytes:
+        """Rendered with the answer's text rewritten; what a transform holds back goes out
+        before the answer's finish."""
+        out = bytearray()
+        for item in canonical:
+            if isinstance(item, TextDelta):
+                text = self.transform.feed(item.text)
+                if text:
+                    out += self.renderer.render(TextDelta(text))
+                continue
+            if isinstance(item, Finish):
+                out += self._flush_transform()
+            out += self.renderer.render(item)
+        return bytes(out)
+
+    def _flush_transform(self) -> bytes:
+        rest = self.transform.flush() if self.transform is not None else ""
+        return self.renderer.render(TextDelta(rest)) if rest else b""
+
     async def close(self) -> None:
         if self.renderer is not None and not self.failed:
-            await self._write(self.renderer.finish())
+            await self._write(self._flush_transform() + self.renderer.finish())
         await self._eof()
 
     async def fail(
-        self, api: ClientAPI, model: str, message: str, kind: str = "upstream_error"
+        self,
+        api: ClientAPI,
+        model: str,
+        message: str,
+        kind: str = "upstream_error",
+        fresh: bool = False,
     ) -> None:
-        renderer = self.renderer or api.stream_renderer(model, {})
+        """End the stream with an error event. `fresh`: the renderer may have rendered the
+        answer's end already (an output filter refused the chunk that held it), so a new
+        one renders the error."""
+        renderer = api.stream_renderer(model, {}) if fresh else None
+        renderer = renderer or self.renderer or api.stream_renderer(model, {})
         self.failed = True
         try:
-            await self._write(renderer.render(StreamError(message, kind)))
+            # Plano's own error event: not a chunk of the answer for the filters to see.
+            await self._send(renderer.render(StreamError(message, kind)))
             await self._eof()
         except ClientGone:
             pass
@@ -135,6 +173,13 @@ class Relay:
             raise StreamTooLarge(self.max_held)
 
     async def _write(self, data: bytes) -> None:
+        if self.output is not None and data:
+            data = await self.output.chunk(data, SSE)  # may raise FilterBlocked, FilterErrored
+            if not data:
+                return
+        await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
         if self.exchange.capture:
             self.exchange.keep_response_chunk(data)
         try:
@@ -203,6 +248,10 @@ async def finish(
     except (SSEEventTooLarge, StreamTooLarge) as exc:
         exchange.error = f"{label}: sent {exc}"
         await relay.fail(api, model, f"{source} sent {exc} (overrides.max_upstream_response_bytes)")
+    except (FilterBlocked, FilterErrored) as exc:
+        # An output filter stopped the answer: the client's stream ends with its word.
+        exchange.error = exc.message
+        await relay.fail(api, model, exc.message, _filter_error_kind(exc), fresh=True)
     except asyncio.CancelledError:
         if relay.ended or relay.failed:
             # The client has the whole answer, end marker included, or the error event
@@ -218,6 +267,29 @@ async def finish(
             await relay.fail(api, model, SHUTDOWN_MESSAGE, "server_error")
         else:
             raise  # the client went away mid-answer
+
+
+def _filter_error_kind(exc: FilterBlocked | FilterErrored) -> str:
+    return "invalid_request_error" if isinstance(exc, FilterBlocked) else "api_error"
+
+
+def answer_renderer(api: ClientAPI, exchange: Exchange, model: str, body: dict, same_wire: bool):
+    """The stream's renderer: None passes the source's events through as they are, unless
+    a built-in rewrites the answer's text (then it is rendered from the canonical model)."""
+    filters = exchange.filters
+    if same_wire and (filters is None or not filters.rewrites_answer):
+        return None
+    return api.stream_renderer(model, body)
+
+
+async def filter_answer(exchange: Exchange, raw: bytes) -> bytes:
+    """A whole JSON answer through the output filters; a block or a fail_closed error
+    raises (a ClientError: the client gets it instead of the answer)."""
+    filters = exchange.filters
+    output = filters.output_run() if filters is not None else None
+    if output is None:
+        return raw
+    return await output.chunk(raw, JSON)
 
 
 async def commit(

@@ -1,4 +1,4 @@
-"""Route descriptions a router will struggle with: overlapping pairs and vague ones.
+"""Route descriptions a router will struggle with: overlapping, vague and terse ones.
 
 Upstream's docs advise specific, noun-rich descriptions that do not overlap and names
 that match their descriptions; these checks turn that advice into findings. Similarity
@@ -24,6 +24,13 @@ OVERLAP_SIMILARITY = 0.62
 # A name that has little to do with its description misleads the LLM router.
 NAME_MISMATCH_SIMILARITY = 0.15
 MIN_CONTENT_WORDS = 4
+# Below this many content words and without examples, a description names too little for
+# the embedded router to match everyday wording (measured in docs/benchmarks.md: terse
+# descriptions route 10-25 points worse than ones that list what they cover).
+TERSE_CONTENT_WORDS = 8
+SUGGESTED_EXAMPLES = 3
+# Worth naming as the nearest built-in task type, though too far to lend its examples.
+NEAR_TYPE_SIMILARITY = 0.5
 VAGUE_WORDS = frozenset(
     [
         "anything",
@@ -105,18 +112,22 @@ _WORD = re.compile(r"[a-z0-9][a-z0-9+#.\-]*")
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    code: str  # overlap, vague, name-mismatch, example-elsewhere
+    code: str  # overlap, vague, terse, name-mismatch, example-elsewhere
     routes: tuple[str, ...]
     message: str
     hint: str
+    examples: tuple[str, ...] = ()  # suggested example prompts (terse)
 
     def as_json(self) -> dict:
-        return {
+        out = {
             "code": self.code,
             "routes": list(self.routes),
             "message": self.message,
             "hint": self.hint,
         }
+        if self.examples:
+            out["examples"] = list(self.examples)
+        return out
 
 
 def content_words(text: str) -> list[str]:
@@ -129,6 +140,7 @@ def lint_routes(routes: Sequence[Route], embed: Embed) -> list[Finding]:
         findings += _vague(route)
     if not routes:
         return findings
+    findings += _terse(routes, embed)
     descriptions = embed([r.description for r in routes])
     names = embed([r.name.replace("_", " ").replace("-", " ") for r in routes])
     for i, route in enumerate(routes):
@@ -168,7 +180,7 @@ def lint_routes(routes: Sequence[Route], embed: Embed) -> list[Finding]:
 def _vague(route: Route) -> list[Finding]:
     words = content_words(route.description)
     found = []
-    if len(words) < MIN_CONTENT_WORDS:
+    if len(words) < MIN_CONTENT_WORDS and route.examples:  # without examples: terse says it
         found.append(
             Finding(
                 "vague",
@@ -190,6 +202,52 @@ def _vague(route: Route) -> list[Finding]:
             )
         )
     return found
+
+
+def _terse(routes: Sequence[Route], embed: Embed) -> list[Finding]:
+    """Routes with a short description and no examples, with library examples to add."""
+    from proxy.routing.embedded.library import LIBRARY, lenders, type_similarity
+    from proxy.routing.embedded.router import RouteText, route_units
+
+    phrases = [
+        [unit[0] for unit in route_units(RouteText(r.name, r.description, r.examples))]
+        for r in routes
+    ]
+    lent = lenders(phrases, embed)
+    findings = []
+    for i, route in enumerate(routes):
+        words = content_words(route.description)
+        if route.examples or len(words) >= TERSE_CONTENT_WORDS:
+            continue
+        message = (
+            f"'{route.name}' is described in {len(words)} content word(s) and has no examples: "
+            f"{route.description!r} is too terse to match how people ask"
+        )
+        kinds = lent.get(i, [])
+        if kinds:
+            pool = [ex for kind in kinds for ex in LIBRARY[kind].examples]
+            closeness = embed(pool) @ embed([route.description])[0]
+            picks = tuple(pool[j] for j in np.argsort(-closeness)[:SUGGESTED_EXAMPLES])
+            names = " and ".join(f"'{LIBRARY[kind].name}'" for kind in kinds)
+            hint = (
+                f"the router lends it the built-in {names} example prompts; add `examples:` "
+                "of your own, such as these, to say what it covers in your words"
+            )
+        else:
+            similarity = type_similarity(phrases[i], embed)
+            nearest = (
+                f" (the nearest, '{LIBRARY[int(np.argmax(similarity))].name}', "
+                f"at similarity {float(similarity.max()):.2f})"
+                if similarity.max() >= NEAR_TYPE_SIMILARITY
+                else ""
+            )
+            picks = ()
+            hint = (
+                "list what it covers ('X, such as A, B and C') and add 5-10 `examples:` of "
+                f"prompts it should get; no built-in task type fits it{nearest}"
+            )
+        findings.append(Finding("terse", (route.name,), message, hint, picks))
+    return findings
 
 
 def _examples_elsewhere(routes, descriptions: np.ndarray, embed: Embed) -> list[Finding]:

@@ -22,6 +22,7 @@ class Route:
     models: tuple[str, ...] = ()
     prefer: str = "none"
     examples: tuple[str, ...] = ()
+    learned: tuple[str, ...] = ()  # from traffic: `plano route --learn` (learned.py)
 
 
 class RouteSpecError(ValueError):

@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from proxy.pricing import Price
-from proxy.routing.affinity import AffinityStore, DecisionCache
+from proxy.routing.affinity import DecisionCache
 from proxy.routing.backends.base import RouterAnswer, RouterBackend, RouterUnavailable
 from proxy.routing.conversation import Turn, cache_key
 from proxy.routing.latency import LatencyTracker
+from proxy.routing.pins import MemoryPins, Pin, PinStore, pin_key, routes_digest
 from proxy.routing.routes import Route, route_key
 from proxy.routing.selection import rank_models
 
@@ -94,15 +95,17 @@ class RoutingService:
         session_max_entries: int = 10000,
         latencies: LatencyTracker | None = None,
         prices: Mapping[str, Price] | None = None,
+        pins: PinStore | None = None,
     ):
+        """`pins`: where X-Model-Affinity pins live (routing.session_cache); None keeps
+        them in this process."""
         self.backend = backend
         self.prices = prices  # the config's pricing, over the built-in table
         self.routes = tuple(routes)
         self._routes_id = route_key(self.routes)
+        self._routes_digest = routes_digest(self._routes_id)
         self.cache: DecisionCache[RoutingDecision] = DecisionCache(cache_size)
-        self.sessions: AffinityStore[RoutingDecision] = AffinityStore(
-            session_ttl_s, session_max_entries
-        )
+        self.pins: PinStore = pins or MemoryPins(session_ttl_s, session_max_entries)
         self.latencies = latencies or LatencyTracker()
         self.stats = RoutingStats()
         self.notes: list[str] = []  # what start-up decided, for the banner
@@ -124,23 +127,27 @@ class RoutingService:
         routes: Sequence[Route] | None = None,
         *,
         session: str | None = None,
+        tenant: str | None = None,
     ) -> RoutingDecision:
-        routes_id = self._routes_id if routes is None else None
+        """`session`: the X-Model-Affinity header; `tenant`: the session cache's
+        tenant_header, which scopes the session's pin."""
+        own_routes = routes is None
         routes = self.routes if routes is None else tuple(routes)
         started = time.perf_counter()
         if not routes or not turns:
             return RoutingDecision(None, (), self.backend.name, detail="nothing to route")
-        routes_id = routes_id or route_key(routes)
+        routes_id = self._routes_id if own_routes else route_key(routes)
+        digest = self._routes_digest if own_routes else routes_digest(routes_id)
         # A pin holds for the route set it was made under: a request that brings other
-        # routes is decided afresh, not given a route it did not offer.
-        pin_key = (session, routes_id) if session else None
-        if pin_key is not None:
-            pinned = self.sessions.get(pin_key)
-            if pinned is not None:
+        # routes is decided afresh, not given a route it did not offer. Those get pins of
+        # their own, beside the session's pin for the configured routes (upstream's key).
+        pinned_as = None
+        if session:
+            pinned_as = pin_key(session, tenant) + ("" if own_routes else f"#routes:{digest}")
+            pinned = await self.pins.get(pinned_as)
+            if pinned is not None and pinned.routes == digest:
                 self.stats.pinned += 1
-                return self._ranked(
-                    replace(pinned, pinned=True, cached=False, latency_ms=_ms(started)), routes
-                )
+                return self._ranked(_from_pin(pinned, _ms(started)), routes)
         key = (cache_key(turns), routes_id)
         cached = self.cache.get(key)
         if cached is not None:
@@ -151,12 +158,13 @@ class RoutingService:
             if decision.fallback is None and not decision.degraded:
                 self.cache.put(key, decision)
         if (
-            pin_key is not None
+            pinned_as is not None
             and decision.route is not None
             and decision.fallback is None
             and not decision.degraded
         ):
-            self.sessions.pin(pin_key, decision)
+            pin = Pin(decision.route, digest, decision.backend, decision.named, decision.scores)
+            await self.pins.put(pinned_as, pin)
         return self._ranked(decision, routes)
 
     def _ranked(self, decision: RoutingDecision, routes: Sequence[Route]) -> RoutingDecision:
@@ -200,6 +208,19 @@ class RoutingService:
         return RoutingDecision(
             None, (), self.backend.name, latency_ms=_ms(started), fallback=reason
         )
+
+
+def _from_pin(pin: Pin, latency_ms: float) -> RoutingDecision:
+    """A pinned decision; its models are ranked from the route set as it is now."""
+    return RoutingDecision(
+        pin.route,
+        (),
+        pin.backend,
+        scores=pin.scores,
+        latency_ms=latency_ms,
+        pinned=True,
+        named=pin.named,
+    )
 
 
 def _ms(started: float) -> float:

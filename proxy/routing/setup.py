@@ -10,6 +10,8 @@ stops the gateway from serving.
 from __future__ import annotations
 
 import dataclasses
+import time
+from pathlib import Path
 
 from proxy.config.model import Config, Listener, RouterSettings
 from proxy.routing.backends.base import RouterUnavailable
@@ -19,6 +21,8 @@ from proxy.routing.backends.llm_prompting import RouterPrompting
 from proxy.routing.backends.ollama_router import OllamaBackend, ProgressCallback
 from proxy.routing.backends.openai_router import OpenAICompatibleBackend
 from proxy.routing.conversation import DEFAULT_TOKEN_BUDGET
+from proxy.routing.learned import LearnedRoutesError, apply_learned, read_learned
+from proxy.routing.pins import PinStore
 from proxy.routing.prompts import PromptStyle, style_for
 from proxy.routing.routes import Route, routes_from_config
 from proxy.routing.service import RoutingService
@@ -29,12 +33,17 @@ class RouterSetupError(Exception):
 
 
 async def build_routing(
-    config: Config, *, progress: ProgressCallback | None = None, probe_ollama: bool = True
+    config: Config,
+    *,
+    progress: ProgressCallback | None = None,
+    probe_ollama: bool = True,
+    pins: PinStore | None = None,
 ) -> RoutingService:
+    """`pins`: the affinity cache (routing.session_cache) when it is not in memory."""
     settings = config.routing.router
-    routes = routes_from_config(config)
-    embedded = EmbeddedBackend(settings.model_path, settings.threshold)
     notes: list[str] = []
+    routes = _with_learned(routes_from_config(config), settings.learned_routes, notes)
+    embedded = EmbeddedBackend(settings.model_path, settings.threshold)
     backend = await _choose(config, settings, embedded, notes, progress, probe_ollama, routes)
     service = RoutingService(
         backend,
@@ -43,12 +52,38 @@ async def build_routing(
         session_ttl_s=config.routing.session_ttl_seconds,
         session_max_entries=config.routing.session_max_entries,
         prices=config.pricing,
+        pins=pins,
     )
     await _start(service, embedded, notes)
     # The caller shows the notes (the start-up panel, `plano route --explain`): logged
     # here as well, `plano up` said each of them twice.
     service.notes = [*notes, f"router: {service.backend.describe()}"]
     return service
+
+
+def _with_learned(routes: tuple[Route, ...], path: str | None, notes: list[str]):
+    """The config's routes with the prompts `plano route --learn` wrote, when asked for."""
+    if not path or not routes:
+        return routes
+    try:
+        learned = read_learned(Path(path).expanduser())
+    except LearnedRoutesError as exc:
+        notes.append(f"learned routes not loaded: {exc}")
+        return routes
+    routes, unknown = apply_learned(routes, learned)
+    used = sum(len(learned.routes[r.name].examples) for r in routes if r.name in learned.routes)
+    when = (
+        time.strftime(" (learned %Y-%m-%d %H:%M)", time.localtime(learned.learned_at))
+        if learned.learned_at
+        else ""
+    )
+    gone = f"; not in the config, left out: {', '.join(unknown)}" if unknown else ""
+    notes.append(
+        f"learned routes: {used} prompts from traffic for "
+        f"{sum(r.name in learned.routes for r in routes)} of {len(routes)} routes, "
+        f"from {path}{when}{gone}"
+    )
+    return routes
 
 
 async def _start(service: RoutingService, embedded: EmbeddedBackend, notes: list[str]) -> None:

@@ -15,6 +15,7 @@ from aiohttp import web
 from proxy.auth.edge import CLIENT_KEY_ID, client_key_middleware
 from proxy.canonical import ChatRequest, WireError
 from proxy.config.model import Config, Listener
+from proxy.filters.chain import FilterSet, used_filters
 from proxy.gateway.client_api import (
     ANTHROPIC_MESSAGES,
     OPENAI_CHAT,
@@ -25,6 +26,7 @@ from proxy.gateway.client_api import (
 )
 from proxy.gateway.exchange import Exchange, Outcome, StepKind
 from proxy.gateway.pipeline import ClientError, Gateway
+from proxy.limits.enforce import RateLimiter
 from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.routes import RouteSpecError, routes_from_body
 from proxy.routing.service import RoutingService, decision_payload
@@ -41,6 +43,8 @@ access_log = logging.getLogger("plano.access")
 GATEWAY = web.AppKey("gateway", Gateway)
 STORE = web.AppKey("store", object)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
+FILTERS = web.AppKey("filters", object)  # FilterSet, or None: the listener runs none
+FILTER_SESSION = web.AppKey("filter_session", object)
 Observer = Callable[[Exchange], None]
 _SAID_BY_STATUS = (Outcome.OK, Outcome.ERROR)
 OBSERVERS = web.AppKey("observers", list)
@@ -54,14 +58,24 @@ def build_model_app(
     backoff: Backoff | None = None,
     router: RoutingService | None = None,
     telemetry: TelemetryHub | None = None,
+    shared_state: object = None,
 ) -> web.Application:
+    """`shared_state`: the process's SharedState when configured (rate-limit budgets in
+    Redis); None keeps them in this process's memory."""
+    limiter = RateLimiter.for_config(config, shared_state)
     app = chat_app(
         config,
         listener,
-        lambda session: Gateway(config, listener, session, backoff, router),
+        lambda session: Gateway(config, listener, session, backoff, router, limiter),
         observers,
         telemetry,
     )
+    if limiter is not None:
+
+        async def warm(app: web.Application) -> None:
+            await asyncio.to_thread(limiter.warm)  # the encoder, before the first request
+
+        app.on_startup.append(warm)
     app.router.add_post("/routing/v1/chat/completions", _routing_endpoint(OPENAI_CHAT))
     app.router.add_post("/routing/v1/messages", _routing_endpoint(ANTHROPIC_MESSAGES))
     app.router.add_post("/routing/v1/responses", _routing_endpoint(OPENAI_RESPONSES))
@@ -89,7 +103,10 @@ def chat_app(
     started = int(time.time())
 
     async def open_session(app: web.Application) -> None:
-        app[STORE] = await open_store(config.state_storage)  # first: it is what may fail
+        # First: it is what may fail. Its health goes where /metrics is counted.
+        sink = app[TELEMETRY].sink
+        metrics = sink if hasattr(sink, "store_error") else None  # tests' sinks may lack it
+        app[STORE] = await open_store(config.state_storage, metrics)
         # One pooled session for the listener's lifetime: no per-request setup.
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=256, ttl_dns_cache=300, keepalive_timeout=60
@@ -98,10 +115,24 @@ def chat_app(
             connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
         )
         app[GATEWAY] = core(app[SESSION])
+        app[FILTERS] = app[FILTER_SESSION] = None
+        if used_filters(listener):
+            # Filters get their own pool: no cookies kept, and their connections never
+            # wait behind (or hold up) the upstream calls'.
+            app[FILTER_SESSION] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=64, keepalive_timeout=60),
+                auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                skip_auto_headers=("User-Agent",),
+            )
+            app[FILTERS] = FilterSet(config, listener, app[FILTER_SESSION])
 
     async def close_session(app: web.Application) -> None:
         await app[SESSION].close()
         await app[STORE].close()
+        if app[FILTERS] is not None:
+            await app[FILTERS].close()
+            await app[FILTER_SESSION].close()
 
     app.on_startup.append(open_session)
     app.on_cleanup.append(close_session)
@@ -152,14 +183,20 @@ def _endpoint(api: ClientAPI, serve):
         try:
             check_headers(request)
             body, raw = await read_json(request)
+            filters = request.app[FILTERS]
+            if filters is not None:
+                # Before anything parses the request: what the filters return is the request.
+                raw, body = await filters.start(request, api.name, exchange).request_body(raw, body)
             if exchange.capture:
-                exchange.request_body = raw
+                exchange.request_body = raw  # as filtered: a redaction must not reach the store
             response = await serve(request, exchange, body)
         except ClientError as exc:
             exchange.status, exchange.error = exc.status, exc.message
             headers = _error_headers(exchange)
             if exc.retry_after:
                 headers["Retry-After"] = exc.retry_after
+            if exc.headers:
+                headers.update(exc.headers)
             response = _json(api.render_error(exc.status, exc.message), exc.status, headers)
         except asyncio.CancelledError:
             exchange.status, exchange.error = 499, "client disconnected"
@@ -199,18 +236,20 @@ def _routing_endpoint(api: ClientAPI):
     """POST /routing/v1/*: the routing decision for a request, without calling any model."""
 
     async def handler(request: web.Request) -> web.Response:
+        gateway = request.app[GATEWAY]
+        decision = None
         try:
             body, chat = await dry_run_request(request, api)
             try:
                 routes = routes_from_body(body)
             except RouteSpecError as exc:
                 raise ClientError(400, exc.message, exc.param) from None
+            if gateway.router is not None and (routes or gateway.router.routes):
+                # May raise StoreUnavailable: pins in a shared store that is down.
+                decision = await gateway.route(request, chat, routes)
         except ClientError as exc:
-            return _json(api.render_error(exc.status, exc.message), exc.status)
-        gateway = request.app[GATEWAY]
-        decision = None
-        if gateway.router is not None and (routes or gateway.router.routes):
-            decision = await gateway.route(request, chat, routes)
+            headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+            return _json(api.render_error(exc.status, exc.message), exc.status, headers)
         return _json(routing_response(config_default(gateway), decision, request))
 
     return handler

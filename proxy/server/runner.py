@@ -16,11 +16,13 @@ from proxy.config.model_index import ModelIndex
 from proxy.embedded.local_model import LOCAL_PROVIDER, LocalModelServer
 from proxy.gateway.inflight import CUT_GRACE_S
 from proxy.routing.backends.ollama_router import ProgressCallback
+from proxy.routing.pins import RedisPins
 from proxy.routing.service import RoutingService
 from proxy.routing.setup import RouterSetupError, build_orchestration, build_routing
 from proxy.server.agent_app import build_agent_app
 from proxy.server.model_app import GATEWAY, Observer, build_model_app
 from proxy.server.protocol import ModelAppRunner
+from proxy.state.shared import SharedStateError, SharedStores
 from proxy.telemetry.hub import TelemetryHub
 from proxy.telemetry.settings import WorkerSettings
 from proxy.telemetry.sink import HubSink, ProcessSink, TelemetryStartError
@@ -74,6 +76,8 @@ class ProxyServer:
         self.router_progress = router_progress
         self.probe_ollama = probe_ollama
         self.router: RoutingService | None = None
+        # shared_state and the affinity cache's Redis: one pool each per process.
+        self.shared = SharedStores(None, None)
         # Per agent listener, by name: who picks its agents (`plano up` shows it).
         self.orchestrators: dict[str, Orchestrator] = {}
         self.backoff = backoff
@@ -111,10 +115,20 @@ class ProxyServer:
             except TelemetryStartError as exc:
                 self.sink = None
                 raise TargetError(f"telemetry: {exc}") from None
+        try:
+            self.shared = await SharedStores.open(self.config, metrics=self.sink)
+        except SharedStateError as exc:
+            raise TargetError(str(exc)) from None
         if self.config.model_listener is not None:
+            pins = None
+            if self.shared.affinity is not None:
+                pins = RedisPins(self.shared.affinity, self.config.routing.session_ttl_seconds)
             try:
                 self.router = await build_routing(
-                    self.config, progress=self.router_progress, probe_ollama=self.probe_ollama
+                    self.config,
+                    progress=self.router_progress,
+                    probe_ollama=self.probe_ollama,
+                    pins=pins,
                 )
             except RouterSetupError as exc:
                 raise TargetError(f"routing: {exc}") from None
@@ -148,7 +162,14 @@ class ProxyServer:
                 )
             else:
                 app = build_model_app(
-                    self.config, listener, self.observers, self.backoff, self.router, hub
+                    self.config,
+                    listener,
+                    self.observers,
+                    self.backoff,
+                    self.router,
+                    hub,
+                    # shared_state's SharedState once opened: budgets shared by instances.
+                    shared_state=self.shared.state,
                 )
             # Runs once the listener has stopped accepting and closed its idle connections.
             app.on_shutdown.append(self._drain)
@@ -217,6 +238,7 @@ class ProxyServer:
             if orchestrator.service is not None:
                 await orchestrator.service.close()
         self.orchestrators.clear()
+        await self.shared.close()  # after the listeners: their requests may still use it
         # Models last: in-flight requests may still be using them while listeners drain.
         budget = max(end - loop.time(), 0.5)
         await asyncio.gather(*(model.stop(budget) for model in self._local_models))

@@ -179,14 +179,15 @@ def decode_message(raw: dict) -> Message:
     )
 
 
-async def open_store(settings) -> ConversationStore:
-    """The store a config's `state_storage` asks for."""
+async def open_store(settings, metrics=None) -> ConversationStore:
+    """The store a config's `state_storage` asks for; `metrics` (the telemetry sink) hears
+    a shared store's health."""
     if settings.type == "memory":
         return MemoryConversationStore()
     if settings.type == "postgres":
         from proxy.state.postgres import PostgresConversationStore  # psycopg: only when used
 
-        return await PostgresConversationStore(settings).open()
+        return await PostgresConversationStore(settings, metrics=metrics).open()
     from proxy.paths import plano_home
 
     path = Path(settings.path).expanduser() if settings.path else plano_home() / "state.db"

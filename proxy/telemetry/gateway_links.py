@@ -26,11 +26,14 @@ from proxy.telemetry.record import TelemetryRecord
 log = logging.getLogger("plano.telemetry")
 
 Take = Callable[[list[TelemetryRecord], int], None]
+# Shared stores' health from a gateway: {(store, op): errors since the last}, {store: up}.
+Stores = Callable[[dict, dict], None]
 
 
 class GatewayLinks:
-    def __init__(self, address: str, authkey: bytes, take: Take):
+    def __init__(self, address: str, authkey: bytes, take: Take, stores: Stores | None = None):
         self._take = take
+        self._stores = stores
         # Left by a telemetry worker that died: this one takes its place.
         with contextlib.suppress(FileNotFoundError):
             os.unlink(address)
@@ -84,6 +87,8 @@ class GatewayLinks:
                     return
                 if message[0] == "batch":
                     self._take(message[1], message[2])
+                elif message[0] == "stores" and self._stores is not None:
+                    self._stores(message[1], message[2])
 
     def close(self, timeout_s: float) -> None:
         """Stop accepting, then let every link read what its gateway sent before it went

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from proxy.telemetry.record import AttemptRecord, RoutingRecord, StepRecord, TelemetryRecord
+from proxy.filters.verdict import ATTR_DECISION, ATTR_DIRECTION, ATTR_MODE
+from proxy.telemetry.record import (
+    AttemptRecord,
+    RateLimitRecord,
+    RoutingRecord,
+    StepRecord,
+    TelemetryRecord,
+)
 from proxy.telemetry.storable import escape_surrogates, is_utf8
 from proxy.telemetry.tracecontext import Sampler, TraceContext, new_span_id
 
@@ -114,7 +121,7 @@ class TelemetryHub:
                     end_ns=exchange.epoch_ns(step.started + step.seconds),
                     outcome=step.outcome,
                     detail=step.detail,
-                    attributes=step.attributes if sampled else {},
+                    attributes=step.attributes if sampled else _for_metrics(step.attributes),
                 )
                 for step in exchange.steps
             ],
@@ -123,6 +130,7 @@ class TelemetryHub:
             request_body=exchange.request_body,
             response_body=_response_body(exchange),
             response_truncated=exchange.response_truncated,
+            ratelimit=_ratelimit(exchange),
         )
         _escape_text(record)
         return record
@@ -165,6 +173,21 @@ def _escape_text(record: TelemetryRecord) -> None:
         escaped.append("attributes")
     if escaped:
         record.escaped_fields = tuple(escaped)
+
+
+def _ratelimit(exchange: Exchange) -> RateLimitRecord | None:
+    mark = exchange.ratelimit
+    if mark is None:
+        return None
+    return RateLimitRecord(mark.model, mark.selector, mark.limited, mark.limit, mark.remaining)
+
+
+# Step attributes the metrics read: low-cardinality, kept for unsampled requests too.
+_METRIC_ATTRIBUTES = ("orchestrator.selection", ATTR_DIRECTION, ATTR_DECISION, ATTR_MODE)
+
+
+def _for_metrics(attributes: Mapping[str, object]) -> dict:
+    return {key: attributes[key] for key in _METRIC_ATTRIBUTES if key in attributes}
 
 
 def _routing(exchange: Exchange) -> RoutingRecord | None:

@@ -21,10 +21,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
 from prometheus_client.exposition import choose_encoder
 
-from proxy.telemetry.record import TelemetryRecord
+from proxy.filters.verdict import ATTR_DECISION, ATTR_DIRECTION, ATTR_MODE
+from proxy.telemetry.record import StepRecord, TelemetryRecord
 
 MAX_LABEL_CHARS = 128
 DEFAULT_MAX_SERIES = 2000
@@ -40,6 +41,12 @@ SEQUENCE_BUCKETS = tuple(2**n for n in range(4, 19))  # 16 … 262144 tokens
 ROUTER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 # An agent does a whole task, LLM calls and tools included: up to the listener's timeout.
 AGENT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120)
+
+# A filter call: an in-process built-in in microseconds to a remote guard's model call.
+FILTER_BUCKETS = (
+    *(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05),
+    *(0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -63,6 +70,8 @@ _OUTCOMES = {
     "stream error": "stream_error",
     "client disconnect": "client_disconnect",
     "fallback": "fallback",
+    "malformed reply": "malformed_reply",  # a filter's
+    "error": "error",
 }
 _HTTP_OUTCOME = re.compile(r"HTTP (\d{3})")
 
@@ -125,7 +134,7 @@ class _Family:
 
     def __init__(
         self,
-        metric: Counter | Histogram,
+        metric: Counter | Gauge | Histogram,
         normalizers: Sequence[Normalizer],
         max_series: int,
     ):
@@ -321,6 +330,31 @@ class GatewayMetrics:
             AGENT_BUCKETS,
             "seconds",
         )
+        self.filter_decisions = counter(
+            "plano_filter_decisions_total",
+            "Filter decisions (pass, modify, block, error) by filter, direction and mode; an "
+            "output filter counts once per answer, with its strongest decision. In observe "
+            "mode, what the filter would have done.",
+            ("listener", "filter", "direction", "decision", "mode"),
+        )
+        self.filter_duration = histogram(
+            "plano_filter_duration_seconds",
+            "Time spent in a filter: one call for an input filter, the sum over an answer's "
+            "chunks for an output filter.",
+            ("listener", "filter", "direction"),
+            FILTER_BUCKETS,
+            "seconds",
+        )
+        self.filter_errors = counter(
+            "plano_filter_errors_total",
+            "Filter calls that gave no verdict, by reason (timeout, connect_error, http_500, "
+            "malformed_reply, ...), whatever on_error then did.",
+            ("listener", "filter", "direction", "reason"),
+            label,
+            label,
+            label,
+            outcome_label,
+        )
         self.signals = counter(
             "plano_signals_total",
             "Conversation signals the analyzer found, by type.",
@@ -344,6 +378,38 @@ class GatewayMetrics:
             "stream, time.",
             ("reason",),
         )
+        # Per configured limit (its selector as written), never per header value.
+        limits = ("listener", "model", "selector")
+        self.ratelimited = counter(
+            "plano_ratelimited_requests_total",
+            "Requests refused with a 429 by a `ratelimits` budget.",
+            limits,
+        )
+        self.ratelimit_remaining = self._family(
+            Gauge(
+                "plano_ratelimit_remaining_tokens",
+                "Tokens left in a `ratelimits` budget after the last request held to it (of "
+                "the bucket that request used, for a selector with a bucket per value).",
+                limits,
+                registry=r,
+            ),
+            limits,
+            (),
+        )
+        self.store_errors = counter(
+            "plano_shared_state_errors_total",
+            "Operations on a shared store (shared_state: Redis) that it did not serve: "
+            "failed, timed out, or skipped while it was marked down; by store and operation. "
+            "Each is a request served without it (fail_open) or answered 503 (fail_closed).",
+            ("store", "op"),
+        )
+        self.store_up = Gauge(
+            "plano_shared_state_up",
+            "1 while the shared store serves, 0 while it is marked down (its operations "
+            "skipped until it answers again).",
+            ("store",),
+            registry=r,
+        )
         self._exposed = _WithoutCreated(r)
         self.dropped = Counter(
             "plano_telemetry_dropped_total",
@@ -353,7 +419,7 @@ class GatewayMetrics:
         )
 
     def _family(
-        self, metric: Counter | Histogram, labels: Sequence[str], norm: Sequence[Normalizer]
+        self, metric: Counter | Gauge | Histogram, labels: Sequence[str], norm: Sequence[Normalizer]
     ) -> _Family:
         return _Family(metric, norm or (label,) * len(labels), self._max_series)
 
@@ -421,7 +487,16 @@ class GatewayMetrics:
                 reason = fallback_reason(routing.fallback)
                 self.router_fallbacks.child((routing.backend, reason)).inc()
 
+        if record.ratelimit is not None:
+            self._observe_ratelimit(record)
         self.observe_signals(signal_quality, signal_types)
+
+    def _observe_ratelimit(self, record: TelemetryRecord) -> None:
+        limit = record.ratelimit
+        key = (record.listener, limit.model, limit.selector)
+        if limit.limited:
+            self.ratelimited.child(key).inc()
+        self.ratelimit_remaining.child(key).set(limit.remaining)
 
     def _observe_tokens(self, record: TelemetryRecord) -> None:
         model, provider, output = record.model, record.provider, record.output_tokens
@@ -454,6 +529,18 @@ class GatewayMetrics:
             elif step.kind == "agent":
                 self.agent_calls.child((listener, step.name, step.outcome)).inc()
                 self.agent_duration.child((listener, step.name)).observe(seconds)
+            elif step.kind == "filter":
+                self._observe_filter(listener, step, seconds)
+
+    def _observe_filter(self, listener: str, step: StepRecord, seconds: float) -> None:
+        attributes = step.attributes
+        direction = attributes.get(ATTR_DIRECTION)
+        decision = attributes.get(ATTR_DECISION, "error" if step.outcome != "ok" else None)
+        mode = attributes.get(ATTR_MODE)
+        self.filter_decisions.child((listener, step.name, direction, decision, mode)).inc()
+        self.filter_duration.child((listener, step.name, direction)).observe(seconds)
+        if step.outcome != "ok":
+            self.filter_errors.child((listener, step.name, direction, step.outcome)).inc()
 
     def observe_signals(self, quality: str | None, types: Iterable[str] = ()) -> None:
         """One analyzed conversation: the analyzer runs after the request is counted."""
@@ -491,6 +578,15 @@ class GatewayMetrics:
         """Records dropped before they were traced, by the request path or the worker."""
         if count > 0:
             self.dropped.inc(count)
+
+    def observe_stores(self, errors: Mapping[tuple[str, str], int], up: Mapping[str, bool]) -> None:
+        """Shared stores' health from the gateway: errors since the last report, and
+        whether each store is up now."""
+        for (store, op), count in errors.items():
+            if count > 0:
+                self.store_errors.child((store, op)).inc(count)
+        for store, value in up.items():
+            self.store_up.labels(label(store)).set(1 if value else 0)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition for a scrape: OpenMetrics when the Accept header asks for it."""

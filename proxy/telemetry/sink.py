@@ -70,6 +70,12 @@ class ProcessSink:
         self._closing = False
         self._sender: threading.Thread | None = None
         self._last_start = 0.0
+        # Shared stores' health (state/shared.py), from the event loop: cumulative counts
+        # and the last state, shipped as changes by the sender thread.
+        self._store_errors: dict[tuple[str, str], int] = {}
+        self._store_up: dict[str, bool] = {}
+        self._shipped_errors: dict[tuple[str, str], int] = {}
+        self._shipped_up: dict[str, bool] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -193,6 +199,13 @@ class ProcessSink:
         else:
             self._unreported_drops += 1  # the worker is behind: shed load, never block
 
+    def store_error(self, store: str, op: str) -> None:
+        """An operation a shared store did not serve (proxy.state.shared.StoreMetrics)."""
+        self._store_errors[store, op] = self._store_errors.get((store, op), 0) + 1
+
+    def store_up(self, store: str, up: bool) -> None:
+        self._store_up[store] = up
+
     # -- the sender thread ---------------------------------------------------------------
 
     def _run(self) -> None:
@@ -208,6 +221,26 @@ class ProcessSink:
             self._ship_locked()
 
     def _ship_locked(self) -> None:
+        self._ship_records()
+        self._ship_stores()
+
+    def _ship_stores(self) -> None:
+        # dict() copies under the interpreter lock: a consistent snapshot.
+        errors, up = dict(self._store_errors), dict(self._store_up)
+        deltas = {k: n - self._shipped_errors.get(k, 0) for k, n in errors.items()}
+        deltas = {k: n for k, n in deltas.items() if n}
+        changed = {k: v for k, v in up.items() if self._shipped_up.get(k) is not v}
+        if not deltas and not changed:
+            return
+        if self._conn is None or not self._alive():
+            return  # counted on the next ship, to the restarted worker
+        try:
+            self._conn.send_bytes(pickle.dumps(("stores", deltas, up), pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            return
+        self._shipped_errors, self._shipped_up = errors, up
+
+    def _ship_records(self) -> None:
         pending, self._pending = self._pending, []
         self._pending_bytes = 0
         drops, self._unreported_drops = self._unreported_drops, 0
@@ -246,6 +279,7 @@ class ProcessSink:
         log.error("telemetry worker exited (code %s); starting it again", exit_code)
         if self._conn is not None:
             self._conn.close()
+        self._shipped_up = {}  # the new worker's gauges start unset: send them again
         try:
             self.launch()
             self.wait_ready()

@@ -26,13 +26,23 @@ from opentelemetry.util.types import AttributeValue
 from proxy.telemetry.analysis import RecordAnalysis
 from proxy.telemetry.record import AttemptRecord, RoutingRecord, StepRecord, TelemetryRecord
 
-__all__ = ["AGENT", "INBOUND", "LLM", "ORCHESTRATOR", "ROUTING", "build_spans", "step_span_name"]
+__all__ = [
+    "AGENT",
+    "FILTER",
+    "INBOUND",
+    "LLM",
+    "ORCHESTRATOR",
+    "ROUTING",
+    "build_spans",
+    "step_span_name",
+]
 
 INBOUND = "plano(inbound)"
 ROUTING = "plano(routing)"
 LLM = "plano(llm)"
 ORCHESTRATOR = "plano(orchestrator)"
 AGENT = "plano(agent)"
+FILTER = "plano(filter)"
 # A step that calls out (an agent) is a client span; one that decides is internal.
 _STEP_KINDS = {"agent": SpanKind.CLIENT}
 # The attribute that names a step, per kind; other kinds use `<kind>.name`.

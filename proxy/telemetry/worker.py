@@ -14,9 +14,10 @@ the backlog of traces still to build is bounded; past it traces are dropped and 
 
 Messages on the socket the gateway passes as an inherited fd, each one pickled:
   parent -> worker: WorkerSettings (first), then ("batch", [TelemetryRecord, ...],
-  dropped_count) or ("stop",)
+  dropped_count), ("stores", {(store, op): errors since the last}, {store: up}) or
+  ("stop",)
   gateway process -> worker (`plano up --workers N`, settings.gateway_socket): the same
-  batches over a link of its own, then ("bye",); see gateway_links.py
+  batches and stores over a link of its own, then ("bye",); see gateway_links.py
   worker -> parent: ("ready", admin_port | None), ("error", message), ("stopped", stats)
 """
 
@@ -113,6 +114,7 @@ async def _serve(conn: Connection, settings: WorkerSettings) -> None:
             settings.gateway_socket,
             settings.gateway_authkey or b"",
             lambda records, dropped: _take(records, dropped, processor, backlog),
+            processor.metrics.observe_stores,
         )
     conn.send(("ready", port))
     reader = threading.Thread(
@@ -218,6 +220,8 @@ def _read_loop(
                 break
             if message[0] == "batch":
                 _take(message[1], message[2], processor, backlog)
+            elif message[0] == "stores":
+                processor.metrics.observe_stores(message[1], message[2])
     except BaseException:
         # A message this process cannot read (or no memory for it): without the reader
         # nothing gets in, so stop; the gateway starts a new worker and counts the loss.

@@ -158,4 +158,4 @@ class EmbeddedBackend:
 def _route_text(route: Route):
     from proxy.routing.embedded.router import RouteText
 
-    return RouteText(route.name, route.description, tuple(route.examples))
+    return RouteText(route.name, route.description, tuple(route.examples), tuple(route.learned))

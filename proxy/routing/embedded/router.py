@@ -8,6 +8,20 @@ the user wrote. A prompt's match to a route is a soft maximum of its cosines to 
 prototypes: routes are unions of sub-topics and a prompt is about one of them, but a prompt that
 also fits the route's other phrases is more surely about it than one fitting a single word.
 
+A route described in a few words ("generating new code, writing functions") names too little
+to match how people ask. When its phrases read like one of the task types of the built-in
+library (library.py: code generation, debugging, math, reasoning, creative writing,
+summarization, translation, extraction, chit-chat, general questions), it borrows that type's
+example prompts; prompts `plano route --learn` assigned to it from traffic (learn.py) join the
+same way. Each route is pooled in segments (its own words; borrowed examples; learned
+prompts), the best segment counting, with the example segments a little below the route's own
+words: a prompt-to-prompt cosine runs higher than a prompt-to-phrase one. The types no route of
+a set borrows join that set's background below: for it, they are "none of these" too.
+
+A prompt that brings its own material ("Summarize this: <an article>") is also scored by the
+request before the material (instruction.py), the better of the two counting per route: the
+article's topic must not decide where a request to summarize it goes.
+
 The background of generic prompts (background.py) is an explicit "none of these" class: the
 mean cosine of the prompt's nearest background prompts is subtracted (weighted) from every
 route's match, so a greeting that matches a code route weakly, but a background greeting well,
@@ -38,6 +52,8 @@ import numpy as np
 
 from proxy.routing.embedded.background import BACKGROUND
 from proxy.routing.embedded.encoder import Encoder
+from proxy.routing.embedded.instruction import instruction
+from proxy.routing.embedded.library import LIBRARY, TaskType, lenders
 from proxy.routing.embedded.lru import LRU
 from proxy.routing.embedded.perspective import mentions_assistant, second_person
 from proxy.routing.embedded.phrases import parse
@@ -71,6 +87,9 @@ INDEX_CACHE_SIZE = 32
 PHRASE_CACHE_SIZE = 8192
 QUERY_CACHE_SIZE = 256
 MIN_SCALE = 1e-3
+# Borrowed examples are prompts, and a prompt-to-prompt cosine runs higher than a
+# prompt-to-phrase one: they count for a little less than the route's own words.
+BORROW_BIAS = -0.03
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +99,9 @@ class RouteText:
     name: str
     description: str
     examples: tuple[str, ...] = ()
+    # Prompts `plano route --learn` assigned to the route from traffic: scored with the
+    # borrowed examples, a little below what the user wrote.
+    learned: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +126,15 @@ class RouteIndex:
     """A route set's prototypes, grouped by route, its reject class and its calibration."""
 
     names: tuple[str, ...]
-    prototypes: np.ndarray  # (n_prototypes, dim), rows of route i contiguous
-    starts: np.ndarray  # first prototype row of each route, for np.*.reduceat
-    owner: np.ndarray  # route of each prototype row
-    counts: np.ndarray  # prototypes per route: made once here, not per decision
+    prototypes: np.ndarray  # (n_prototypes, dim), rows of a segment contiguous
+    # A route is one to three segments, pooled apart: its own phrases and examples, then
+    # the examples it borrowed from the library (library.py) and the prompts learned from
+    # traffic (learn.py), when it has any.
+    starts: np.ndarray  # first prototype row of each segment, for np.*.reduceat
+    owner: np.ndarray  # segment of each prototype row
+    counts: np.ndarray  # prototypes per segment: made once here, not per decision
+    route_starts: np.ndarray  # first segment of each route
+    bias: np.ndarray  # added to each segment's pooled match
     background: np.ndarray  # (n_background, dim): generic prompts kept for this route set
     mean: float
     scale: float
@@ -118,7 +145,10 @@ class RouteIndex:
         top = np.maximum.reduceat(sims, self.starts, axis=1)
         spread = np.exp((sims - top[:, self.owner]) / POOL_TEMPERATURE)
         pooled = np.add.reduceat(spread, self.starts, axis=1) / self.counts
-        return top + POOL_TEMPERATURE * np.log(pooled)
+        segments = top + POOL_TEMPERATURE * np.log(pooled) + self.bias
+        if len(self.route_starts) == segments.shape[1]:
+            return segments
+        return np.maximum.reduceat(segments, self.route_starts, axis=1)
 
     def generic(self, embeddings: np.ndarray, *, leave_out_self: bool = False) -> np.ndarray:
         """(n,) mean cosine of each text to its nearest background prompts."""
@@ -172,6 +202,7 @@ def route_units(route: RouteText) -> list[tuple[str, ...]]:
 class EmbeddedRouter:
     encoder: Encoder
     background: Sequence[str] = BACKGROUND
+    library: Sequence[TaskType] = LIBRARY
     _background: np.ndarray | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _indexes: LRU = field(default_factory=lambda: LRU(INDEX_CACHE_SIZE))
@@ -210,7 +241,14 @@ class EmbeddedRouter:
         index = self.index(routes)
         latest = turns[-1]
         in_context = "\n".join(turns[-1 - CONTEXT_TURNS :])
-        if len(turns) == 1:
+        request = instruction(latest)
+        if len(turns) == 1 and request:
+            # Encoded apart: in one batch the short request would be padded to the
+            # material's length, doubling the encoder's work.
+            whole = index.signal(self._embed_queries([latest]))[0]
+            asked = index.signal(self._embed_queries([request]))[0]
+            combined = np.maximum(whole, asked)
+        elif len(turns) == 1:
             combined = index.signal(self._embed_queries([latest]))[0]
         elif len(latest.split()) <= SHORT_FOLLOW_UP_WORDS:
             combined = index.signal(self._embed_queries([in_context]))[0]
@@ -232,26 +270,54 @@ class EmbeddedRouter:
     def _build(self, routes: Sequence[RouteText]) -> RouteIndex:
         names: list[str] = []
         groups: list[list[tuple[str, ...]]] = []
+        learned: list[tuple[str, ...]] = []
         for route in routes:
             if route.name in names:  # a config error reported elsewhere; the first one wins
                 continue
             units = route_units(route) or [(route.name or "route",)]
             names.append(route.name)
             groups.append(units)
-        texts = [text for units in groups for unit in units for text in unit]
+            learned.append(tuple(t.strip() for t in route.learned if t.strip()))
+        borrowed, unclaimed = self._borrowed(groups)
+        # A route's segments, pooled apart: (route, units, bias, says what it covers). Its
+        # own words; the library examples it borrowed; the prompts learned from traffic.
+        segments = [
+            (route, units, bias, said)
+            for route, own in enumerate(groups)
+            for units, bias, said in (
+                (own, 0.0, True),
+                ([(e,) for e in borrowed.get(route, ())], BORROW_BIAS, True),
+                ([(e,) for e in learned[route]], BORROW_BIAS, False),
+            )
+            if units
+        ]
+        texts = [text for _, units, _, _ in segments for unit in units for text in unit]
         vectors = dict(zip(texts, self._embed_phrases(texts), strict=True))
         prototypes: list[np.ndarray] = []
         starts: list[int] = []
         owner: list[int] = []
-        for route, units in enumerate(groups):
+        route_starts: list[int] = []
+        said: list[bool] = []
+        for segment, (route, units, _, covers) in enumerate(segments):
+            if len(route_starts) == route:
+                route_starts.append(segment)
             starts.append(len(prototypes))
             for unit in units:
                 mean = np.mean([vectors[text] for text in unit], axis=0)
                 prototypes.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
-                owner.append(route)
+                owner.append(segment)
+                said.append(covers)
         matrix = np.asarray(prototypes, dtype=np.float32)
         background = self._background_embeddings()
-        overlap = (background @ matrix.T).max(axis=1)
+        if unclaimed:
+            # A task type no route of this set covers is, for this set, one more kind of
+            # "none of these": its examples join the reject class (subject to the same
+            # overlap rule below, so one close to a route's own words is left out).
+            background = np.vstack([background, self._embed_phrases(unclaimed)])
+        # What the user wrote and the library says a background prompt is about a route;
+        # prompts learned from traffic do not: many are generic, and would empty the
+        # reject class of exactly what it must reject.
+        overlap = (background @ matrix[np.asarray(said)].T).max(axis=1)
         keep = overlap < BACKGROUND_OVERLAP
         if keep.sum() < MIN_BACKGROUND:  # routes so broad that they cover the background
             keep = np.isin(np.arange(len(overlap)), np.argsort(overlap)[:MIN_BACKGROUND])
@@ -261,13 +327,34 @@ class EmbeddedRouter:
             prototypes=matrix,
             starts=np.asarray(starts, dtype=np.intp),
             owner=owners,
-            counts=np.bincount(owners, minlength=len(names)),
+            counts=np.bincount(owners, minlength=len(segments)),
+            route_starts=np.asarray(route_starts, dtype=np.intp),
+            bias=np.asarray([bias for _, _, bias, _ in segments], dtype=np.float32),
             background=np.ascontiguousarray(background[keep]),
             mean=0.0,
             scale=1.0,
         )
         best = index.signal(index.background, leave_out_self=True).max(axis=1)
         return replace(index, mean=float(best.mean()), scale=max(float(best.std()), MIN_SCALE))
+
+    def _borrowed(
+        self, groups: Sequence[Sequence[tuple[str, ...]]]
+    ) -> tuple[dict[int, list[str]], list[str]]:
+        """The library examples each route borrows; and those of the types none borrows."""
+        phrases = [[unit[0] for unit in units] for units in groups]
+        lent = lenders(phrases, self._embed_phrases, self.library)
+        taken = {kind for kinds in lent.values() for kind in kinds}
+        borrowed = {
+            route: [example for kind in kinds for example in self.library[kind].examples]
+            for route, kinds in lent.items()
+        }
+        unclaimed = [
+            example
+            for kind, task in enumerate(self.library)
+            if kind not in taken
+            for example in task.examples
+        ]
+        return borrowed, unclaimed
 
     def _background_embeddings(self) -> np.ndarray:
         # Computed on first use, not at load: commands that never route should not pay for it.

@@ -1,0 +1,1 @@
+"""Token-aware rate limits (`ratelimits`): buckets, token counting, matching, enforcement."""
