@@ -10,7 +10,18 @@ from typing import Annotated
 
 import typer
 
-from plano_cli.commands import down, filters, logs, route, schema, status, traces, up, validate
+from plano_cli.commands import (
+    down,
+    filters,
+    keys,
+    logs,
+    route,
+    schema,
+    status,
+    traces,
+    up,
+    validate,
+)
 
 app = typer.Typer(
     name="plano",
@@ -58,6 +69,7 @@ app.command("logs")(logs.logs)
 app.command("route")(route.route)
 app.add_typer(traces.app, name="traces")
 app.add_typer(filters.app, name="filters")
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

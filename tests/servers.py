@@ -1,4 +1,4 @@
-"""Real servers the tests start themselves: Redis (and PostgreSQL), from Debian's packages.
+"""Real servers the tests start themselves: Redis and PostgreSQL, from Debian's packages.
 
 Each runs on a free loopback port in a temporary directory, never the machine's own
 service, and is stopped with the test. A missing server binary fails the test with a
@@ -8,6 +8,10 @@ shared-state code went untested.
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
+import secrets
 import shutil
 import signal
 import socket
@@ -146,3 +150,150 @@ def redis_server() -> Iterator[RedisServer]:
             yield server
         finally:
             server.stop()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"  # Debian's layout: not on PATH
+PG_USER = "plano"
+
+
+def _pg_bin_dir() -> Path:
+    """The newest installed PostgreSQL's bin directory (initdb, pg_ctl, postgres)."""
+    found = sorted(
+        (Path(p) for p in glob.glob(PG_BIN_GLOB) if (Path(p) / "initdb").exists()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if found:
+        return found[-1]
+    on_path = shutil.which("initdb")
+    if on_path is not None:
+        return Path(on_path).parent
+    pytest.fail(
+        "PostgreSQL is not installed: the Responses-state tests need a real server. "
+        "Install it (Debian: apt-get install postgresql; .ci/run does this).",
+        pytrace=False,
+    )
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of its own in a temporary directory, on 127.0.0.1:<port>, with
+    password authentication (user `plano`). initdb refuses to run as root, so as root
+    every command runs as the `postgres` user, which owns the directory."""
+
+    def __init__(self, workdir: Path, port: int | None = None):
+        self.bin = _pg_bin_dir()
+        self.workdir = workdir
+        self.data = workdir / "data"
+        self.port = port or free_port()
+        self.password = "pgpw-" + secrets.token_hex(8)
+        self._as_owner: list[str] = []
+        if os.geteuid() == 0:
+            self._as_owner = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(workdir, "postgres", "postgres")
+        workdir.chmod(0o700)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{PG_USER}:{self.password}@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *argv: str, timeout: float = 60) -> None:
+        result = subprocess.run(
+            [*self._as_owner, *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{Path(argv[0]).name} failed: {result.stderr[-2000:]}{self.log_tail()}"
+            )
+
+    def init(self) -> PostgresServer:
+        pwfile = self.workdir / "pw"
+        pwfile.write_text(self.password + "\n")
+        if self._as_owner:
+            shutil.chown(pwfile, "postgres", "postgres")
+        self._run(
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            PG_USER,
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "--no-locale",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+        pwfile.unlink()
+        return self
+
+    def start(self) -> PostgresServer:
+        # fsync off: the tests' data need not survive a power cut, and it is much faster.
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={self.workdir} -c fsync=off"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.workdir / "postgres.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: `fast` (clients disconnected, clean) or `immediate` (as in a
+        crash: every backend dropped at once)."""
+        if (self.data / "postmaster.pid").exists():
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def crash(self) -> None:
+        self.stop("immediate")
+
+    def restart(self) -> None:
+        """Up again on the same port, with its data (as a database that came back)."""
+        self.stop("immediate")
+        self.start()
+
+    def accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def log_tail(self) -> str:
+        path = self.workdir / "postgres.log"
+        return "\n" + path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A fresh PostgreSQL for the block, removed afterwards (tests/test_*_postgres.py)."""
+    workdir = Path(tempfile.mkdtemp(prefix="plano-pg-"))
+    server = PostgresServer(workdir)
+    try:
+        yield server.init().start()
+    finally:
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PostgresServer]:
+    """A fresh PostgreSQL for one test."""
+    with running_postgres() as server:
+        yield server

@@ -59,12 +59,15 @@ def test_an_invalid_manifest_is_caught():
 
 def test_the_configmap_holds_a_config_plano_validate_accepts():
     config_text = by_kind("ConfigMap")["data"]["plano.yaml"]
-    env = dict.fromkeys(by_kind("Secret")["stringData"], "from-the-secret")
+    env = by_kind("Secret")["stringData"]  # the placeholders as a user would first apply them
     result = check_text(config_text, file="plano.yaml", env=env, mode=Mode.VALIDATE)
     assert result.ok, [p.message for p in result.errors]
     listener = result.config.listeners[0]
     assert (listener.address, listener.port) == ("0.0.0.0", 12000)
     assert (result.config.admin.address, result.config.admin.port) == ("0.0.0.0", 9901)
+    assert [key.id for key in listener.auth.keys] == ["team-blue", "team-green"]
+    assert result.config.shared_state is not None
+    assert [limit.model for limit in result.config.ratelimits] == ["openai/gpt-4o"]
 
 
 def test_every_variable_of_the_config_comes_from_the_secret():

@@ -189,16 +189,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             "prompt_guards:",
         )
     ],
-    "/ratelimits": [
-        (
-            config(
-                top="ratelimits:\n  - model: openai/gpt-4o\n"
-                "    selector: {key: x-user, value: '*'}\n    limit: {tokens: 100, unit: minute}\n"
-            ),
-            ("ratelimits",),
-            "ratelimits:",
-        )
-    ],
     "/tracing/trace_arch_internal": [
         (
             config(top="tracing:\n  trace_arch_internal: true\n"),
@@ -218,20 +208,6 @@ EXAMPLES: dict[str, list[tuple[str, tuple, str]]] = {
             config(top="routing:\n  routing_budget: {max_ms: 50}\n"),
             ("routing", "routing_budget"),
             "routing_budget:",
-        )
-    ],
-    "/state_storage/type": [
-        (
-            config(top="state_storage:\n  type: postgres\n  connection_string: $K\n"),
-            ("state_storage", "type"),
-            "type: postgres",
-        )
-    ],
-    "/state_storage/connection_string": [
-        (
-            config(top="state_storage:\n  type: memory\n  connection_string: $K\n"),
-            ("state_storage", "connection_string"),
-            "connection_string:",
         )
     ],
     "/prompt_caching": [
@@ -302,17 +278,18 @@ def test_validate_warns(text, path, marker):
 
 def test_validate_exits_0_with_the_warning_and_1_with_strict(tmp_path, monkeypatch):
     monkeypatch.setenv("K", "sk-test-key")
-    text, _, _ = EXAMPLES["/ratelimits"][0]
+    text, _, _ = EXAMPLES["/prompt_guards"][0]
     file = tmp_path / "c.yaml"
     file.write_text(text)
+    line = text.splitlines().index("prompt_guards:") + 1
     result = CliRunner().invoke(app, ["validate", str(file)])
     assert result.exit_code == 0, result.output
-    assert f"{file}:8:1: warning: ratelimits: rate limits are not served yet" in result.output
+    assert f"{file}:{line}:1: warning: prompt_guards: prompt guards" in result.output
     assert CliRunner().invoke(app, ["validate", "--strict", str(file)]).exit_code == 1
 
 
 def test_plano_up_refuses_before_serving(tmp_path):
-    text, _, _ = EXAMPLES["/ratelimits"][0]
+    text, _, _ = EXAMPLES["/prompt_guards"][0]
     file = tmp_path / "c.yaml"
     file.write_text(
         text.replace("port: 12000", "port: 1")
@@ -325,7 +302,8 @@ def test_plano_up_refuses_before_serving(tmp_path):
         env={"K": "sk-test-key", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )
     assert done.returncode == 1
-    assert f"{file}:8:1: error: ratelimits: rate limits are not served yet" in done.stderr
+    refused = "prompt_guards: prompt guards (jailbreak detection) are not served"
+    assert f"{file}:8:1: error: {refused}" in done.stderr
     assert "plano up: fix the errors above" in done.stderr
     assert "cannot listen" not in done.stderr
 
@@ -345,6 +323,8 @@ def test_plano_up_refuses_before_serving(tmp_path):
         "overrides: {agent_orchestration_model: plano/Plano-Orchestrator}\n",
         "overrides: {disable_signals: true, upstream_timeout_ms: 30000}\n",
         "ratelimits: []\nfilters: []\nprompt_guards: {}\n",
+        "ratelimits:\n  - model: openai/gpt-4o\n    selector: {key: x-team}\n"
+        "    limit: {tokens: 100, unit: minute}\n",
         "filters: [{id: g, type: http, url: 'http://g:1', timeout: 2s, on_error: fail_open,"
         " mode: observe}]\n",
     ],

@@ -453,7 +453,7 @@ def test_enter_opens_the_trace_its_tabs_switch_and_escape_returns(terminal, db):
     assert "200" in band
     assert f"auto → {GPT} (openai)" in band
     assert "plano(routing)" in detail  # the waterfall
-    assert "Filter" not in detail  # the list's footer is gone
+    assert "/ Filter" not in detail  # the list's footer is gone
 
     terminal.keys("4")
     messages = terminal.wait_for_text("Request messages (2)")

@@ -9,7 +9,7 @@ the agent and what it did, for the client's error and the trace.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -71,10 +71,13 @@ def chat_url(base: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{path}{CHAT_PATH}"
 
 
-def forwarded_headers(client: Mapping[str, str], request_id: str) -> dict[str, str]:
+def forwarded_headers(
+    client: Mapping[str, str], request_id: str, dropped: Iterable[str] = ()
+) -> dict[str, str]:
     """The client's headers as every agent of the request gets them (upstream forwards the
-    client's headers), plus `x-request-id`; traceparent and x-arch-upstream are per call."""
-    dropped = set(_NOT_FORWARDED)
+    client's headers), plus `x-request-id`; traceparent and x-arch-upstream are per call.
+    `dropped`: more headers not to forward (those holding the client's key to Plano)."""
+    dropped = set(_NOT_FORWARDED) | set(dropped)
     # Connection may name more hop-by-hop headers of this one hop.
     for name in client.get("connection", "").split(","):
         dropped.add(name.strip().lower())

@@ -32,6 +32,7 @@ from proxy.agents.call import (
     too_large,
 )
 from proxy.agents.orchestrator import AgentPlan, Orchestrator
+from proxy.auth.edge import client_key_headers
 from proxy.canonical import (
     ChatRequest,
     ChatResponse,
@@ -100,7 +101,9 @@ class AgentChain(ChatCore):
     ) -> web.StreamResponse:
         plan = await self.orchestrator.plan(chat.messages, exchange)
         base, messages = _agent_request(api, body, chat)
-        headers = forwarded_headers(request.headers, exchange.request_id)
+        headers = forwarded_headers(
+            request.headers, exchange.request_id, dropped=client_key_headers(request)
+        )
         serving = _Serving(request, api, exchange, body, chat, _reply_headers(exchange, plan))
         handoffs: list[dict] = []
         for position, agent_id in enumerate(plan.agents, 1):

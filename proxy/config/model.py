@@ -80,7 +80,22 @@ class Listener:
     input_filters: tuple[str, ...] = ()
     output_filters: tuple[str, ...] = ()
     implicit: bool = False  # added by normalization, not written in the file
+    auth: ListenerAuth | None = None  # client keys this listener requires
     source: Path = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientKey:
+    """One accepted client key: who holds it, and the SHA-256 of the key (never the key)."""
+
+    id: str
+    digest: bytes = field(repr=False)
+    source: Path = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerAuth:
+    keys: tuple[ClientKey, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +208,23 @@ class PromptTarget:
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    model: str
-    header: str
-    value: str
+    """One `ratelimits` entry (proxy/limits enforces it)."""
+
+    model: str  # as written: a model, alias or route name; proxy/limits resolves it
+    header: str  # the selector's key, lower-cased: a header name, or CLIENT_KEY_SELECTOR
+    value: str | None  # None: each value of the header (or each key id) has its own bucket
     tokens: int
-    unit: str
+    unit: str  # second | minute | hour | day
     source: Path = field(default=(), compare=False, repr=False)
+
+    @property
+    def period_s(self) -> float:
+        return RATE_LIMIT_UNITS[self.unit]
+
+
+# `selector: {key: client_key}`: the authenticated client key's id, not a header.
+CLIENT_KEY_SELECTOR = "client_key"
+RATE_LIMIT_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +315,8 @@ class StateStorage:
     type: str = "sqlite"
     connection_string: Secret | None = None
     path: str | None = None  # sqlite file; None means $PLANO_HOME/state.db
+    timeout_s: float = 2.0  # postgres: per operation, as the request sees it
+    on_unavailable: str = "fail_open"  # postgres: fail_open | fail_closed
 
 
 # overrides.max_upstream_response_bytes: the most of one answer the gateway will hold.

@@ -13,18 +13,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from types import MappingProxyType
 
+from proxy.auth.keys import configured_digest
 from proxy.config.durations import parse_duration
 from proxy.config.model import (
     BUILTIN_OPTIONS,
     DEFAULT_MAX_UPSTREAM_RESPONSE_BYTES,
+    RATE_LIMIT_UNITS,
     Admin,
     Agent,
     AgentRoute,
+    ClientKey,
     Config,
     Endpoint,
     Filter,
     FilterType,
     Listener,
+    ListenerAuth,
     ListenerType,
     ModelProvider,
     OnUnavailable,
@@ -218,6 +222,18 @@ def _listeners(
     return tuple(listeners)
 
 
+def _auth(raw: object, path: Path) -> ListenerAuth | None:
+    """Client keys as digests: the key itself is not kept (rules check where it came from)."""
+    if not isinstance(raw, dict):
+        return None
+    keys = tuple(
+        ClientKey(id=entry["id"], digest=configured_digest(entry["key"]), source=entry_path)
+        for entry_path, entry in _items(raw, "keys", path)
+        if isinstance(entry.get("id"), str) and isinstance(entry.get("key"), str)
+    )
+    return ListenerAuth(keys)
+
+
 def _listener(item: dict, kind: ListenerType, path: Path, timeout_s: float) -> Listener:
     port = item.get("port")
     retries = item.get("max_retries")
@@ -229,6 +245,7 @@ def _listener(item: dict, kind: ListenerType, path: Path, timeout_s: float) -> L
         timeout_s=parse_duration(item.get("timeout"), DEFAULT_TIMEOUTS.get(kind, timeout_s)),
         max_retries=retries if _is_int(retries) and retries >= 0 else DEFAULT_MAX_RETRIES,
         router=_str(item.get("router")),
+        auth=_auth(item.get("auth"), (*path, "auth")),
         agents=tuple(
             AgentRoute(
                 id=agent["id"],
@@ -362,15 +379,22 @@ def _prompt_targets(data: dict) -> Iterator[PromptTarget]:
 def _ratelimits(data: dict) -> Iterator[RateLimit]:
     for path, item in _items(data, "ratelimits"):
         selector, limit = _mapping(item.get("selector")), _mapping(item.get("limit"))
-        if isinstance(item.get("model"), str) and _is_int(limit.get("tokens")):
-            yield RateLimit(
-                model=item["model"],
-                header=str(selector.get("key", "")),
-                value=str(selector.get("value", "*")),
-                tokens=limit["tokens"],
-                unit=str(limit.get("unit", "minute")),
-                source=path,
-            )
+        tokens, unit, key = limit.get("tokens"), limit.get("unit", "minute"), selector.get("key")
+        # What the schema rejects (tokens < 1, an unknown unit) is reported there; the
+        # entry is left out rather than served half-understood.
+        if not (isinstance(item.get("model"), str) and _is_int(tokens) and tokens >= 1):
+            continue
+        if unit not in RATE_LIMIT_UNITS or not isinstance(key, str) or not key:
+            continue
+        value = selector.get("value")
+        yield RateLimit(
+            model=item["model"],
+            header=key.strip().lower(),
+            value=None if value in (None, "*") else str(value),
+            tokens=tokens,
+            unit=unit,
+            source=path,
+        )
 
 
 def _tracing(raw: dict) -> Tracing:
@@ -512,6 +536,8 @@ def _state_storage(raw: dict) -> StateStorage:
         type=_str(raw.get("type")) or "sqlite",
         connection_string=Secret(conn) if isinstance(conn, str) else None,
         path=_str(raw.get("path")),
+        timeout_s=parse_duration(raw.get("timeout"), 2.0) or 2.0,
+        on_unavailable="fail_closed" if raw.get("on_unavailable") == "fail_closed" else "fail_open",
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+from proxy.auth.keys import MIN_KEY_CHARS, is_hashed
 from proxy.config.filter_rules import filters
 from proxy.config.hints import did_you_mean
 from proxy.config.model import Config, ListenerType, ModelProvider
@@ -410,14 +411,17 @@ def references(facts: Facts, report: Reporter) -> None:
                     (*route.source, "models", i),
                     f"route '{route.name}' lists model '{model}', which is not in model_providers",
                 )
+    route_names = {route.name for route in config.routes}
     for limit in config.ratelimits:
-        if index.resolve(limit.model) is None:
+        # A route's name stands for its models (proxy/limits/match.py resolves both).
+        if index.resolve(limit.model) is None and limit.model not in route_names:
             _unknown_model(
                 report,
                 index,
                 limit.model,
                 (*limit.source, "model"),
-                f"rate limit names model '{limit.model}', which is not in model_providers",
+                f"rate limit names model '{limit.model}', which is not in model_providers, "
+                "model_aliases or routing_preferences",
             )
 
     filter_ids = {f.id for f in config.filters}
@@ -662,6 +666,87 @@ def not_served(facts: Facts, report: Reporter) -> None:
             report.warning("not-served", message, refusal.path, hint, at_key=refusal.at_key)
 
 
+# --- client keys --------------------------------------------------------------------
+
+
+def client_keys(facts: Facts, report: Reporter) -> None:
+    """A key comes from the environment or as its hash, never written in the file; ids and
+    keys are unique per listener (an id is what traces and rate limits know a caller by)."""
+    for listener in facts.config.listeners:
+        if listener.auth is None:
+            continue
+        ids: dict[str, Path] = {}
+        digests: dict[bytes, str] = {}
+        for key in listener.auth.keys:
+            value = facts.raw(key.source).get("key")
+            where = (*key.source, "key")
+            if isinstance(value, str) and not is_hashed(value):
+                if where not in facts.env_paths:
+                    report.error(
+                        "literal-client-key",
+                        f"the client key of {key.id!r} is written in the file",
+                        where,
+                        "keep keys out of config files: `key: $ENV_VAR` reads it from the "
+                        "environment, or write its hash, `key: sha256:<hex>` (`plano keys "
+                        "hash` reads the key on its input and prints it).",
+                    )
+                    continue
+                if "$" not in value and len(value) < MIN_KEY_CHARS:
+                    report.error(
+                        "short-client-key",
+                        f"the client key of {key.id!r} has {len(value)} characters; "
+                        f"use at least {MIN_KEY_CHARS}",
+                        where,
+                        "`plano keys new` makes a random key.",
+                    )
+            if key.id in ids:
+                report.error(
+                    "duplicate-client-key-id",
+                    f"client key id {key.id!r} is used twice in listener {listener.name!r}",
+                    (*key.source, "id"),
+                    "give each key its own id.",
+                )
+            ids.setdefault(key.id, key.source)
+            if key.digest in digests:
+                report.error(
+                    "duplicate-client-key",
+                    f"client keys {digests[key.digest]!r} and {key.id!r} are the same key",
+                    where,
+                    "a key identifies one caller: give each id its own key.",
+                )
+            digests.setdefault(key.digest, key.id)
+
+
+# --- state storage ------------------------------------------------------------------
+
+_POSTGRES_ONLY = ("connection_string", "timeout", "on_unavailable")
+
+
+def state_storage_keys(facts: Facts, report: Reporter) -> None:
+    """The postgres store's keys do nothing for sqlite or memory: say so, not skip them."""
+    raw = facts.raw(("state_storage",))
+    kind = raw.get("type")
+    if kind == "postgres" or not isinstance(kind, str):
+        return
+    for key in _POSTGRES_ONLY:
+        if key in raw:
+            report.error(
+                "state-storage-key",
+                f"state_storage.{key} applies to type postgres only; this store is {kind}",
+                ("state_storage", key),
+                "remove it, or set `type: postgres`.",
+                at_key=True,
+            )
+    if "path" in raw and kind != "sqlite":
+        report.error(
+            "state-storage-key",
+            f"state_storage.path applies to type sqlite only; this store is {kind}",
+            ("state_storage", "path"),
+            "remove it, or set `type: sqlite`.",
+            at_key=True,
+        )
+
+
 RULES: tuple[Rule, ...] = (
     version_features,
     provider_model_names,
@@ -677,5 +762,7 @@ RULES: tuple[Rule, ...] = (
     redis_urls,
     filters,
     admin_port,
+    client_keys,
+    state_storage_keys,
     not_served,
 )

@@ -10,7 +10,7 @@ item or a map entry) has a status:
   checks), and that is documented here.
 
 Some keys are enforced for most values and not served for a few (`type: prompt`,
-`state_storage.type: postgres`): their entry carries a `reason` that picks those values.
+`provider_interface: chatgpt`): their entry carries a `reason` that picks those values.
 
 tests/test_served.py walks the schema and fails on any key path missing from this table,
 so a new key cannot slip in without a decision. When a feature is built, its entry turns
@@ -182,6 +182,10 @@ TABLE: dict[str, Entry] = {
         "filters/chain: run on the body sent to this agent"
     ),
     "/listeners/*/input_filters": enforced("filters/chain: run on each request before parsing"),
+    "/listeners/*/auth": enforced("auth/edge: a client key on every path but /healthz"),
+    "/listeners/*/auth/keys": enforced("auth/keys: the accepted keys, as SHA-256 digests"),
+    "/listeners/*/auth/keys/*/id": enforced("the trace attribute plano.client_key_id"),
+    "/listeners/*/auth/keys/*/key": enforced("auth/keys: compared by hash, never stored"),
     "/listeners/*/output_filters": enforced(
         "filters/chain: run on each chunk of the answer before the client gets it"
     ),
@@ -240,7 +244,14 @@ TABLE: dict[str, Entry] = {
         "prompt guards (jailbreak detection) are not served: prompts would reach the "
         "model unchecked"
     ),
-    "/ratelimits": not_served("rate limits are not served yet: requests would not be limited"),
+    "/ratelimits": enforced("limits/enforce: budgets taken before dispatch, 429 over them"),
+    "/ratelimits/*/model": enforced("limits/match: resolved like a request's model, or a route"),
+    "/ratelimits/*/selector": enforced("limits/match: which requests and buckets"),
+    "/ratelimits/*/selector/key": enforced("limits/match: a header, or client_key"),
+    "/ratelimits/*/selector/value": enforced("limits/match: one value; omitted: one each"),
+    "/ratelimits/*/limit": enforced("limits/enforce: the GCRA bucket"),
+    "/ratelimits/*/limit/tokens": enforced("limits/enforce: tokens per unit, burst included"),
+    "/ratelimits/*/limit/unit": enforced("limits/enforce: the refill period"),
     # --- tracing ---
     "/tracing": enforced("telemetry"),
     "/tracing/random_sampling": enforced("telemetry/tracecontext: the sampler"),
@@ -305,14 +316,10 @@ TABLE: dict[str, Entry] = {
     "/routing/router/cache_size": enforced("routing/service"),
     # --- state ---
     "/state_storage": enforced("state/conversations"),
-    "/state_storage/type": not_served(
-        "`postgres`",
-        _only(("postgres",), "state_storage type postgres is not served yet"),
-        whole_parent=True,
-    ),
-    "/state_storage/connection_string": not_served(
-        "the PostgreSQL connection string; the postgres state store is not served yet"
-    ),
+    "/state_storage/type": enforced("state/conversations: sqlite, memory or postgres"),
+    "/state_storage/connection_string": enforced("state/postgres: the database"),
+    "/state_storage/timeout": enforced("state/postgres: per operation, and statements"),
+    "/state_storage/on_unavailable": enforced("state/postgres: 503 before dispatch or not"),
     "/state_storage/path": enforced("state/conversations: the SQLite file"),
     # --- overrides ---
     "/overrides": enforced("normalize"),

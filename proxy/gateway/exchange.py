@@ -75,6 +75,19 @@ class Step:
 
 
 @dataclass(slots=True)
+class RateLimitMark:
+    """The `ratelimits` budget a request was held to (proxy/limits): the tightest one when
+    it passed, the one that refused it otherwise."""
+
+    model: str  # provider/model_id the budget was matched on
+    selector: str  # the configured selector: "x-team=blue", "x-team", "client_key"
+    limited: bool  # refused with a 429
+    limit: int
+    remaining: int
+    reset_s: float
+
+
+@dataclass(slots=True)
 class Exchange:
     request_id: str
     api: str  # client API: openai_chat, anthropic_messages
@@ -95,6 +108,7 @@ class Exchange:
     routing_finished: float | None = None
     trace: TraceContext | None = None
     session: str | None = None
+    client_key_id: str | None = None  # the id of the listener's client key it came with
     # Telemetry's copy of the exchange's bodies: set only when the trace keeps messages.
     capture: bool = False
     request_body: bytes | None = None
@@ -108,6 +122,7 @@ class Exchange:
     finished_at: float | None = None
     # Set where the status alone cannot tell (a shutdown); otherwise derived by `outcome`.
     forced_outcome: Outcome | None = None
+    ratelimit: RateLimitMark | None = None
     # The request's filtering, when its listener has filters: what the answer must pass.
     filters: RequestFilters | None = None
 

@@ -25,6 +25,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from proxy.auth.edge import client_key_headers
 from proxy.canonical import (
     ChatRequest,
     StreamError,
@@ -48,6 +49,7 @@ from proxy.gateway.errors import ClientError
 from proxy.gateway.exchange import Attempt, Exchange
 from proxy.gateway.relay import Relay, answer_renderer, commit, filter_answer, finish, first_events
 from proxy.gateway.resolve import PROVIDER_HINT_HEADER, UnknownModel, candidates, is_unpinned
+from proxy.limits.enforce import RateLimiter, limit_headers
 from proxy.providers.catalog import Wire
 from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.conversation import turns_from_messages
@@ -94,11 +96,13 @@ class Gateway(ChatCore):
         session: aiohttp.ClientSession,
         backoff: Backoff | None = None,
         router: RoutingService | None = None,
+        limiter: RateLimiter | None = None,
     ):
         super().__init__(config, listener)
         self.session = session
         self.backoff = backoff or Backoff()
         self.router = router
+        self.limiter = limiter  # None: no `ratelimits`
         self._max_answer = config.overrides.max_upstream_response_bytes
         self._targets: dict[tuple[str, str], Target] = {}
         # Exact credential values, masked in any text from a provider before it is shown.
@@ -142,7 +146,15 @@ class Gateway(ChatCore):
                 chain = candidates(self.config, hint or (None if unpinned else chat.model))
         except UnknownModel as exc:
             raise ClientError(400, str(exc), "model") from None
-        return await self._run(request, api, exchange, body, chat, chain)
+        if self.limiter is None:
+            return await self._run(request, api, exchange, body, chat, chain)
+        # Budgets hold on the model the request goes to first, resolved: alias or route.
+        admission = await self.limiter.admit(request, exchange, chat, chain[0].model)
+        try:
+            return await self._run(request, api, exchange, body, chat, chain)
+        finally:
+            if admission is not None:  # output tokens, once the answer (or stream) is over
+                await asyncio.shield(self.limiter.settle(admission, exchange))
 
     async def route(
         self, request: web.Request, chat: ChatRequest, body_routes=None
@@ -449,9 +461,10 @@ class Gateway(ChatCore):
             if value is not None:
                 headers[name] = value
         if target.passthrough_auth:
+            plano_keys = client_key_headers(request)  # the client's key to Plano stays here
             for name in PASSTHROUGH_AUTH_HEADERS:
                 value = request.headers.get(name)
-                if value is not None:
+                if value is not None and name not in plano_keys:
                     headers[name] = value
         return headers
 
@@ -462,6 +475,8 @@ class Gateway(ChatCore):
         if exchange.routing is not None:
             # Route names are printable but may be non-ASCII: headers carry them %-encoded.
             headers["x-plano-route"] = quote(exchange.routing.route or "", safe=" _-.:/+")
+        if exchange.ratelimit is not None:
+            headers.update(limit_headers(exchange.ratelimit))
         return headers
 
 

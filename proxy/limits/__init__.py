@@ -1,1 +1,1 @@
-"""Rate limits: token budgets per model and selector, in buckets kept locally or in Redis."""
+"""Token-aware rate limits (`ratelimits`): buckets, token counting, matching, enforcement."""

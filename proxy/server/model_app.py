@@ -12,6 +12,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from proxy.auth.edge import CLIENT_KEY_ID, client_key_middleware
 from proxy.canonical import ChatRequest, WireError
 from proxy.config.model import Config, Listener
 from proxy.filters.chain import FilterSet, used_filters
@@ -25,6 +26,7 @@ from proxy.gateway.client_api import (
 )
 from proxy.gateway.exchange import Exchange, Outcome, StepKind
 from proxy.gateway.pipeline import ClientError, Gateway
+from proxy.limits.enforce import RateLimiter
 from proxy.routing.affinity import AFFINITY_HEADER
 from proxy.routing.routes import RouteSpecError, routes_from_body
 from proxy.routing.service import RoutingService, decision_payload
@@ -56,14 +58,24 @@ def build_model_app(
     backoff: Backoff | None = None,
     router: RoutingService | None = None,
     telemetry: TelemetryHub | None = None,
+    shared_state: object = None,
 ) -> web.Application:
+    """`shared_state`: the process's SharedState when configured (rate-limit budgets in
+    Redis); None keeps them in this process's memory."""
+    limiter = RateLimiter.for_config(config, shared_state)
     app = chat_app(
         config,
         listener,
-        lambda session: Gateway(config, listener, session, backoff, router),
+        lambda session: Gateway(config, listener, session, backoff, router, limiter),
         observers,
         telemetry,
     )
+    if limiter is not None:
+
+        async def warm(app: web.Application) -> None:
+            await asyncio.to_thread(limiter.warm)  # the encoder, before the first request
+
+        app.on_startup.append(warm)
     app.router.add_post("/routing/v1/chat/completions", _routing_endpoint(OPENAI_CHAT))
     app.router.add_post("/routing/v1/messages", _routing_endpoint(ANTHROPIC_MESSAGES))
     app.router.add_post("/routing/v1/responses", _routing_endpoint(OPENAI_RESPONSES))
@@ -81,14 +93,20 @@ def chat_app(
     """A listener speaking the three client APIs, with `core(session)` serving requests
     (the model listener's Gateway, an agent listener's AgentChain): the same edge, errors,
     Responses state, telemetry and access log for both."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
+    middlewares = [_json_errors]
+    if listener.auth is not None:
+        middlewares.append(client_key_middleware(listener.auth))
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=middlewares)
     app[OBSERVERS] = list(observers or [])
     # Without a sink, traceparent still flows to upstreams; nothing is recorded.
     app[TELEMETRY] = telemetry or TelemetryHub(config.tracing, listener.name)
     started = int(time.time())
 
     async def open_session(app: web.Application) -> None:
-        app[STORE] = await open_store(config.state_storage)  # first: it is what may fail
+        # First: it is what may fail. Its health goes where /metrics is counted.
+        sink = app[TELEMETRY].sink
+        metrics = sink if hasattr(sink, "store_error") else None  # tests' sinks may lack it
+        app[STORE] = await open_store(config.state_storage, metrics)
         # One pooled session for the listener's lifetime: no per-request setup.
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=256, ttl_dns_cache=300, keepalive_timeout=60
@@ -158,6 +176,7 @@ def _endpoint(api: ClientAPI, serve):
             api=api.name,
             path=request.path,
             session=header_text(request, AFFINITY_HEADER),
+            client_key_id=request.get(CLIENT_KEY_ID),
         )
         telemetry = request.app[TELEMETRY]
         telemetry.start(request, exchange)
@@ -176,6 +195,8 @@ def _endpoint(api: ClientAPI, serve):
             headers = _error_headers(exchange)
             if exc.retry_after:
                 headers["Retry-After"] = exc.retry_after
+            if exc.headers:
+                headers.update(exc.headers)
             response = _json(api.render_error(exc.status, exc.message), exc.status, headers)
         except asyncio.CancelledError:
             exchange.status, exchange.error = 499, "client disconnected"
@@ -271,8 +292,10 @@ async def _serve_responses(request: web.Request, exchange: Exchange, body: dict)
     store = request.app[STORE]
     api = ResponsesAPI(openai_responses.new_response_id(), previous)
     new_turn = [m for m in chat.messages if m.role != "system"]
+    if openai_responses.wants_store(body):
+        await store.ready()  # fail_closed: no answer that could not be stored (a 503)
     if previous is not None:
-        history = await store.load(previous)
+        history = await store.load(previous)  # a store that cannot answer: a 503
         if history is None:
             raise ClientError(400, f"Previous response with id '{previous}' not found.")
         # This request's instructions lead; earlier instructions are not carried over.
@@ -303,7 +326,7 @@ def _observe(app: web.Application, exchange: Exchange) -> None:
         ttft = exchange.ttft_s if exchange.stream else None
         outcome = exchange.outcome
         access_log.info(
-            "%s %s %d%s model=%s%s attempts=%d%s latency=%.3fs%s",
+            "%s %s %d%s model=%s%s attempts=%d%s latency=%.3fs%s%s",
             exchange.api,
             exchange.path,
             exchange.status,
@@ -315,6 +338,7 @@ def _observe(app: web.Application, exchange: Exchange) -> None:
             f" ttft={ttft:.3f}s" if ttft else "",
             exchange.latency_s,
             f" tokens={usage.input_tokens}/{usage.output_tokens}" if usage else "",
+            f" key={exchange.client_key_id}" if exchange.client_key_id else "",
         )
     for observer in app[OBSERVERS]:
         try:

@@ -102,11 +102,6 @@ class ProxyServer:
             raise
 
     async def _start(self) -> None:
-        if self.config.state_storage.type == "postgres":
-            raise TargetError(
-                "state_storage type postgres is not supported by this gateway "
-                "yet: use sqlite (the default) or memory"
-            )
         self.config = await self._start_local_models(self.config)
         for provider in self.config.providers:
             if not provider.is_wildcard:
@@ -167,7 +162,14 @@ class ProxyServer:
                 )
             else:
                 app = build_model_app(
-                    self.config, listener, self.observers, self.backoff, self.router, hub
+                    self.config,
+                    listener,
+                    self.observers,
+                    self.backoff,
+                    self.router,
+                    hub,
+                    # shared_state's SharedState once opened: budgets shared by instances.
+                    shared_state=self.shared.state,
                 )
             # Runs once the listener has stopped accepting and closed its idle connections.
             app.on_shutdown.append(self._drain)

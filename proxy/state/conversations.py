@@ -46,6 +46,10 @@ class ConversationStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ready(self) -> None:
+        """Before a request whose answer will be saved: raises StoreUnavailable when the
+        store is known to be down and its config says fail_closed."""
+
 
 class SQLiteConversationStore:
     def __init__(self, path: Path | str):
@@ -88,19 +92,20 @@ class SQLiteConversationStore:
             """,
             (response_id, MAX_CHAIN),
         ).fetchall()
-        if not rows:
-            return None
-        return [decode_message(m) for (blob,) in rows for m in orjson.loads(blob)]
+        return decode_turns(rows)
 
     async def save(
         self, response_id: str, previous_id: str | None, model: str, messages: list[Message]
     ) -> None:
-        blob = orjson.dumps([encode_message(m) for m in messages])
+        blob = encode_turn(messages)
         await self._call(
             self._db_execute,
             "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
             (response_id, previous_id, time.time(), model, blob),
         )
+
+    async def ready(self) -> None:
+        pass  # a local file: there is nothing to wait for
 
     def _db_execute(self, sql: str, params: tuple) -> None:
         self._db.execute(sql, params)
@@ -136,8 +141,23 @@ class MemoryConversationStore:
     ) -> None:
         self._rows[response_id] = (previous_id, list(messages))
 
+    async def ready(self) -> None:
+        pass
+
     async def close(self) -> None:
         self._rows.clear()
+
+
+def encode_turn(messages: list[Message]) -> bytes:
+    """One response's row: the turn it added, as JSON."""
+    return orjson.dumps([encode_message(m) for m in messages])
+
+
+def decode_turns(rows: list) -> list[Message] | None:
+    """A conversation from its rows' (blob,) tuples, oldest first; None when there are none."""
+    if not rows:
+        return None
+    return [decode_message(m) for (blob,) in rows for m in orjson.loads(blob)]
 
 
 def encode_message(message: Message) -> dict:
@@ -159,10 +179,15 @@ def decode_message(raw: dict) -> Message:
     )
 
 
-async def open_store(settings) -> ConversationStore:
-    """The store a config's `state_storage` asks for (postgres is refused at start-up)."""
+async def open_store(settings, metrics=None) -> ConversationStore:
+    """The store a config's `state_storage` asks for; `metrics` (the telemetry sink) hears
+    a shared store's health."""
     if settings.type == "memory":
         return MemoryConversationStore()
+    if settings.type == "postgres":
+        from proxy.state.postgres import PostgresConversationStore  # psycopg: only when used
+
+        return await PostgresConversationStore(settings, metrics=metrics).open()
     from proxy.paths import plano_home
 
     path = Path(settings.path).expanduser() if settings.path else plano_home() / "state.db"

@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from proxy.filters.verdict import ATTR_DECISION, ATTR_DIRECTION, ATTR_MODE
-from proxy.telemetry.record import AttemptRecord, RoutingRecord, StepRecord, TelemetryRecord
+from proxy.telemetry.record import (
+    AttemptRecord,
+    RateLimitRecord,
+    RoutingRecord,
+    StepRecord,
+    TelemetryRecord,
+)
 from proxy.telemetry.storable import escape_surrogates, is_utf8
 from proxy.telemetry.tracecontext import Sampler, TraceContext, new_span_id
 
@@ -24,6 +30,7 @@ if TYPE_CHECKING:
 
 TRACE_ID_HEADER = "x-plano-trace-id"  # on every response: what `plano traces show` takes
 MAX_ATTRIBUTE_VALUE = 256
+CLIENT_KEY_ATTRIBUTE = "plano.client_key_id"  # listeners[].auth: who called
 # A prefix as wide as "x-" must still never copy a credential onto a span.
 _SECRET_HEADER_WORDS = ("auth", "key", "token", "secret", "cookie", "password", "signature")
 
@@ -119,16 +126,19 @@ class TelemetryHub:
                 for step in exchange.steps
             ],
             session=exchange.session,
-            attributes=self._attributes(request.headers) if sampled else {},
+            attributes=self._attributes(request.headers, exchange) if sampled else {},
             request_body=exchange.request_body,
             response_body=_response_body(exchange),
             response_truncated=exchange.response_truncated,
+            ratelimit=_ratelimit(exchange),
         )
         _escape_text(record)
         return record
 
-    def _attributes(self, headers: Mapping[str, str]) -> dict[str, str]:
+    def _attributes(self, headers: Mapping[str, str], exchange: Exchange) -> dict[str, str]:
         attributes = dict(self.static_attributes)
+        if exchange.client_key_id is not None:  # the key's id, never the key
+            attributes[CLIENT_KEY_ATTRIBUTE] = exchange.client_key_id
         if self.header_prefixes:
             for name, value in headers.items():
                 lowered = name.lower()
@@ -163,6 +173,13 @@ def _escape_text(record: TelemetryRecord) -> None:
         escaped.append("attributes")
     if escaped:
         record.escaped_fields = tuple(escaped)
+
+
+def _ratelimit(exchange: Exchange) -> RateLimitRecord | None:
+    mark = exchange.ratelimit
+    if mark is None:
+        return None
+    return RateLimitRecord(mark.model, mark.selector, mark.limited, mark.limit, mark.remaining)
 
 
 # Step attributes the metrics read: low-cardinality, kept for unsampled requests too.

@@ -134,7 +134,7 @@ class _Family:
 
     def __init__(
         self,
-        metric: Counter | Histogram,
+        metric: Counter | Gauge | Histogram,
         normalizers: Sequence[Normalizer],
         max_series: int,
     ):
@@ -378,6 +378,24 @@ class GatewayMetrics:
             "stream, time.",
             ("reason",),
         )
+        # Per configured limit (its selector as written), never per header value.
+        limits = ("listener", "model", "selector")
+        self.ratelimited = counter(
+            "plano_ratelimited_requests_total",
+            "Requests refused with a 429 by a `ratelimits` budget.",
+            limits,
+        )
+        self.ratelimit_remaining = self._family(
+            Gauge(
+                "plano_ratelimit_remaining_tokens",
+                "Tokens left in a `ratelimits` budget after the last request held to it (of "
+                "the bucket that request used, for a selector with a bucket per value).",
+                limits,
+                registry=r,
+            ),
+            limits,
+            (),
+        )
         self.store_errors = counter(
             "plano_shared_state_errors_total",
             "Operations on a shared store (shared_state: Redis) that it did not serve: "
@@ -401,7 +419,7 @@ class GatewayMetrics:
         )
 
     def _family(
-        self, metric: Counter | Histogram, labels: Sequence[str], norm: Sequence[Normalizer]
+        self, metric: Counter | Gauge | Histogram, labels: Sequence[str], norm: Sequence[Normalizer]
     ) -> _Family:
         return _Family(metric, norm or (label,) * len(labels), self._max_series)
 
@@ -469,7 +487,16 @@ class GatewayMetrics:
                 reason = fallback_reason(routing.fallback)
                 self.router_fallbacks.child((routing.backend, reason)).inc()
 
+        if record.ratelimit is not None:
+            self._observe_ratelimit(record)
         self.observe_signals(signal_quality, signal_types)
+
+    def _observe_ratelimit(self, record: TelemetryRecord) -> None:
+        limit = record.ratelimit
+        key = (record.listener, limit.model, limit.selector)
+        if limit.limited:
+            self.ratelimited.child(key).inc()
+        self.ratelimit_remaining.child(key).set(limit.remaining)
 
     def _observe_tokens(self, record: TelemetryRecord) -> None:
         model, provider, output = record.model, record.provider, record.output_tokens

@@ -60,6 +60,17 @@ class StepRecord:
 
 
 @dataclass(slots=True)
+class RateLimitRecord:
+    """The `ratelimits` budget the request was held to (proxy/limits)."""
+
+    model: str
+    selector: str  # as configured ("x-team=blue", "x-team", "client_key"): bounded
+    limited: bool  # answered 429
+    limit: int
+    remaining: int
+
+
+@dataclass(slots=True)
 class TelemetryRecord:
     trace_id: str
     span_id: str  # the request's root span, `plano(inbound)`
@@ -98,6 +109,7 @@ class TelemetryRecord:
     request_body: bytes | None = None
     response_body: bytes | None = None
     response_truncated: bool = False
+    ratelimit: RateLimitRecord | None = None
     # Fields whose text was not valid UTF-8 (a header's \xff byte) and was stored escaped.
     escaped_fields: tuple[str, ...] = ()
 

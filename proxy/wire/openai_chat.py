@@ -119,7 +119,8 @@ def _parse_message(raw: object, index: int) -> Message:
         )
     content = _parse_content(raw.get("content"), f"{where}.content")
     if role in ("system", "developer"):
-        return Message(role="system", content=content)
+        # The name is part of what the model reads (and counts: proxy/limits/tokens.py).
+        return Message(role="system", content=content, name=_optional(raw, "name", str))
     if role in ("tool", "function"):
         call_id = raw.get("tool_call_id") or raw.get("name")
         if not isinstance(call_id, str):

@@ -1,0 +1,1 @@
+"""Client keys: which callers a listener accepts (`listeners[].auth`)."""
