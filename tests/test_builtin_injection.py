@@ -68,11 +68,12 @@ def test_dev_set_rates(injection):
 def test_held_out_rates_at_the_default_threshold(injection):
     # The numbers docs/guardrails.md reports (bench/injection.py --eval); a change to the
     # detector that moves them must update the docs. Margins absorb onnx/numpy differences.
+    # Measured: 58.6% / 1.4% on the eval set, 67.8% / 0% on bastioncorpus.
     detection, false_positives = rates(injection, DATA / "injection_eval.jsonl")
-    assert detection >= 0.40
+    assert detection >= 0.55
     assert false_positives <= 0.03
     detection, false_positives = rates(injection, DATA / "bastioncorpus" / "injections.jsonl")
-    assert detection >= 0.40
+    assert detection >= 0.64
     assert false_positives <= 0.03
 
 
