@@ -26,6 +26,7 @@ import aiohttp
 import orjson
 
 from proxy.agents.call import forwarded_headers
+from proxy.auth.edge import client_key_headers
 from proxy.config.model import Config, Filter, FilterType, Listener
 from proxy.config.redact import MASK, redact_text
 from proxy.filters import record
@@ -306,7 +307,12 @@ class RequestFilters:
     def headers(self) -> dict[str, str]:
         """The client's headers as filters get them (upstream forwards them), computed once."""
         if self._headers is None:
-            self._headers = forwarded_headers(self.request.headers, self.exchange.request_id)
+            # Less any header that held a client key to Plano: that key goes nowhere.
+            self._headers = forwarded_headers(
+                self.request.headers,
+                self.exchange.request_id,
+                dropped=client_key_headers(self.request),
+            )
         return self._headers
 
     def mask(self, text: str) -> str:

@@ -1,0 +1,117 @@
+"""Hostile http filters and clients against the filter chain: what a filter answers must
+never redirect the request elsewhere, and a client's key to Plano never reaches a filter."""
+
+from __future__ import annotations
+
+import hashlib
+
+import openai
+import pytest
+from aiohttp import web
+from fakes.server_thread import ServerThread
+from filters_harness import ANTHROPIC_KEY, OPENAI_KEY, Gateway, filters_config
+from proxy_harness import openai_and_anthropic_upstreams
+
+HI = [{"role": "user", "content": "hi"}]
+PLANO_KEY = "plano-hostile-0123456789abcdef-secret"
+
+
+class HostileFilter:
+    """An http filter that answers what a test scripts, and a second place a redirect may
+    point to; both record what they were sent."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, str], bytes]] = []
+        self.answer: web.Response | None = None
+        self.url = ""
+
+    def app(self) -> web.Application:
+        async def elsewhere(request: web.Request) -> web.Response:
+            self.calls.append(("elsewhere", dict(request.headers), await request.read()))
+            rewritten = b'{"model": "openai/gpt-4o", "messages": []}'
+            return web.Response(body=rewritten, content_type="application/json")
+
+        async def filter_call(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            self.calls.append(("filter", dict(request.headers), body))
+            if self.answer is not None:
+                return self.answer
+            return web.Response(body=body, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_post("/elsewhere/{tail:.*}", elsewhere)
+        app.router.add_post("/{tail:.*}", filter_call)
+        return app
+
+
+@pytest.fixture(scope="module")
+def upstreams():
+    with openai_and_anthropic_upstreams(OPENAI_KEY, ANTHROPIC_KEY) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def hostile():
+    server = HostileFilter()
+    with ServerThread(server.app()) as thread:
+        server.url = thread.base_url
+        yield server
+
+
+@pytest.fixture
+def h(hostile, upstreams):
+    hostile.calls.clear()
+    hostile.answer = None
+    for state, _ in upstreams.values():
+        state.clear()
+    return hostile
+
+
+def guard(server: HostileFilter, settings: str = "") -> str:
+    return f"- {{id: guard, type: http, url: '{server.url}'{settings}}}\n"
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_filters_redirect_is_an_error_never_followed(h, upstreams, status):
+    """docs/filters.md: a redirect is an unusable answer. Followed, a 307/308 would resend
+    the request, its Authorization header included, wherever the filter pointed."""
+    config = filters_config(upstreams, guard(h), "input_filters: [guard]")
+    h.answer = web.Response(status=status, headers={"Location": h.url + "/elsewhere/x"})
+    with Gateway(config) as gateway:
+        client = gateway.openai(default_headers={"Authorization": "Bearer sk-client-own-9f8e7d"})
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="openai/gpt-4o", messages=HI)
+    assert caught.value.status_code == 502
+    assert f"filter 'guard' failed (HTTP {status})" in caught.value.message
+    assert [who for who, _, _ in h.calls] == ["filter"]  # nothing was sent elsewhere
+    assert upstreams["openai"][0].requests == []  # fail_closed: no model was called
+
+
+def test_a_client_key_to_plano_never_reaches_a_filter(h, upstreams):
+    """docs/auth.md: the header holding a Plano key goes nowhere else; filters get the
+    client's other headers (as upstream forwards them)."""
+    digest = hashlib.sha256(PLANO_KEY.encode()).hexdigest()
+    config = filters_config(
+        upstreams,
+        guard(h),
+        f"""\
+        input_filters: [guard]
+        output_filters: [guard]
+        auth: {{keys: [{{id: team-blue, key: "sha256:{digest}"}}]}}
+        """,
+    )
+    with Gateway(config) as gateway:
+        client = openai.OpenAI(
+            base_url=gateway.url + "/v1",
+            api_key=PLANO_KEY,
+            default_headers={"x-team": "blue"},
+            max_retries=0,
+        )
+        answer = client.chat.completions.create(model="openai/gpt-4o", messages=HI)
+    assert answer.choices[0].message.content
+    assert len(h.calls) == 2  # the input call and the answer's
+    for _, headers, _ in h.calls:
+        assert headers["x-team"] == "blue"  # the client's other headers still go
+        assert "Authorization" not in headers
+        for value in headers.values():
+            assert PLANO_KEY not in value
