@@ -4,13 +4,19 @@ never redirect the request elsewhere, and a client's key to Plano never reaches 
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import openai
 import pytest
 from aiohttp import web
 from fakes.server_thread import ServerThread
 from filters_harness import ANTHROPIC_KEY, OPENAI_KEY, Gateway, filters_config
+from hypothesis import given
+from hypothesis import strategies as st
 from proxy_harness import openai_and_anthropic_upstreams
+
+from proxy.filters.builtin import build_builtin
+from proxy.filters.verdict import Decision
 
 HI = [{"role": "user", "content": "hi"}]
 PLANO_KEY = "plano-hostile-0123456789abcdef-secret"
@@ -115,3 +121,58 @@ def test_a_client_key_to_plano_never_reaches_a_filter(h, upstreams):
         assert "Authorization" not in headers
         for value in headers.values():
             assert PLANO_KEY not in value
+
+
+# --- built-ins on hostile bodies -------------------------------------------------------
+
+_scalar = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+_json = st.recursive(
+    _scalar,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+# A content part or block of any shape: its `type` may be any JSON value, a list included.
+_part = st.fixed_dictionaries(
+    {"type": _json | st.sampled_from(["text", "input_text", "tool_result"])},
+    optional={"text": _json | st.just("mail a@b.example"), "content": _json},
+)
+_content = st.text(max_size=8) | st.lists(_part, max_size=3) | _json
+_message = st.fixed_dictionaries(
+    {"role": _json | st.sampled_from(["user", "system"]), "content": _content}
+)
+_bodies = st.fixed_dictionaries(
+    {"model": _json, "messages": st.lists(_message, max_size=3) | _json},
+    optional={"system": _content, "instructions": _json, "input": _content},
+)
+BUILTINS = [
+    *(build_builtin("pii", {"action": action}) for action in ("redact", "anonymize", "block")),
+    build_builtin("prompt_injection", {}),
+    build_builtin("content_policy", {"rules": [{"pattern": "forbidden"}]}),
+]
+APIS = ("openai_chat", "anthropic_messages", "openai_responses", "agent")
+
+
+@given(body=_bodies, api=st.sampled_from(APIS))
+def test_builtins_give_a_verdict_on_any_json_body(body, api):
+    """A built-in that raises fails the request with a 502 and a traceback in the log; a
+    body the API cannot use must reach the edge's own 400 instead."""
+    for builtin in BUILTINS:
+        verdict = builtin.check_request(body, api, {})
+        assert verdict.decision in (Decision.PASS, Decision.MODIFY, Decision.BLOCK)
+
+
+@pytest.mark.parametrize("kind", ["pii", "prompt_injection", "content_policy"])
+def test_an_odd_content_part_type_through_a_builtin_is_the_edges_400(upstreams, kind, caplog):
+    options = ", rules: [{pattern: forbidden}]" if kind == "content_policy" else ""
+    config = filters_config(
+        upstreams, f"- {{id: g, type: builtin, kind: {kind}{options}}}\n", "input_filters: [g]"
+    )
+    messages = [{"role": "user", "content": [{"type": ["text"], "text": "hi"}]}]
+    with (
+        caplog.at_level(logging.INFO),
+        Gateway(config) as gateway,
+        pytest.raises(openai.BadRequestError) as caught,
+    ):
+        gateway.openai().chat.completions.create(model="openai/gpt-4o", messages=messages)
+    assert "filter" not in caught.value.message  # the edge's own 400, not the filter's
+    assert not [r for r in caplog.records if r.exc_info], "a traceback in the log"
