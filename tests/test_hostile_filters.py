@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 
 import openai
 import pytest
@@ -176,3 +178,43 @@ def test_an_odd_content_part_type_through_a_builtin_is_the_edges_400(upstreams, 
         gateway.openai().chat.completions.create(model="openai/gpt-4o", messages=messages)
     assert "filter" not in caught.value.message  # the edge's own 400, not the filter's
     assert not [r for r in caplog.records if r.exc_info], "a traceback in the log"
+
+
+def test_a_huge_prompt_through_the_injection_detector_does_not_stall_the_listener(upstreams):
+    """Scoring takes the detector about 5 s a MB: on the event loop, one large prompt
+    held every other request of the listener, and ran past the filter's timeout. It runs
+    in a worker thread now, stopped at the timeout, while other requests are served."""
+    config = filters_config(
+        upstreams,
+        "- {id: inj, type: builtin, kind: prompt_injection, timeout: 2s}\n",
+        "input_filters: [inj]",
+    )
+    finished: list[str] = []
+    outcome: dict[str, object] = {}
+
+    def huge(gateway: Gateway) -> None:
+        prompt = "a. " * (1_400_000)  # 4 MiB
+        try:
+            gateway.openai(timeout=120).chat.completions.create(
+                model="openai/gpt-4o", messages=[{"role": "user", "content": prompt}]
+            )
+        except openai.APIStatusError as exc:
+            outcome["huge"] = exc
+        finished.append("huge")
+
+    with Gateway(config) as gateway:
+        thread = threading.Thread(target=huge, args=(gateway,))
+        thread.start()
+        gateway.wait_for(0)
+        time.sleep(0.5)  # the huge request is being scored
+        answer = gateway.openai(timeout=120).chat.completions.create(
+            model="openai/gpt-4o", messages=HI
+        )
+        finished.append("small")
+        thread.join(120)
+    assert answer.choices[0].message.content
+    assert finished == ["small", "huge"]  # served while the huge one was still scored
+    error = outcome["huge"]
+    assert isinstance(error, openai.APIStatusError)
+    assert error.status_code == 504
+    assert "filter 'inj' failed (timeout)" in error.message
