@@ -80,3 +80,29 @@ def test_a_star_value_is_one_budget_per_value():
         "limit: {tokens: 9, unit: minute}}\n"
     )
     assert result.config.ratelimits[0].value is None
+
+
+PER_KEY = (
+    "  - {model: openai/gpt-4o, selector: {key: client_key}, limit: {tokens: 9, unit: hour}}\n"
+)
+
+
+def test_a_client_key_budget_without_client_keys_is_a_warning_at_its_selector():
+    """`selector: {key: client_key}` on a gateway whose model listeners take no client keys
+    limits nothing: said at its line, not silently ignored."""
+    result = load(PER_KEY)
+    assert result.ok
+    ((message, line, _),) = found(result, "client-key-budget-without-keys")
+    assert line == 14
+    assert "no model listener" in message
+    keyed = check(
+        HEAD.replace(
+            "listeners: [{type: model, port: 12000}]",
+            "listeners: [{type: model, port: 12000, auth: {keys: [{id: a, key: $CK}]}}]",
+        )
+        + PER_KEY,
+        env={**ENV, "CK": "a-client-key-of-enough-length"},
+        mode=Mode.SERVE,
+    )
+    assert keyed.ok
+    assert found(keyed, "client-key-budget-without-keys") == []

@@ -244,3 +244,31 @@ async def test_a_store_that_never_answered_is_down_from_the_first_timeout():
         assert (await asyncio.wait_for(RedisBuckets(shared).take("k", 1, 9, HOUR), 1)).allowed
         assert shared.errors == {"ping": 1, "ratelimit_take": 1}  # skipped: no wait
         await shared.close()
+
+
+@pytest.mark.parametrize(
+    ("cost", "limit"),
+    [(10**18, 1000), (10, 10**20)],
+    ids=["a debt past 2^63 microseconds", "a limit past 2^63 tokens"],
+)
+async def test_huge_numbers_neither_overflow_nor_mark_the_store_down(redis_server, cost, limit):
+    """An upstream's usage past any sense (a debit of 10^18 tokens) or a huge budget must
+    not overflow the script's integer replies or its PX: an error there marked the store
+    down, so every budget went unenforced for a second, and read back negative numbers."""
+    shared = shared_for(redis_server.url)
+    await shared.open()
+    buckets = RedisBuckets(shared)
+    await buckets.debit("huge", cost, limit, HOUR)
+    take = await buckets.take("huge", 1, limit, HOUR)
+    assert shared.up is True
+    assert shared.errors == {}
+    assert take.remaining >= 0
+    assert take.retry_after_s >= 0
+    assert take.reset_s >= 0
+    if cost > limit:  # in debt for (as good as) ever
+        assert not take.allowed
+        assert take.retry_after_s > 100 * 365 * 86400
+    else:
+        assert take.allowed
+        assert take.remaining > 10**15
+    await shared.close()

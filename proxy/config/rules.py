@@ -15,7 +15,7 @@ from urllib.parse import SplitResult, urlsplit
 from proxy.auth.keys import MIN_KEY_CHARS, is_hashed
 from proxy.config.filter_rules import filters
 from proxy.config.hints import did_you_mean
-from proxy.config.model import Config, ListenerType, ModelProvider
+from proxy.config.model import CLIENT_KEY_SELECTOR, Config, ListenerType, ModelProvider
 from proxy.config.normalize import model_name
 from proxy.config.problems import Path, format_path
 from proxy.config.redact import redact_url
@@ -717,6 +717,24 @@ def client_keys(facts: Facts, report: Reporter) -> None:
             digests.setdefault(key.digest, key.id)
 
 
+def client_key_budgets(facts: Facts, report: Reporter) -> None:
+    """A budget per client key on a gateway whose model listeners take none limits
+    nothing: said at its selector, not silently ignored."""
+    config = facts.config
+    if any(lst.auth is not None and lst.type is ListenerType.MODEL for lst in config.listeners):
+        return
+    for limit in config.ratelimits:
+        if limit.header == CLIENT_KEY_SELECTOR:
+            report.warning(
+                "client-key-budget-without-keys",
+                "this budget is per client key, and no model listener takes client keys: "
+                "it limits nothing",
+                (*limit.source, "selector", "key"),
+                "add `auth: {keys: [...]}` to the model listener (docs/auth.md), or select "
+                "by a header.",
+            )
+
+
 # --- state storage ------------------------------------------------------------------
 
 _POSTGRES_ONLY = ("connection_string", "timeout", "on_unavailable")
@@ -763,6 +781,7 @@ RULES: tuple[Rule, ...] = (
     filters,
     admin_port,
     client_keys,
+    client_key_budgets,
     state_storage_keys,
     not_served,
 )

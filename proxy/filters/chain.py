@@ -26,9 +26,11 @@ import aiohttp
 import orjson
 
 from proxy.agents.call import forwarded_headers
+from proxy.auth.edge import client_key_headers
 from proxy.config.model import Config, Filter, FilterType, Listener
 from proxy.config.redact import MASK, redact_text
 from proxy.filters import record
+from proxy.filters.builtin.common import DEADLINE, DeadlinePassed
 from proxy.filters.errors import FilterBlocked, FilterErrored
 from proxy.filters.http_transport import MAX_BLOCK_TEXT, HttpTransport
 from proxy.filters.output import Chained, OutputRun, WatchedTransform
@@ -49,6 +51,9 @@ AGENT_API = "agent"  # the built-ins' name for an agent's {"model", "messages"} 
 # The request's credentials: forwarded to filters (as upstream does), never shown.
 _SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-authorization")
 _MIN_SECRET = 6
+# A built-in checks a body up to this size on the event loop; a larger one in a worker
+# thread (a 32 MiB prompt takes the injection detector seconds).
+INLINE_BUILTIN_BYTES = 64 * 1024
 
 
 def _builtin_factory(kind: str, options: Mapping[str, Any]) -> BuiltinFilter:
@@ -99,7 +104,11 @@ class FilterRunner:
         if self.builtin is not None:
             try:
                 document = parsed if parsed is not None else orjson.loads(body)
-                return self.builtin.check_request(document, api, state)
+                if len(body) <= INLINE_BUILTIN_BYTES:
+                    return self.builtin.check_request(document, api, state)
+                return await self._in_thread(document, api, state, timeout)
+            except (TimeoutError, DeadlinePassed):
+                raise FilterFailure("timeout", f"no verdict within {timeout:g}s") from None
             except Exception as exc:  # a built-in's bug must not become a 500
                 log.exception("built-in filter %s failed", self.spec.id)
                 raise FilterFailure("error", f"the built-in failed: {type(exc).__name__}") from None
@@ -114,6 +123,17 @@ class FilterRunner:
         except Exception as exc:
             log.warning("filter %s failed: %s", self.spec.id, type(exc).__name__)
             raise FilterFailure("error", f"the call failed: {type(exc).__name__}") from None
+
+    async def _in_thread(self, document: Any, api: str, state: dict, timeout: float) -> Verdict:
+        """A large body's check off the event loop, bounded by the filter's timeout (the
+        built-in stops at the deadline too, not to burn a core for nothing)."""
+        assert self.builtin is not None
+        token = DEADLINE.set(time.monotonic() + timeout)  # copied to the thread's context
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.to_thread(self.builtin.check_request, document, api, state)
+        finally:
+            DEADLINE.reset(token)
 
     async def close(self) -> None:
         if self.transport is not None:
@@ -306,7 +326,12 @@ class RequestFilters:
     def headers(self) -> dict[str, str]:
         """The client's headers as filters get them (upstream forwards them), computed once."""
         if self._headers is None:
-            self._headers = forwarded_headers(self.request.headers, self.exchange.request_id)
+            # Less any header that held a client key to Plano: that key goes nowhere.
+            self._headers = forwarded_headers(
+                self.request.headers,
+                self.exchange.request_id,
+                dropped=client_key_headers(self.request),
+            )
         return self._headers
 
     def mask(self, text: str) -> str:

@@ -39,7 +39,11 @@ class HttpTransport:
         url = self.base + path
         try:
             async with asyncio.timeout(timeout):
-                async with self.session.post(url, data=body, headers=headers) as reply:
+                # Never followed: a 307 would resend the body and the client's headers
+                # wherever the filter points; a redirect is an unusable answer.
+                async with self.session.post(
+                    url, data=body, headers=headers, allow_redirects=False
+                ) as reply:
                     raw, whole = await read_head(reply.content, self.max_reply)
                     status = reply.status
         except TimeoutError:

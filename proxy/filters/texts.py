@@ -132,9 +132,11 @@ def _string_or_parts(
     elif isinstance(value, list):
         parts = _child(holder, key, copy)
         for i, part in enumerate(parts):
+            # `type` may be any JSON value: a list or an object is not hashable.
             if (
                 isinstance(part, dict)
-                and part.get("type") in kinds
+                and isinstance(part.get("type"), str)
+                and part["type"] in kinds
                 and isinstance(part.get("text"), str)
             ):
                 yield role, _child(parts, i, copy), "text"

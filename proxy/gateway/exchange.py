@@ -11,6 +11,7 @@ from proxy.canonical import ChatResponse, Usage
 
 if TYPE_CHECKING:
     from proxy.filters.chain import RequestFilters
+    from proxy.limits.tokens import StreamTally
     from proxy.routing.service import RoutingDecision
     from proxy.telemetry.tracecontext import TraceContext
 
@@ -123,6 +124,9 @@ class Exchange:
     # Set where the status alone cannot tell (a shutdown); otherwise derived by `outcome`.
     forced_outcome: Outcome | None = None
     ratelimit: RateLimitMark | None = None
+    # A rate-limited stream's answer text, counted as it goes: its output debit when the
+    # upstream reports no usage.
+    output_tally: StreamTally | None = None
     # The request's filtering, when its listener has filters: what the answer must pass.
     filters: RequestFilters | None = None
 

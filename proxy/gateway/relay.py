@@ -154,6 +154,9 @@ class Relay:
         for item in events:
             if isinstance(item, TextDelta | ToolCallStart | ToolCallDelta):
                 self.exchange.mark_first_token()
+                tally = self.exchange.output_tally
+                if tally is not None and not isinstance(item, ToolCallStart):
+                    tally.feed(item.text if isinstance(item, TextDelta) else item.arguments)
                 if self.max_held is not None:
                     self._hold(item)
             elif isinstance(item, UsageReport):

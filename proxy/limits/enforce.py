@@ -21,7 +21,7 @@ from proxy.gateway.errors import ClientError
 from proxy.gateway.exchange import Exchange, RateLimitMark
 from proxy.limits.buckets import Buckets, MemoryBuckets, Take
 from proxy.limits.match import Match, Matcher, SelectorError
-from proxy.limits.tokens import TokenCounter, counter
+from proxy.limits.tokens import StreamTally, TokenCounter, counter
 
 log = logging.getLogger("plano.limits")
 
@@ -81,6 +81,8 @@ class RateLimiter:
                 tightest = (match, take)
         assert tightest is not None
         exchange.ratelimit = _mark(*tightest, model, limited=False)
+        if exchange.stream:
+            exchange.output_tally = StreamTally()
         return Admission(matches, cost)
 
     async def settle(self, admission: Admission, exchange: Exchange) -> None:
@@ -115,7 +117,9 @@ def _extra_tokens(admission: Admission, exchange: Exchange, tokens: TokenCounter
         return usage.output_tokens + max(usage.input_tokens - admission.input_tokens, 0)
     result = exchange.result
     if result is None:
-        return 0  # no answer (an error), or a stream that reported no usage
+        # A stream that reported no usage: the text it relayed (none: an error).
+        tally = exchange.output_tally
+        return tally.total() if tally is not None else 0
     return sum(tokens.text(part.text) for part in result.content) + sum(
         tokens.text(call.arguments) for call in result.tool_calls
     )

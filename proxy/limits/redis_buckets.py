@@ -41,10 +41,16 @@ local interval = period / limit
 local tolerance = interval / 1000
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
+-- Integer replies and PX are 64-bit: a debt (an upstream's usage past any sense) or a
+-- budget is held at 2^53 (285 years of microseconds), where doubles are still exact.
+local most = 9007199254740992
+local function ahead(fill)
+  return math.min(fill, most)
+end
 local function remaining(fill)
   local left = math.floor((period - fill + tolerance) / interval)
   if left < 0 then return 0 end
-  return left
+  return math.min(left, most)
 end
 local function store(fill)
   redis.call('SET', KEYS[1], string.format('%.17g', now + fill),
@@ -56,7 +62,7 @@ end
 TAKE_SCRIPT = (
     _PRELUDE
     + """
-local after = tat - now + cost * interval
+local after = ahead(tat - now + cost * interval)
 if after <= period + tolerance then
   store(after)
   return {1, remaining(after), 0, math.ceil(after)}
@@ -69,7 +75,7 @@ return {0, remaining(tat - now), math.ceil(after - period), math.ceil(tat - now)
 DEBIT_SCRIPT = (
     _PRELUDE
     + """
-local after = tat - now + cost * interval
+local after = ahead(tat - now + cost * interval)
 store(after)
 return math.ceil(after)
 """

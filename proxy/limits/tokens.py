@@ -167,6 +167,40 @@ def _fixed(chat: ChatRequest) -> int:
 
 # --- the encoder: loaded once per process --------------------------------------------------
 
+# A streamed answer's text is counted in pieces of about this many characters: memory
+# stays at one piece however long the stream, and a token cut between two pieces counts
+# at most once more.
+TALLY_PIECE_CHARS = 4096
+
+
+class StreamTally:
+    """The tokens of a streamed answer's text (tool call arguments included), counted as
+    the stream goes: the output debit of a budget when the upstream reports no usage."""
+
+    __slots__ = ("_pending", "_size", "_tokens")
+
+    def __init__(self) -> None:
+        self._pending: list[str] = []
+        self._size = 0
+        self._tokens = 0
+
+    def feed(self, text: str) -> None:
+        self._pending.append(text)
+        self._size += len(text)
+        if self._size >= TALLY_PIECE_CHARS:
+            self._count()
+
+    def total(self) -> int:
+        self._count()
+        return self._tokens
+
+    def _count(self) -> None:
+        if self._pending:
+            self._tokens += counter().text("".join(self._pending))
+            self._pending.clear()
+            self._size = 0
+
+
 _lock = threading.Lock()
 _counter: TokenCounter | None = None
 

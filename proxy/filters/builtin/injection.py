@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from proxy.filters import texts
 from proxy.filters.builtin import injection_rules as rules
 from proxy.filters.builtin.base import AnswerTransform
-from proxy.filters.builtin.common import blocked, modified, unknown_options
+from proxy.filters.builtin.common import blocked, check_deadline, modified, unknown_options
 from proxy.filters.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ WINDOW_STEP = 300
 # At most this many windows are embedded per request (the ones the gate marks, first to
 # last); a longer prompt is still scanned whole by the heuristics.
 MAX_WINDOWS = 16
+PIECE_CHARS = 16 * 1024
+PIECE_OVERLAP = 2 * 1024
 # The logistic from (attack similarity - benign similarity) to a score, fitted on the
 # development set (tests/data/injection_dev.jsonl), never on the evaluation sets.
 SIM_CENTER = 0.2
@@ -91,7 +93,7 @@ class Detector:
     def score(self, text: str, enough: float = 0.9) -> Score:
         """The text's score; the encoder is skipped once the heuristics reach `enough`
         (the filter passes its threshold: a block needs no second opinion)."""
-        heuristic, reason = rules.heuristic_score(text)
+        heuristic, reason = _heuristic(text, enough)
         if heuristic >= enough or not rules.GATE.search(text):
             return Score(heuristic, reason, False)
         similarity, nearest = self.similarity(rules.unquoted(text))
@@ -174,6 +176,24 @@ def _windows(text: str) -> list[str]:
         nxt = text.find(" ", start + WINDOW_STEP, end)
         start = (nxt + 1) if nxt > start else end
     return out
+
+
+def _heuristic(text: str, enough: float) -> tuple[float, str]:
+    """rules.heuristic_score, on a long text piece by piece: each regex search then holds
+    the GIL for a piece, not for the whole text, so the event loop runs on while a large
+    request is scored in a worker thread, and the scoring stops at the filter's deadline.
+    The pieces overlap by more than any rule's match spans."""
+    if len(text) <= PIECE_CHARS:
+        return rules.heuristic_score(text)
+    best, reason = 0.0, ""
+    for start in range(0, len(text), PIECE_CHARS - PIECE_OVERLAP):
+        check_deadline()
+        score, why = rules.heuristic_score(text[start : start + PIECE_CHARS])
+        if score > best:
+            best, reason = score, why
+            if best >= enough:
+                break
+    return best, reason
 
 
 _DETECTOR: Detector | None = None
