@@ -29,12 +29,12 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from proxy.canonical import Message
-from proxy.config.redact import redact_line
 from proxy.state.conversations import MAX_CHAIN, StateStoreError, decode_turns, encode_turn
 from proxy.state.errors import StoreUnavailable
+from proxy.state.health import StoreHealth, StoreMetrics
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -91,14 +91,6 @@ ORDER BY depth DESC
 """
 
 
-class StoreMetrics(Protocol):
-    """Where the store's health goes (the telemetry sink, which feeds /metrics)."""
-
-    def store_error(self, store: str, op: str) -> None: ...
-
-    def store_up(self, store: str, up: bool) -> None: ...
-
-
 class _NotServed(Exception):
     """The database did not serve an operation (failed, timed out, or skipped)."""
 
@@ -119,19 +111,30 @@ class PostgresConversationStore:
         self.timeout_s = settings.timeout_s
         self.fail_closed = settings.on_unavailable == "fail_closed"
         self.metrics = metrics
-        self._clock = clock
-        self._breaker_s = breaker_s
-        self._log_every_s = log_every_s
         self._pool: AsyncConnectionPool | None = None
         self._schema_ready = False
-        self.where, self._secrets = _describe(self._conninfo)
-        self.up: bool | None = None  # None until the first operation says
-        self._down_since: float | None = None
-        self._skip_until = 0.0
-        self._probing = False
-        self._last_log: dict[str, float] = {}
-        self._unlogged: dict[str, int] = {}
-        self.errors: dict[str, int] = {}  # op -> operations not served, since start
+        self.where, secrets = _describe(self._conninfo)
+        self._health = StoreHealth(
+            STORE,
+            where=self.where,
+            metrics=metrics,
+            clock=clock,
+            log_every_s=log_every_s,
+            breaker_s=breaker_s,
+            log=log,
+            prefix="responses state: postgres",
+            secrets=secrets,  # libpq does not quote the password; in case
+        )
+
+    @property
+    def up(self) -> bool | None:
+        """None until the first operation says."""
+        return self._health.up
+
+    @property
+    def errors(self) -> dict[str, int]:
+        """op -> operations not served, since start."""
+        return self._health.errors
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -172,14 +175,14 @@ class PostgresConversationStore:
                 # timeout, and a task left pending would be destroyed with the loop.
                 await pool.close(timeout=_connect_timeout(self.timeout_s) + 1.0)
             except Exception as exc:  # closing a pool to a dead server must not fail shutdown
-                log.debug("responses state: closing the pool: %s", self._masked(str(exc)))
+                log.debug("responses state: closing the pool: %s", self._health.masked(str(exc)))
 
     # -- the store -----------------------------------------------------------------------
 
     async def ready(self) -> None:
         """Before a request that will be stored: with fail_closed, a 503 while the
         database is marked down (one probe when the breaker's window has passed)."""
-        if not self.fail_closed or self._skip_until == 0.0:
+        if not self.fail_closed or self._health.skip_until == 0.0:
             return
         try:
             await self._run("probe", _probe)
@@ -204,30 +207,26 @@ class PostgresConversationStore:
     # -- guarded operations --------------------------------------------------------------
 
     async def _run(self, op: str, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        if self._clock() < self._skip_until or (self._probing and self._skip_until):
+        if self._health.skipping():
             self._not_served(op, None)
-        probe = self._skip_until > 0
-        if probe:
-            self._probing = True
-        task = asyncio.ensure_future(self._with_connection(fn))
-        try:
-            # The request waits `timeout` at most; a query still running is cancelled in
-            # the background (psycopg then asks the server to cancel it, which takes time).
-            async with asyncio.timeout(self.timeout_s):
-                result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        except Exception as exc:  # any failure of the database is the same to a request
-            task.cancel()
-            if not _store_failure(exc):
+        with self._health.attempt():
+            task = asyncio.ensure_future(self._with_connection(fn))
+            try:
+                # The request waits `timeout` at most; a query still running is cancelled
+                # in the background (psycopg then asks the server to cancel it, which
+                # takes time).
+                async with asyncio.timeout(self.timeout_s):
+                    result = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.cancel()
                 raise
-            self._trip()
-            self._not_served(op, exc)
-        finally:
-            if probe:
-                self._probing = False
-        self._healthy()
+            except Exception as exc:  # any failure of the database is the same to a request
+                task.cancel()
+                if not _store_failure(exc):
+                    raise
+                self._health.trip()
+                self._not_served(op, exc)
+        self._health.healthy()
         return result
 
     async def _with_connection(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
@@ -257,65 +256,9 @@ class PostgresConversationStore:
             await conn.execute(SCHEMA)
         self._schema_ready = True
 
-    def _trip(self) -> None:
-        self._skip_until = self._clock() + self._breaker_s
-        if self._down_since is None:
-            self._down_since = self._clock()
-        self._set_up(False)
-
-    def _healthy(self) -> None:
-        if self._down_since is not None:
-            missed = sum(self._unlogged.values())
-            log.warning(
-                "responses state: postgres at %s is back after %.1fs (%d operations not "
-                "served since the last warning)",
-                self.where,
-                self._clock() - self._down_since,
-                missed,
-            )
-            self._unlogged.clear()
-            self._last_log.clear()
-        self._down_since = None
-        self._skip_until = 0.0
-        self._set_up(True)
-
-    def _set_up(self, up: bool) -> None:
-        if self.up is not up:
-            self.up = up
-            if self.metrics is not None:
-                self.metrics.store_up(STORE, up)
-
     def _not_served(self, op: str, exc: BaseException | None) -> None:
-        self.errors[op] = self.errors.get(op, 0) + 1
-        if self.metrics is not None:
-            self.metrics.store_error(STORE, op)
-        self._warn(op, exc)
+        self._health.not_served(op, exc, _consequence(op, self.fail_closed))
         raise _NotServed(op)
-
-    def _warn(self, op: str, exc: BaseException | None) -> None:
-        now = self._clock()
-        last = self._last_log.get(op)
-        if last is not None and now - last < self._log_every_s:
-            self._unlogged[op] = self._unlogged.get(op, 0) + 1
-            return
-        self._last_log[op] = now
-        missed = self._unlogged.pop(op, 0)
-        why = self._masked(f"{type(exc).__name__}: {exc}") if exc else "skipped: marked down"
-        log.warning(
-            "responses state: postgres at %s did not serve %s (%s); %s, retrying every %gs%s",
-            self.where,
-            op,
-            why.strip() or type(exc).__name__,
-            _consequence(op, self.fail_closed),
-            self._breaker_s,
-            f"; {missed} more not served since the last warning" if missed else "",
-        )
-
-    def _masked(self, text: str) -> str:
-        """An error's text without the password (libpq does not quote it; in case)."""
-        for secret in self._secrets:
-            text = text.replace(secret, "********")
-        return redact_line(text)
 
 
 def _consequence(op: str, fail_closed: bool) -> str:

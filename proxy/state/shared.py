@@ -25,11 +25,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from proxy.config.model import Config, OnUnavailable, SharedStateSettings
-from proxy.config.redact import redact_line, redact_url
+from proxy.config.redact import redact_url
 from proxy.state.errors import StoreUnavailable
+from proxy.state.health import StoreHealth, StoreMetrics
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -50,14 +52,6 @@ class SharedStateError(Exception):
     """The store's settings cannot be used (a URL redis-py cannot read): `plano up` stops."""
 
 
-class StoreMetrics(Protocol):
-    """Where the store's health goes: the telemetry sink, which feeds /metrics."""
-
-    def store_error(self, store: str, op: str) -> None: ...
-
-    def store_up(self, store: str, up: bool) -> None: ...
-
-
 class SharedState:
     def __init__(
         self,
@@ -75,18 +69,29 @@ class SharedState:
         self.metrics = metrics
         self.store = store  # the metrics' label
         self.where = redact_url(settings.url.reveal())  # what logs may show
-        self._clock = clock
-        self._breaker_s = breaker_s
-        self._log_every_s = log_every_s
         self._client: Redis | None = None
-        self.up: bool | None = None  # None until the first operation says
-        self._down_since: float | None = None
-        self._skip_until = 0.0
-        self._probing = False
         self._timeouts = 0  # in a row, since the last success
-        self._last_log: dict[str, float] = {}
-        self._unlogged: dict[str, int] = {}
-        self.errors: dict[str, int] = {}  # op -> operations not served, since start
+        self._health = StoreHealth(
+            store,
+            where=self.where,
+            metrics=metrics,
+            clock=clock,
+            log_every_s=log_every_s,
+            breaker_s=breaker_s,
+            log=log,
+            prefix="shared state: redis",
+            secrets=_passwords(settings.url.reveal()),
+        )
+
+    @property
+    def up(self) -> bool | None:
+        """None until the first operation says."""
+        return self._health.up
+
+    @property
+    def errors(self) -> dict[str, int]:
+        """op -> operations not served, since start."""
+        return self._health.errors
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -117,7 +122,7 @@ class SharedState:
             self._client = Redis(connection_pool=pool)
         except ValueError as exc:
             raise SharedStateError(
-                f"shared_state url {self.where}: {self._masked(str(exc))}"
+                f"shared_state url {self.where}: {self._health.masked(str(exc))}"
             ) from None
         await self.run("ping", lambda client: client.ping(), None, fail_closed=False)
         if self.up:
@@ -151,26 +156,21 @@ class SharedState:
         (fail_open) or StoreUnavailable (fail_closed). `fail_closed` overrides the config's
         choice for one operation (the start-up ping never fails anything)."""
         closed = self.fail_closed if fail_closed is None else fail_closed
-        now = self._clock()
-        if now < self._skip_until or (self._probing and self._skip_until):
+        if self._health.skipping():
             self._not_served(op, None, closed)
             return fallback
-        probe = self._skip_until > 0
-        if probe:
-            self._probing = True
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                result = await fn(self.client)
-        except Exception as exc:  # any failure of the store is the same to a request
-            if not _store_failure(exc):
-                raise
-            self._failed(exc, probe)
-            self._not_served(op, exc, closed)
-            return fallback
-        finally:
-            if probe:
-                self._probing = False
-        self._healthy()
+        with self._health.attempt() as probe:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    result = await fn(self.client)
+            except Exception as exc:  # any failure of the store is the same to a request
+                if not _store_failure(exc):
+                    raise
+                self._failed(exc, probe)
+                self._not_served(op, exc, closed)
+                return fallback
+        self._timeouts = 0
+        self._health.healthy()
         return result
 
     def _failed(self, exc: Exception, probe: bool) -> None:
@@ -182,77 +182,26 @@ class SharedState:
             self._timeouts += 1
             if self._timeouts < TRIP_AFTER_TIMEOUTS:
                 return
-        self._trip()
-
-    def _trip(self) -> None:
         self._timeouts = 0
-        self._skip_until = self._clock() + self._breaker_s
-        if self._down_since is None:
-            self._down_since = self._clock()
-        self._set_up(False)
-
-    def _healthy(self) -> None:
-        if self._down_since is not None:
-            down_for = self._clock() - self._down_since
-            missed = sum(self._unlogged.values())
-            log.warning(
-                "shared state: redis at %s is back after %.1fs (%d operations not served "
-                "since the last warning)",
-                self.where,
-                down_for,
-                missed,
-            )
-            self._unlogged.clear()
-            self._last_log.clear()
-        self._down_since = None
-        self._skip_until = 0.0
-        self._timeouts = 0
-        self._set_up(True)
-
-    def _set_up(self, up: bool) -> None:
-        if self.up is not up:
-            self.up = up
-            if self.metrics is not None:
-                self.metrics.store_up(self.store, up)
+        self._health.trip()
 
     def _not_served(self, op: str, exc: BaseException | None, closed: bool) -> None:
-        self.errors[op] = self.errors.get(op, 0) + 1
-        if self.metrics is not None:
-            self.metrics.store_error(self.store, op)
-        self._warn(op, exc, closed)
+        self._health.not_served(
+            op,
+            exc,
+            "answering 503 (fail_closed)" if closed else "serving without it (fail_open)",
+        )
         if closed:
             raise StoreUnavailable(self.store, op)
 
-    def _warn(self, op: str, exc: BaseException | None, closed: bool) -> None:
-        now = self._clock()
-        last = self._last_log.get(op)
-        if last is not None and now - last < self._log_every_s:
-            self._unlogged[op] = self._unlogged.get(op, 0) + 1
-            return
-        self._last_log[op] = now
-        missed = self._unlogged.pop(op, 0)
-        why = self._masked(f"{type(exc).__name__}: {exc}") if exc else "skipped: marked down"
-        log.warning(
-            "shared state: redis at %s did not serve %s (%s); %s, retrying every %gs%s",
-            self.where,
-            op,
-            why,
-            "answering 503 (fail_closed)" if closed else "serving without it (fail_open)",
-            self._breaker_s,
-            f"; {missed} more not served since the last warning" if missed else "",
-        )
 
-    def _masked(self, text: str) -> str:
-        """An error's text without the URL's password (redis-py may quote the URL)."""
-        from urllib.parse import unquote, urlsplit
-
-        try:
-            password = urlsplit(self.settings.url.reveal()).password
-        except ValueError:
-            password = None
-        for secret in filter(None, (password, password and unquote(password))):
-            text = text.replace(secret, "********")
-        return redact_line(text)
+def _passwords(url: str) -> tuple[str, ...]:
+    """The URL's password as written and unquoted: redis-py may quote either."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return ()
+    return (password, unquote(password)) if password else ()
 
 
 def _is_timeout(exc: BaseException) -> bool:
