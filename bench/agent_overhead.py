@@ -30,6 +30,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -357,40 +358,97 @@ def markdown(scenarios: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_main(
+    doc: str,
+    settings: tuple[Any, Any],
+    stand_ins: Callable[..., None],
+    plano: Callable[..., None],
+    measure: Callable[[Any, list[int], dict[str, int], po.Child, po.Child], dict[str, Any]],
+    summarize: Callable[[dict[str, Any]], dict[str, Any]],
+    markdown: Callable[[dict[str, Any]], str],
+    *,
+    cpu_share: bool,
+    print_summary_only: bool,
+) -> int:
+    """The main() of a bench with two children, the stand-ins and Plano (this one and
+    bench/filter_overhead.py): the flags, the processes' placement, the run, the result.
+
+    `settings` is (quick, full); `measure(settings, stand-in ports, Plano's listeners,
+    stand-ins, plano)` runs in this process, on the load generator's core. `cpu_share` adds
+    the machine's CPU split during the run; without --json, `print_summary_only` prints the
+    summary after the table, not the whole result."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     parser.add_argument("--json", metavar="PATH", help="write results here, not to stdout")
     parser.add_argument("--no-pin", action="store_true", help="let the OS place processes")
     args = parser.parse_args()
-    settings = QUICK if args.quick else FULL
+    chosen = settings[0] if args.quick else settings[1]
     shared_cpu, plano_cpu = po.cpu_plan(not args.no_pin)
     ctx = mp.get_context("spawn")
     children: list[po.Child] = []
     started = time.time()
     cpu_before = po.cpu_times()
     try:
-        stand_ins, ports = po.start_child(ctx, stand_ins_main, shared_cpu, name="stand-ins")
-        children.append(stand_ins)
-        plano, listeners = po.start_child(ctx, plano_main, plano_cpu, ports, name="plano")
-        children.append(plano)
+        stand_ins_child, ports = po.start_child(ctx, stand_ins, shared_cpu, name="stand-ins")
+        children.append(stand_ins_child)
+        plano_child, listeners = po.start_child(ctx, plano, plano_cpu, ports, name="plano")
+        children.append(plano_child)
         if shared_cpu is not None:
             os.sched_setaffinity(0, {shared_cpu})
-        base = "http://127.0.0.1:{}/v1/chat/completions"
-        urls = {
-            "weather": base.format(ports[0]),
-            "flight": base.format(ports[1]),
-            "orchestrator": base.format(ports[2]),
-            "solo": base.format(listeners["solo"]),
-            "chain": base.format(listeners["chain"]),
-        }
-        scenarios = asyncio.run(measure(settings, urls, plano))
+        scenarios = measure(chosen, ports, listeners, stand_ins_child, plano_child)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
         for child in reversed(children):
             child.stop()
+    summary = summarize(scenarios)
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "commit": po.git_commit(),
+        "machine": po.machine(),
+    }
+    if cpu_share:
+        result["cpu_share_during_run"] = po.cpu_split(cpu_before, po.cpu_times())
+    result |= {
+        "placement": {"load_generator_and_stand_ins_cpu": shared_cpu, "plano_cpu": plano_cpu},
+        "settings": asdict(chosen),
+        "scenarios": scenarios,
+        "summary": summary,
+    }
+    print(markdown(scenarios))
+    text = json.dumps(result, indent=2)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text + "\n")
+    elif print_summary_only:
+        print()
+        print(json.dumps(summary, indent=2))
+    else:
+        print(text)
+    return 0
+
+
+def _measure(
+    settings: Settings,
+    ports: list[int],
+    listeners: dict[str, int],
+    stand_ins: po.Child,
+    plano: po.Child,
+) -> dict[str, Any]:
+    base = "http://127.0.0.1:{}/v1/chat/completions"
+    urls = {
+        "weather": base.format(ports[0]),
+        "flight": base.format(ports[1]),
+        "orchestrator": base.format(ports[2]),
+        "solo": base.format(listeners["solo"]),
+        "chain": base.format(listeners["chain"]),
+    }
+    return asyncio.run(measure(settings, urls, plano))
+
+
+def _summary(scenarios: dict[str, Any]) -> dict[str, Any]:
     summary = {
         "solo_p50_added_ms": scenarios["solo_json"]["added_ms"]["p50"],
         "chain_p50_added_ms": scenarios["chain_json"]["added_ms"]["p50"],
@@ -403,26 +461,21 @@ def main() -> int:
         summary["solo_p50_added_ms"] < GOAL_SOLO_P50_MS
         and summary["chain_p50_added_ms"] < GOAL_CHAIN_P50_MS
     )
-    result = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "commit": po.git_commit(),
-        "machine": po.machine(),
-        "cpu_share_during_run": po.cpu_split(cpu_before, po.cpu_times()),
-        "placement": {"load_generator_and_stand_ins_cpu": shared_cpu, "plano_cpu": plano_cpu},
-        "settings": asdict(settings),
-        "scenarios": scenarios,
-        "summary": summary,
-    }
-    print(markdown(scenarios))
-    text = json.dumps(result, indent=2)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
-    else:
-        print()
-        print(json.dumps(summary, indent=2))
-    return 0
+    return summary
+
+
+def main() -> int:
+    return bench_main(
+        __doc__,
+        (QUICK, FULL),
+        stand_ins_main,
+        plano_main,
+        _measure,
+        _summary,
+        markdown,
+        cpu_share=True,
+        print_summary_only=True,
+    )
 
 
 if __name__ == "__main__":

@@ -22,14 +22,10 @@ lands on all of them alike. Telemetry is off (no worker); uvloop as `plano up`.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import multiprocessing as mp
-import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -315,58 +311,40 @@ def markdown(scenarios: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
-    parser.add_argument("--json", metavar="PATH", help="write results here, not to stdout")
-    parser.add_argument("--no-pin", action="store_true", help="let the OS place processes")
-    args = parser.parse_args()
-    settings = QUICK if args.quick else FULL
-    shared_cpu, plano_cpu = po.cpu_plan(not args.no_pin)
-    ctx = mp.get_context("spawn")
-    children: list[po.Child] = []
-    started = time.time()
-    try:
-        stand_ins, ports = po.start_child(ctx, stand_ins_main, shared_cpu, name="stand-ins")
-        children.append(stand_ins)
-        plano, listeners = po.start_child(ctx, plano_main, plano_cpu, ports, name="plano")
-        children.append(plano)
-        if shared_cpu is not None:
-            os.sched_setaffinity(0, {shared_cpu})
-        base = "http://127.0.0.1:{}/v1/chat/completions"
-        urls = {name: base.format(port) for name, port in listeners.items()}
-        urls["filter"] = base.format(ports[1])
-        scenarios = asyncio.run(measure(settings, urls, stand_ins, plano))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        for child in reversed(children):
-            child.stop()
+def _measure(
+    settings: Settings,
+    ports: list[int],
+    listeners: dict[str, int],
+    stand_ins: po.Child,
+    plano: po.Child,
+) -> dict[str, Any]:
+    base = "http://127.0.0.1:{}/v1/chat/completions"
+    urls = {name: base.format(port) for name, port in listeners.items()}
+    urls["filter"] = base.format(ports[1])
+    return asyncio.run(measure(settings, urls, stand_ins, plano))
+
+
+def _summary(scenarios: dict[str, Any]) -> dict[str, Any]:
     added = scenarios["input_json"]["plano_added_p50_ms"]
-    summary = {
+    return {
         "input_plano_added_p50_ms": added,
         "goal_p50_ms": GOAL_ADDED_P50_MS,
         "goal_met": added < GOAL_ADDED_P50_MS,
     }
-    result = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(started)),
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "commit": po.git_commit(),
-        "machine": po.machine(),
-        "placement": {"load_generator_and_stand_ins_cpu": shared_cpu, "plano_cpu": plano_cpu},
-        "settings": asdict(settings),
-        "scenarios": scenarios,
-        "summary": summary,
-    }
-    print(markdown(scenarios))
-    text = json.dumps(result, indent=2)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text + "\n")
-    else:
-        print(text)
-    return 0
+
+
+def main() -> int:
+    return ao.bench_main(
+        __doc__,
+        (QUICK, FULL),
+        stand_ins_main,
+        plano_main,
+        _measure,
+        _summary,
+        markdown,
+        cpu_share=False,
+        print_summary_only=False,
+    )
 
 
 if __name__ == "__main__":
