@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -38,13 +37,7 @@ GOAL_ADDED_P50_MS = 1.0
 MODEL = "gpt-4o-mini"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    requests: int  # per listener and scenario, split over the rounds
-    warmup: int
-    rounds: int
-
-
+Settings = ao.Settings  # requests: per listener and scenario, split over the rounds
 FULL = Settings(requests=2000, warmup=200, rounds=10)
 QUICK = Settings(requests=300, warmup=50, rounds=3)
 

@@ -136,3 +136,19 @@ class StoreHealth:
         for secret in self._secrets:
             text = text.replace(secret, "********")
         return redact_line(text)
+
+
+class HealthReport:
+    """What a store with a StoreHealth shows of it (read by `plano up` and tests)."""
+
+    _health: StoreHealth
+
+    @property
+    def up(self) -> bool | None:
+        """None until the first operation says."""
+        return self._health.up
+
+    @property
+    def errors(self) -> dict[str, int]:
+        """op -> operations not served, since start."""
+        return self._health.errors

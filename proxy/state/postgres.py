@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, TypeVar
 from proxy.canonical import Message
 from proxy.state.conversations import MAX_CHAIN, StateStoreError, decode_turns, encode_turn
 from proxy.state.errors import StoreUnavailable
-from proxy.state.health import StoreHealth, StoreMetrics
+from proxy.state.health import HealthReport, StoreHealth, StoreMetrics
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -95,7 +95,7 @@ class _NotServed(Exception):
     """The database did not serve an operation (failed, timed out, or skipped)."""
 
 
-class PostgresConversationStore:
+class PostgresConversationStore(HealthReport):
     def __init__(
         self,
         settings: StateStorage,
@@ -125,16 +125,6 @@ class PostgresConversationStore:
             prefix="responses state: postgres",
             secrets=secrets,  # libpq does not quote the password; in case
         )
-
-    @property
-    def up(self) -> bool | None:
-        """None until the first operation says."""
-        return self._health.up
-
-    @property
-    def errors(self) -> dict[str, int]:
-        """op -> operations not served, since start."""
-        return self._health.errors
 
     # -- lifecycle -----------------------------------------------------------------------
 

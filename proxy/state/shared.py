@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlsplit
 from proxy.config.model import Config, OnUnavailable, SharedStateSettings
 from proxy.config.redact import redact_url
 from proxy.state.errors import StoreUnavailable
-from proxy.state.health import StoreHealth, StoreMetrics
+from proxy.state.health import HealthReport, StoreHealth, StoreMetrics
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -52,7 +52,7 @@ class SharedStateError(Exception):
     """The store's settings cannot be used (a URL redis-py cannot read): `plano up` stops."""
 
 
-class SharedState:
+class SharedState(HealthReport):
     def __init__(
         self,
         settings: SharedStateSettings,
@@ -82,16 +82,6 @@ class SharedState:
             prefix="shared state: redis",
             secrets=_passwords(settings.url.reveal()),
         )
-
-    @property
-    def up(self) -> bool | None:
-        """None until the first operation says."""
-        return self._health.up
-
-    @property
-    def errors(self) -> dict[str, int]:
-        """op -> operations not served, since start."""
-        return self._health.errors
 
     # -- lifecycle -----------------------------------------------------------------------
 
