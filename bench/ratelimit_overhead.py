@@ -15,7 +15,6 @@ p99 of admit, of the token count alone, and of settle, in microseconds.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import time
@@ -29,6 +28,7 @@ from proxy.limits.buckets import MemoryBuckets
 from proxy.limits.enforce import RateLimiter
 from proxy.limits.tokens import counter
 from proxy.percentiles import percentile
+from proxy.server.event_loop import run as run_loop
 from proxy.wire import openai_chat
 
 CONFIG = """\
@@ -133,4 +133,4 @@ async def run_redis(config, url: str, requests: int) -> dict:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_loop(main())  # the event loop `plano up` serves on (uvloop)
