@@ -28,7 +28,8 @@ def router() -> EmbeddedRouter:
 
 
 def eval_prompts() -> list[str]:
-    files = [DATA / "routing_heldout.jsonl", DATA / "routing_fewroutes.jsonl"]
+    ours = ("routing_heldout.jsonl", "routing_fewroutes.jsonl", "routing_domains.jsonl")
+    files = [DATA / n for n in ours]
     files += [shared_dir() / "data" / n for n in ("clinc150_val.jsonl", "tasks_dev.jsonl")]
     return [
         json.loads(line)["text"]
