@@ -23,16 +23,21 @@ ROUTES = (
     RouteText("kitchen", "cooking and recipes"),
     RouteText("cars", "cars and driving"),
 )
-CONFIG = """\
+HEADER = """\
 version: v0.4.0
 listeners: [{type: model, port: 12000}]
 model_providers:
   - {model: openai/gpt-4o-mini, access_key: k, default: true}
   - {model: openai/gpt-4o, access_key: k}
 routing_preferences:
+"""
+CONFIG = (
+    HEADER
+    + """\
   - {name: kitchen, description: cooking and recipes, models: [openai/gpt-4o]}
   - {name: cars, description: cars and driving, models: [openai/gpt-4o]}
 """
+)
 # Prompts the routes' words do not name; traffic that teaches them.
 KITCHEN = [
     "how long should a roast chicken rest before carving",
@@ -154,16 +159,13 @@ def test_the_file_round_trips_and_rejects_what_it_cannot_read(tmp_path):
 # Routes named for who handles a request, not for what it is about: their words say nothing
 # the router or its library could match, so only traffic labeled by the router LLM teaches
 # them which requests are theirs.
-TEAMS_CONFIG = """\
-version: v0.4.0
-listeners: [{type: model, port: 12000}]
-model_providers:
-  - {model: openai/gpt-4o-mini, access_key: k, default: true}
-  - {model: openai/gpt-4o, access_key: k}
-routing_preferences:
+TEAMS_CONFIG = (
+    HEADER
+    + """\
   - {name: blue, description: requests for the blue team, models: [openai/gpt-4o]}
   - {name: red, description: requests for the red team, models: [openai/gpt-4o]}
 """
+)
 GARDEN = [
     "when should I plant tomato seedlings outside",
     "my tomato plants have yellow leaves",
