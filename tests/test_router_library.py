@@ -125,7 +125,7 @@ def test_each_domain_is_lent_by_its_own_words_alone(router, domain):
 
 
 def test_a_task_route_is_not_about_the_material_it_lists(router):
-    """"email" in a summarization route is what gets summarized, not an email route."""
+    """The "email" of a summarization route is what gets summarized: not an email route."""
     lent = lent_names(
         lenders(
             phrases(
@@ -209,8 +209,8 @@ def test_types_no_route_claims_join_the_reject_class(router):
     routes = (RouteText("kitchen", "cooking, recipes and restaurants"), RouteText("cars", "cars"))
     library_less = EmbeddedRouter(router.encoder, library=())
     task_types_only = EmbeddedRouter(router.encoder, library=TASK_TYPES)
-    assert len(router.index(routes).background) > len(task_types_only.index(routes).background)
-    assert len(task_types_only.index(routes).background) > len(library_less.index(routes).background)
+    sizes = [len(r.index(routes).background) for r in (router, task_types_only, library_less)]
+    assert sizes[0] > sizes[1] > sizes[2]
     poem = [("user", "write a limerick about a sleepy owl")]
     assert (
         router.score(poem, routes).scores["kitchen"]
