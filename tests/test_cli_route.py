@@ -175,5 +175,5 @@ def test_lint_says_when_no_library_type_fits_a_terse_route(runner, tmp_path):
     findings = json.loads(result.stdout)["findings"]
     terse = [f for f in findings if f["code"] == "terse"]
     assert [f["routes"] for f in terse] == [["garden"]]  # pets has examples
-    assert "no built-in task type fits it" in terse[0]["hint"]
+    assert "no built-in task type or domain fits it" in terse[0]["hint"]
     assert "examples" not in terse[0]

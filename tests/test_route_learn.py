@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from plano_cli.app import app
 from proxy.config import check_text
 from proxy.routing.embedded import EmbeddedRouter, RouteText
+from proxy.routing.embedded.library import TASK_TYPES
 from proxy.routing.learn import Sample, learn, read_samples
 from proxy.routing.learned import LearnedRoute, LearnedRoutes, read_learned, write_learned
 from proxy.routing.setup import build_routing
@@ -22,16 +23,21 @@ ROUTES = (
     RouteText("kitchen", "cooking and recipes"),
     RouteText("cars", "cars and driving"),
 )
-CONFIG = """\
+HEADER = """\
 version: v0.4.0
 listeners: [{type: model, port: 12000}]
 model_providers:
   - {model: openai/gpt-4o-mini, access_key: k, default: true}
   - {model: openai/gpt-4o, access_key: k}
 routing_preferences:
+"""
+CONFIG = (
+    HEADER
+    + """\
   - {name: kitchen, description: cooking and recipes, models: [openai/gpt-4o]}
   - {name: cars, description: cars and driving, models: [openai/gpt-4o]}
 """
+)
 # Prompts the routes' words do not name; traffic that teaches them.
 KITCHEN = [
     "how long should a roast chicken rest before carving",
@@ -129,9 +135,11 @@ def test_the_llms_labels_win_and_self_training_keeps_only_sure_prompts(router):
 
 def test_learned_prompts_route_wording_the_description_did_not_have(router):
     taught = (ROUTES[0], RouteText("cars", "cars and driving", (), tuple(CARS)))
+    # Without the library's domains: its cars domain would lend the route this wording too.
+    task_types_only = EmbeddedRouter(router.encoder, library=TASK_TYPES)
 
     def route(routes, text):
-        return router.score([("user", text)], routes).route
+        return task_types_only.score([("user", text)], routes).route
 
     assert route(ROUTES, "how do I jump start a dead battery") is None
     assert route(taught, "how do I jump start a dead battery") == "cars"
@@ -148,20 +156,50 @@ def test_the_file_round_trips_and_rejects_what_it_cannot_read(tmp_path):
         read_learned(path)
 
 
+# Routes named for who handles a request, not for what it is about: their words say nothing
+# the router or its library could match, so only traffic labeled by the router LLM teaches
+# them which requests are theirs.
+TEAMS_CONFIG = (
+    HEADER
+    + """\
+  - {name: blue, description: requests for the blue team, models: [openai/gpt-4o]}
+  - {name: red, description: requests for the red team, models: [openai/gpt-4o]}
+"""
+)
+GARDEN = [
+    "when should I plant tomato seedlings outside",
+    "my tomato plants have yellow leaves",
+    "how deep do I plant tulip bulbs",
+    "what is eating the leaves of my roses",
+    "how often should I water a vegetable garden",
+]
+KNITTING = [
+    "how do I cast on for a knitted scarf",
+    "what yarn weight is best for a baby blanket",
+    "how do I knit a cable pattern",
+    "what needle size for chunky wool",
+    "how do I fix a dropped stitch in my sweater",
+]
+
+
 def test_cli_learns_from_the_store_and_reports_before_and_after(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     store = tmp_path / "traces.db"
-    seed(store, [row(i, text, router_backend="embedded") for i, text in enumerate(KITCHEN + CARS)])
+    taught = [(text, "blue") for text in GARDEN] + [(text, "red") for text in KNITTING]
+    seed(
+        store,
+        [row(i, t, route=r, router_backend="ollama") for i, (t, r) in enumerate(taught)],
+    )
     config = tmp_path / "plano.yaml"
-    config.write_text(CONFIG)
+    config.write_text(TEAMS_CONFIG)
     labeled = tmp_path / "labeled.jsonl"
     labeled.write_text(
         "\n".join(
             json.dumps({"text": t, "route": r})
             for t, r in [
-                ("how do I jump start a dead battery", "cars"),
-                ("how often should I rotate my tires", "cars"),
-                ("can I swap butter for olive oil in brownies", "kitchen"),
+                ("can I prune an apple tree in summer", "blue"),
+                ("why are there aphids all over my peppers", "blue"),
+                ("how do I read a knitting chart", "red"),
                 ("who won the world cup in 2010", "other"),
             ]
         )
@@ -184,7 +222,7 @@ def test_cli_learns_from_the_store_and_reports_before_and_after(tmp_path, monkey
     report = json.loads(result.stdout)
     written = tmp_path / "learned_routes.json"  # beside the config by default
     assert report["file"] == str(written)
-    assert read_learned(written).routes["cars"].examples
+    assert read_learned(written).routes["blue"].examples
     assert set(report["before"]) == {"domain_accuracy", "out_of_scope_recall", "overall_accuracy"}
     assert report["after"]["domain_accuracy"] > report["before"]["domain_accuracy"]
     shown = CliRunner().invoke(

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from proxy.routing.embedded import EmbeddedRouter, RouteText
 from proxy.routing.embedded.instruction import instruction
-from proxy.routing.embedded.library import LIBRARY, lenders
-from proxy.routing.embedded.router import route_units
+from proxy.routing.embedded.library import DOMAINS, LIBRARY, TASK_TYPES, lenders
+from proxy.routing.embedded.router import lending_phrases
 
 DATA = Path(__file__).resolve().parent / "data"
 # Closer than this to an eval prompt, a library example would be that prompt reworded: the
@@ -53,7 +53,8 @@ def test_no_library_example_rewords_an_eval_prompt(router):
 
 
 def test_the_library_is_broad():
-    names = {kind.name for kind in LIBRARY}
+    names = [kind.name for kind in LIBRARY]
+    assert len(set(names)) == len(names)
     assert {
         "code generation",
         "debugging",
@@ -64,33 +65,93 @@ def test_the_library_is_broad():
         "translation",
         "extraction",
         "chit-chat",
-    } <= names
-    assert all(len(kind.examples) >= 12 for kind in LIBRARY)
+    } <= {kind.name for kind in TASK_TYPES}
+    assert {
+        "banking",
+        "credit cards",
+        "insurance",
+        "cooking",
+        "restaurants and food delivery",
+        "shopping and orders",
+        "smart home",
+        "music and media playback",
+        "travel",
+        "weather",
+        "workplace and HR",
+        "IT and tech support",
+        "accounts and subscriptions",
+        "health and symptoms",
+        "legal questions",
+        "assistant settings",
+    } <= {kind.name for kind in DOMAINS}
+    assert len(DOMAINS) >= 30
+    assert LIBRARY == TASK_TYPES + DOMAINS
+    assert all(len(kind.examples) >= 12 for kind in TASK_TYPES)
+    assert all(len(kind.examples) >= 16 and 5 <= len(kind.signatures) <= 10 for kind in DOMAINS)
     examples = [ex for kind in LIBRARY for ex in kind.examples]
     assert len(set(examples)) == len(examples)
 
 
-def phrases(*descriptions: str) -> list[list[str]]:
+def phrases(*descriptions: str):
     """Each description's phrases, as the router reads them."""
-    return [[unit[0] for unit in route_units(RouteText("", d))] for d in descriptions]
+    return [lending_phrases(RouteText("route", d)) for d in descriptions]
 
 
-def test_terse_task_routes_borrow_their_type_and_topics_borrow_nothing(router):
-    lent = lenders(
-        phrases("code generation and debugging", "cooking, recipes and restaurants", "poems"),
-        router.encoder.encode,
+def lent_names(lent: dict[int, list[int]]) -> dict[int, list[str]]:
+    return {route: sorted(LIBRARY[k].name for k in kinds) for route, kinds in lent.items()}
+
+
+def test_terse_task_routes_borrow_their_type_and_topics_their_domain(router):
+    lent = lent_names(
+        lenders(
+            phrases(
+                "code generation and debugging",
+                "cooking, recipes and restaurants",
+                "questions about medieval heraldry",
+            ),
+            router.encoder.encode,
+        )
     )
-    names = {route: sorted(LIBRARY[k].name for k in kinds) for route, kinds in lent.items()}
-    assert names[0] == ["code generation", "debugging"]
-    assert 1 not in names
+    assert lent[0] == ["code generation", "debugging"]
+    assert lent[1] == ["cooking", "restaurants and food delivery"]  # not code
+    assert 2 not in lent  # no domain covers heraldry
+
+
+@pytest.mark.parametrize("domain", DOMAINS, ids=lambda d: d.name)
+def test_each_domain_is_lent_by_its_own_words_alone(router, domain):
+    """Described by any one of a domain's signatures, a route borrows that domain, and no
+    other: two domains never both fit one narrow route."""
+    lent = lenders(phrases(*domain.signatures), router.encoder.encode, DOMAINS)
+    assert {k for kinds in lent.values() for k in kinds} == {DOMAINS.index(domain)}
+
+
+def test_a_task_route_is_not_about_the_material_it_lists(router):
+    """The "email" of a summarization route is what gets summarized: not an email route."""
+    lent = lent_names(
+        lenders(
+            phrases(
+                "summarizing or condensing a text, article, email or document into key points",
+                "checking the weather",
+            ),
+            router.encoder.encode,
+        )
+    )
+    assert lent[0] == ["summarization"]
+    alone = lent_names(lenders(phrases("email, calls and text messages"), router.encoder.encode))
+    assert alone[0] == ["email, calls and messages"]
 
 
 def test_a_type_lends_to_one_route_of_a_set(router):
-    lent = lenders(phrases("write code for me", "code generation"), router.encoder.encode)
+    lent = lenders(
+        phrases("write code for me", "code generation", "banking and payments", "bank accounts"),
+        router.encoder.encode,
+    )
     kinds = [k for ks in lent.values() for k in ks]
     assert len(kinds) == len(set(kinds))
     code = next(i for i, kind in enumerate(LIBRARY) if kind.name == "code generation")
     assert code in lent.get(1, [])  # the exact signature wins over a paraphrase
+    names = lent_names(lent)
+    assert "banking" in names[2] + names.get(3, [])
 
 
 def test_borrowed_examples_route_wording_the_description_never_used(router):
@@ -107,21 +168,68 @@ def test_borrowed_examples_route_wording_the_description_never_used(router):
 
 def test_a_route_without_a_type_borrows_nothing(router):
     library_less = EmbeddedRouter(router.encoder, library=())
-    routes = (RouteText("kitchen", "cooking, recipes and restaurants"), RouteText("cars", "cars"))
+    routes = (
+        RouteText("heraldry", "questions about medieval heraldry"),
+        RouteText("knots", "sailing knots"),
+    )
     assert len(router.index(routes).prototypes) == len(library_less.index(routes).prototypes)
-    prompt = [("user", "how long do I roast a chicken")]
+    prompt = [("user", "what does a lion rampant on a shield mean")]
     assert router.score(prompt, routes).route == library_less.score(prompt, routes).route
+
+
+@pytest.mark.parametrize("text", ["is the back door bolted", "make it warmer in here, 72 please"])
+def test_a_domain_route_borrows_wording_its_description_never_used(router, text):
+    routes = (
+        RouteText("money", "banking"),
+        RouteText("devices", "smart home"),
+        RouteText("trips", "travel"),
+        RouteText("law", "legal questions"),
+        RouteText("animals", "pets"),
+    )
+    prompt = [("user", text)]
+    without = EmbeddedRouter(router.encoder, library=TASK_TYPES)
+    assert without.score(prompt, routes).route != "devices"  # what the domains fix
+    assert router.score(prompt, routes).route == "devices"
+
+
+def test_a_route_lent_several_domains_pools_each_apart(router):
+    """A "home" route lent music, lists and smart home is not diluted by their number: a
+    music prompt scores there as on a route lent music alone."""
+    many = RouteText("home", "music playback, the calendar and smart home devices")
+    alone = RouteText("home", "music playback")
+    lent = lent_names(lenders([lending_phrases(many)], router.encoder.encode))[0]
+    assert len(lent) == 3
+    index = router.index((many,))
+    assert len(index.starts) == 1 + len(lent)  # its own words, then one segment a domain
+    music = router._embed_queries(["put on something by Miles Davis"])
+    borrowed = index.raw(music)[0, 0]
+    assert borrowed == pytest.approx(router.index((alone,)).raw(music)[0, 0], abs=0.02)
 
 
 def test_types_no_route_claims_join_the_reject_class(router):
     routes = (RouteText("kitchen", "cooking, recipes and restaurants"), RouteText("cars", "cars"))
     library_less = EmbeddedRouter(router.encoder, library=())
-    assert len(router.index(routes).background) > len(library_less.index(routes).background)
+    task_types_only = EmbeddedRouter(router.encoder, library=TASK_TYPES)
+    sizes = [len(r.index(routes).background) for r in (router, task_types_only, library_less)]
+    assert sizes[0] > sizes[1] > sizes[2]
     poem = [("user", "write a limerick about a sleepy owl")]
     assert (
         router.score(poem, routes).scores["kitchen"]
         < library_less.score(poem, routes).scores["kitchen"]
     )
+    # The weather domain is claimed by neither route: its examples are "none of these" for
+    # them. Against a library of just the types the routes borrow (the same prototypes), a
+    # forecast prompt's match to cars is discounted by them.
+    lent = lenders([lending_phrases(r) for r in routes], router.encoder.encode)
+    claimed = tuple(LIBRARY[k] for kinds in lent.values() for k in kinds)
+    assert "weather" not in {kind.name for kind in claimed}
+    claimed_only = EmbeddedRouter(router.encoder, library=claimed)
+    forecast = router._embed_queries(["is it going to be windy at the lake on sunday"])
+    full, narrow = router.index(routes), claimed_only.index(routes)
+    assert len(full.prototypes) == len(narrow.prototypes)
+    cars = 1
+    assert full.signal(forecast)[0, cars] < narrow.signal(forecast)[0, cars] - 0.05
+    assert router.score([("user", "will it hail tonight")], routes).route is None
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ MIN_CONTENT_WORDS = 4
 # descriptions route 10-25 points worse than ones that list what they cover).
 TERSE_CONTENT_WORDS = 8
 SUGGESTED_EXAMPLES = 3
-# Worth naming as the nearest built-in task type, though too far to lend its examples.
+# Worth naming as the nearest built-in task type or domain, though too far to lend its examples.
 NEAR_TYPE_SIMILARITY = 0.5
 VAGUE_WORDS = frozenset(
     [
@@ -206,13 +206,10 @@ def _vague(route: Route) -> list[Finding]:
 
 def _terse(routes: Sequence[Route], embed: Embed) -> list[Finding]:
     """Routes with a short description and no examples, with library examples to add."""
-    from proxy.routing.embedded.library import LIBRARY, lenders, type_similarity
-    from proxy.routing.embedded.router import RouteText, route_units
+    from proxy.routing.embedded.library import LIBRARY, lenders, route_similarity
+    from proxy.routing.embedded.router import RouteText, lending_phrases
 
-    phrases = [
-        [unit[0] for unit in route_units(RouteText(r.name, r.description, r.examples))]
-        for r in routes
-    ]
+    phrases = [lending_phrases(RouteText(r.name, r.description, r.examples)) for r in routes]
     lent = lenders(phrases, embed)
     findings = []
     for i, route in enumerate(routes):
@@ -234,7 +231,7 @@ def _terse(routes: Sequence[Route], embed: Embed) -> list[Finding]:
                 "of your own, such as these, to say what it covers in your words"
             )
         else:
-            similarity = type_similarity(phrases[i], embed)
+            similarity = route_similarity(phrases[i], embed)
             nearest = (
                 f" (the nearest, '{LIBRARY[int(np.argmax(similarity))].name}', "
                 f"at similarity {float(similarity.max()):.2f})"
@@ -244,7 +241,7 @@ def _terse(routes: Sequence[Route], embed: Embed) -> list[Finding]:
             picks = ()
             hint = (
                 "list what it covers ('X, such as A, B and C') and add 5-10 `examples:` of "
-                f"prompts it should get; no built-in task type fits it{nearest}"
+                f"prompts it should get; no built-in task type or domain fits it{nearest}"
             )
         findings.append(Finding("terse", (route.name,), message, hint, picks))
     return findings

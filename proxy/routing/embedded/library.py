@@ -1,11 +1,13 @@
-"""Example prompts for the task types people route on, for routes described in a few words.
+"""Example prompts that routes described in a few words borrow, and which route borrows which:
+the task types people route on (here) and the domains they route on (library_domains.py).
 
 A route described as "generating new code, writing functions" has two phrases to match, and a
 prompt such as "make me a Svelte dropdown that filters as you type" is close to
 neither: it names no function and says "build", not "generate". Example prompts close that gap
 (measured: ten examples per route lift terse descriptions by about 20 points), but few users
-write them. So a route whose description reads like one of the task types below borrows that
-type's examples (router.py decides which, by embedding similarity to the type's signature).
+write them. So a route whose description reads like one of the task types below, or one of
+the domains, borrows that type's examples (lenders() decides which, by embedding similarity
+of the route's phrases to the type's signatures; router.py scores them).
 
 The prompts were written for Plano, to cover each task the way people ask for it: many
 languages and domains, questions and imperatives, short and long, polite and blunt. They are
@@ -20,24 +22,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from proxy.routing.embedded.library_domains import DOMAINS
+from proxy.routing.embedded.task_type import TaskType
+
 Embed = Callable[[Sequence[str]], np.ndarray]  # unit-norm rows
 
-# A route borrows a task type's examples when one of its own phrases is this close to one of
-# the type's signatures: "code generation and debugging" is, for two types; "cooking,
-# recipes, food and restaurants" is close to none.
+# A route borrows a type's examples when one of its own phrases is this close to one of the
+# type's signatures: "code generation and debugging" is, for two task types; "cooking,
+# recipes and restaurants", for two domains; "questions about medieval heraldry", for none.
+# Measured on the shared CLINC descriptions and tasks_dev: 0.70 lends the same, 0.80 loses
+# the assistant-settings domain for a route about them and costs 0.8 points in scope.
 BORROW_SIMILARITY = 0.75
 
 
-@dataclass(frozen=True, slots=True)
-class TaskType:
-    """A kind of request: how route descriptions name it, and prompts that ask for it."""
-
-    name: str
-    signatures: tuple[str, ...]  # phrases a route description about this type would use
-    examples: tuple[str, ...]
-
-
-LIBRARY: tuple[TaskType, ...] = (
+TASK_TYPES: tuple[TaskType, ...] = (
     TaskType(
         "code generation",
         (
@@ -269,7 +267,8 @@ LIBRARY: tuple[TaskType, ...] = (
             "chit-chat",
             "small talk",
             "casual conversation",
-            "chatting with the assistant",
+            "chatting with you",
+            "questions about you",
             "greetings and jokes",
         ),
         (
@@ -289,6 +288,12 @@ LIBRARY: tuple[TaskType, ...] = (
             "Do you ever get tired of talking?",
             "See you later!",
             "Can we just chat for a bit?",
+            "Did a big tech company make you?",
+            "Are you a real person or a program?",
+            "What do you get up to when nobody is talking to you?",
+            "What would you do on a day off, if you had one?",
+            "Where do you live, in the cloud?",
+            "Do you dream?",
         ),
     ),
     TaskType(
@@ -317,35 +322,83 @@ LIBRARY: tuple[TaskType, ...] = (
     ),
 )
 
+# What routes borrow from: the task types above and the domains of library_domains.py.
+LIBRARY: tuple[TaskType, ...] = TASK_TYPES + DOMAINS
+DOMAIN_NAMES = frozenset(kind.name for kind in DOMAINS)
+
+__all__ = [
+    "BORROW_SIMILARITY",
+    "DOMAINS",
+    "LIBRARY",
+    "TASK_TYPES",
+    "RoutePhrases",
+    "TaskType",
+    "lenders",
+    "route_similarity",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePhrases:
+    """A route's words, as lenders() reads them.
+
+    whole: what says what the route is (its name, description and the head of the
+    description); items: what it lists and its example prompts.
+    """
+
+    whole: tuple[str, ...]
+    items: tuple[str, ...] = ()
+
 
 def type_similarity(
     phrases: Sequence[str], embed: Embed, library: Sequence[TaskType] = LIBRARY
 ) -> np.ndarray:
     """(types,) how close a route's closest phrase comes to each type's signatures."""
+    per_kind = np.full(len(library), -1.0)
+    if not phrases:
+        return per_kind
     signatures = [sig for kind in library for sig in kind.signatures]
     kind_of = np.repeat(np.arange(len(library)), [len(kind.signatures) for kind in library])
     sims = embed(list(phrases)) @ embed(signatures).T
-    per_kind = np.full(len(library), -1.0)
     np.maximum.at(per_kind, kind_of, sims.max(axis=0))
     return per_kind
 
 
+def route_similarity(
+    route: RoutePhrases, embed: Embed, library: Sequence[TaskType] = LIBRARY
+) -> np.ndarray:
+    """(types,) how well a route reads like each type, as lenders() judges it.
+
+    A route described by a task ("summarizing a given text, article, email or document")
+    lists the material the task works on, not what it is about: its items do not make it an
+    email route. So when the route's whole words already read like a task type, domains are
+    matched on those words alone; task types, and domains of a route that names no task, on
+    every phrase.
+    """
+    whole = type_similarity(route.whole, embed, library)
+    items = type_similarity(route.items, embed, library)
+    domain = np.asarray([kind.name in DOMAIN_NAMES for kind in library], dtype=bool)
+    names_a_task = bool((whole[~domain] >= BORROW_SIMILARITY).any())
+    usable = ~domain | (not names_a_task)
+    return np.where(usable, np.maximum(whole, items), whole)
+
+
 def lenders(
-    routes: Sequence[Sequence[str]], embed: Embed, library: Sequence[TaskType] = LIBRARY
+    routes: Sequence[RoutePhrases], embed: Embed, library: Sequence[TaskType] = LIBRARY
 ) -> dict[int, list[int]]:
     """{route position: [type positions]}: which types lend to which route of a set.
 
-    routes holds each route's phrases (name, description, its parts). A type lends to the
-    one route that matches it best, so two routes of a set never share the same examples.
+    A type lends to the one route that matches it best, so two routes of a set never share
+    the same examples.
     """
     if not library:
         return {}
     best = np.full(len(library), -1.0)
     lender: dict[int, int] = {}
     for route, phrases in enumerate(routes):
-        if not phrases:
+        if not phrases.whole and not phrases.items:
             continue
-        per_kind = type_similarity(phrases, embed, library)
+        per_kind = route_similarity(phrases, embed, library)
         for kind in np.flatnonzero(per_kind >= BORROW_SIMILARITY):
             if per_kind[kind] > best[kind]:
                 best[kind] = per_kind[kind]
