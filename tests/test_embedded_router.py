@@ -529,3 +529,23 @@ def test_split_clauses(text, clauses):
     from proxy.routing.embedded.clauses import split_clauses
 
     assert split_clauses(text) == (clauses or [" ".join(text.split())])
+
+
+def test_an_abbreviation_ends_no_sentence():
+    parsed = parse("I have a math problem, e.g. algebra, calculus or a word problem")
+    assert parsed.head == "I have a math problem"
+    assert {"algebra", "calculus", "a word problem"} <= set(parsed.items)
+    assert "e.g" not in parsed.items
+    # A real sentence end still separates.
+    assert "Also X" in parse("jokes, riddles, etc. Also X").items
+
+
+def test_like_the_verb_is_no_list_marker():
+    parsed = parse("I'd like you to write something creative for me: a story, a poem")
+    assert parsed.head == "I'd like you to write something creative for me"
+    assert parsed.items == ("a story", "a poem")
+    assert parse("I would like to chat").items == ()
+    assert parse("I\u2019d like you to write code").items == ()
+    # "like" introducing examples still does.
+    assert parse("trip planning, like flights and hotels").head == "trip planning"
+    assert "flights" in parse("things like flights and hotels").items

@@ -12,13 +12,21 @@ import re
 from dataclasses import dataclass
 
 # Words that introduce the list of examples of a topic.
+# "like" only where it introduces examples ("things like flights"), not as the verb of a
+# first-person description ("I'd like you to write...", "I would like to chat").
+_LIKE_AS_VERB = "".join(
+    rf"(?<!\b{word})" for word in ("I", "we", "you", "they", "'d", "\u2019d", "would", "feel")
+)
 _MARKER = re.compile(
-    r"(?:,\s*|\s+)(?:such as|including|includes|e\.g\.?|for example|for instance|like)\s*[:,]?\s+"
+    r"(?:,\s*|\s+)(?:such as|including|includes|e\.g\.?|for example|for instance)\s*[:,]?\s+"
+    rf"|,\s*like\s+|{_LIKE_AS_VERB}\s+like\s+(?!to\b|you\b|me\b|it\b|that\b|this\b)"
     r"|\s*:\s+|\s+[-\u2013\u2014]\s+",
     re.IGNORECASE,
 )
 _PAREN = re.compile(r"\(([^()]*)\)")
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+(?=[A-Za-z])")
+# Abbreviations whose full stop ends no sentence: "solved, e.g. algebra" is one sentence.
+_ABBREVIATION_END = re.compile(r"\b(?:e\.g|i\.e|vs|incl|approx|esp)\.$", re.IGNORECASE)
 _LIST_SEP = re.compile(r"\s*[,;]\s*")
 _CONJ = re.compile(r"\s+(?:and|or|and/or|&)\s+|\s*/\s*", re.IGNORECASE)
 _LEADING_CONJ = re.compile(r"^(?:and|or|and/or|&)\s+", re.IGNORECASE)
@@ -82,11 +90,21 @@ def _parse_sentence(sentence: str) -> tuple[str, list[str]]:
     return head, items
 
 
+def _sentences(text: str) -> list[str]:
+    out: list[str] = []
+    for piece in _SENTENCE.split(text):
+        if out and _ABBREVIATION_END.search(out[-1]):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out
+
+
 def parse(description: str) -> Parsed:
     """Head and items of a description; later sentences add their heads and items as items."""
     heads: list[str] = []
     items: list[str] = []
-    for sentence in _SENTENCE.split(description.strip()):
+    for sentence in _sentences(description.strip()):
         if not _clean(sentence):
             continue
         head, found = _parse_sentence(sentence)
