@@ -73,7 +73,12 @@ def main() -> None:
     out = ROOT / "bench" / "results" / "router_threads.json"
     out.write_text(
         json.dumps(
-            {"prompts": len(prompts), "cpus": os.cpu_count(), "load": os.getloadavg(), "rows": rows},
+            {
+                "prompts": len(prompts),
+                "cpus": os.cpu_count(),
+                "load": os.getloadavg(),
+                "rows": rows,
+            },
             indent=2,
         )
         + "\n"
