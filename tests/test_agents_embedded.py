@@ -80,7 +80,7 @@ def test_with_both_the_hybrid_asks_the_orchestrator_only_when_unsure(s):
         # A vague request: the embedded router is unsure, the orchestrator decides, and
         # may name several agents.
         s.orchestrator.push(text_reply(route("weather_agent", "flight_agent")))
-        assert ask(proxy, "I need to get to Rome next week, what should I pack?") == (
+        assert ask(proxy, "Planning a weekend in Rome, can you help?") == (
             "weather_agent,flight_agent"
         )
         assert asked(s) == 1
