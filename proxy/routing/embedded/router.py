@@ -55,7 +55,7 @@ import numpy as np
 from proxy.routing.embedded.background import BACKGROUND
 from proxy.routing.embedded.encoder import Encoder
 from proxy.routing.embedded.instruction import instruction
-from proxy.routing.embedded.library import LIBRARY, RoutePhrases, TaskType, lending
+from proxy.routing.embedded.library import LIBRARY, RoutePhrases, TaskType, lenders
 from proxy.routing.embedded.lru import LRU
 from proxy.routing.embedded.perspective import mentions_assistant, second_person
 from proxy.routing.embedded.phrases import parse
@@ -94,12 +94,6 @@ MIN_SCALE = 1e-3
 # again with the domains (shared CLINC descriptions, tasks_dev): -0.05 costs tasks_dev 1.6
 # points, -0.01 and 0 cost CLINC 0.7 and 1.1 points in scope.
 BORROW_BIAS = -0.03
-# A library type no route borrows joins the reject class, unless some route of the set comes
-# this close to it (below BORROW_SIMILARITY): a terse "driving, traffic, directions and car
-# care" route does not borrow car maintenance (0.69), and must not reject every car question
-# either. Measured on the CLINC dev files: terse +1.9 points in scope, out-of-scope recall
-# -0.01; first person +0.3; shared unchanged (0.60 and 0.55: the same, shared OOS -0.01/-0.02).
-UNCLAIMED_SIMILARITY = 0.65
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,11 +379,9 @@ class EmbeddedRouter:
     def _borrowed(
         self, routes: Sequence[RoutePhrases]
     ) -> tuple[dict[int, list[tuple[str, ...]]], list[str]]:
-        """The examples of each library type each route borrows; those of the types no route
-        borrows or comes near (UNCLAIMED_SIMILARITY)."""
-        lent, closest = lending(routes, self._embed_phrases, self.library)
+        """The examples of each library type each route borrows; those of the types none does."""
+        lent = lenders(routes, self._embed_phrases, self.library)
         taken = {kind for kinds in lent.values() for kind in kinds}
-        taken.update(int(kind) for kind in np.flatnonzero(closest >= UNCLAIMED_SIMILARITY))
         borrowed = {
             route: [self.library[kind].examples for kind in kinds] for route, kinds in lent.items()
         }
