@@ -35,9 +35,9 @@ Embed = Callable[[Sequence[str]], np.ndarray]  # unit-norm rows
 # A route's closest type needs only CLOSEST_BORROW_SIMILARITY: routes in the first person or
 # in a few words read less like any signature ("job, pay, time off, benefits" is 0.70 from
 # workplace and HR). Measured on the CLINC dev files (tests/data/clinc150_routes_*_dev.yaml),
-# with a type's name as a signature: +3.2 points in scope (terse, out-of-scope recall the same),
-# +0.8 (first person, recall -2), shared descriptions and tasks_dev unchanged. 0.70 for every type lends a route described by one domain's
-# signatures a second domain.
+# with a type's name as a signature: +3.2 points in scope (terse, out-of-scope recall the
+# same), +0.8 (first person, recall -2); shared descriptions and tasks_dev unchanged. 0.70 for
+# every type lends a route described by one domain's signatures a second domain.
 BORROW_SIMILARITY = 0.75
 CLOSEST_BORROW_SIMILARITY = 0.70
 
@@ -379,8 +379,8 @@ class RoutePhrases:
 
 def _signatures(kind: TaskType) -> tuple[str, ...]:
     """A type's signatures and its name: a terse route that says "assistant settings" names
-    the domain itself (measured: +3.0 points in scope on the terse CLINC dev file, out-of-scope recall -1; the
-    first-person one, the shared descriptions and tasks_dev unchanged)."""
+    the domain itself (measured: +3.0 points in scope on the terse CLINC dev file, out-of-scope
+    recall -1; the first-person one, the shared descriptions and tasks_dev unchanged)."""
     return kind.signatures if kind.name in kind.signatures else (kind.name, *kind.signatures)
 
 
