@@ -46,6 +46,15 @@ SETS = (
         SHARED / "clinc150_routes_terse.yaml",
         "held out",
     ),
+    *(
+        (
+            f"clinc_{style}_dev",
+            SHARED / "clinc150_val.jsonl",
+            TESTS / f"clinc150_routes_{style}_dev.yaml",
+            "dev",
+        )
+        for style in ("first_person", "terse")
+    ),
     ("tasks", SHARED / "tasks_dev.jsonl", SHARED / "tasks_routes.yaml", "tuned on"),
     *(
         (f"tasks_{style}", SHARED / "tasks_dev.jsonl", TESTS / f"tasks_routes_{style}.yaml", "dev")

@@ -426,4 +426,16 @@ def _session(ort: ModuleType, model: bytes | Path) -> InferenceSession:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # its warnings are about graph internals, not for users
     source = str(model) if isinstance(model, Path) else model
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    _one_blas_thread()
+    return session
+
+
+def _one_blas_thread() -> None:
+    """numpy's BLAS on one thread, process-wide. The router's products with its prototypes and
+    its reject class are small; past about 1,000 background rows OpenBLAS splits them across
+    threads that then fight onnxruntime's spinning threads for the same cores: tasks_dev's
+    scoring went from 0.3 to 2-3 ms a prompt, p90 5 ms (docs/benchmarks.md)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
