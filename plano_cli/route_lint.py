@@ -15,6 +15,7 @@ from proxy.routing.routes import routes_from_config
 
 def run_lint(config: Config, path: Path, out: Console, as_json: bool) -> int:
     from proxy.routing.embedded.encoder import Encoder
+    from proxy.routing.embedded.router import cached_embedding
     from proxy.routing.embedded.weights import RouterModelUnavailable, find_model
 
     routes = routes_from_config(config)
@@ -23,7 +24,7 @@ def run_lint(config: Config, path: Path, out: Console, as_json: bool) -> int:
     except RouterModelUnavailable as exc:
         out.print(f"[red]error:[/red] {exc}")
         return 2
-    findings = lint_routes(routes, encoder.encode)
+    findings = lint_routes(routes, cached_embedding(encoder))
     if as_json:
         print_json_line(
             {

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -192,14 +192,13 @@ class _Words:
     name: str
     description: str
     head: str
+    items: tuple[str, ...]
+    examples: tuple[str, ...]
 
     @property
     def own_head(self) -> str:
         """The head when it says something the whole description does not, else ""."""
         return self.head if self.head.lower() != self.description.lower() else ""
-
-    items: tuple[str, ...]
-    examples: tuple[str, ...]
 
 
 def _words(route: RouteText) -> _Words:
@@ -349,8 +348,7 @@ class EmbeddedRouter:
                 route_starts.append(segment)
             starts.append(len(prototypes))
             for unit in units:
-                mean = np.mean([vectors[text] for text in unit], axis=0)
-                prototypes.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+                prototypes.append(_prototype(np.stack([vectors[text] for text in unit])))
                 owner.append(segment)
                 said.append(covers)
         matrix = np.asarray(prototypes, dtype=np.float32)
@@ -415,8 +413,7 @@ class EmbeddedRouter:
         of_route: list[int] = []
         for route, units in enumerate(groups):
             for unit in units:
-                mean = self._embed_phrases(list(unit)).mean(axis=0)
-                own.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+                own.append(_prototype(self._embed_phrases(list(unit))))
                 of_route.append(route)
         matrix = np.asarray(own, dtype=np.float32)
         starts = np.flatnonzero(np.diff(np.asarray(of_route), prepend=-1))
@@ -447,6 +444,22 @@ class EmbeddedRouter:
     def _embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         # The previous request's latest turn is this request's context turn: usually a hit.
         return _embed_cached(self.encoder, self._queries, texts)
+
+
+def _prototype(rows: np.ndarray) -> np.ndarray:
+    """One unit's texts, averaged into a unit-norm prototype."""
+    mean = rows.mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
+def cached_embedding(
+    encoder: Encoder, size: int = PHRASE_CACHE_SIZE
+) -> Callable[[Sequence[str]], np.ndarray]:
+    """encoder.encode behind an LRU of `size` texts, for callers outside a router that embed
+    the same texts again and again (route lint matches every route to the library's
+    signatures)."""
+    cache: LRU = LRU(size)
+    return lambda texts: _embed_cached(encoder, cache, texts)
 
 
 def _embed_cached(encoder: Encoder, cache: LRU, texts: Sequence[str]) -> np.ndarray:
