@@ -156,6 +156,29 @@ def test_the_file_round_trips_and_rejects_what_it_cannot_read(tmp_path):
         read_learned(path)
 
 
+@pytest.mark.parametrize(
+    "learned_at", ["1e300", "-1e300", "Infinity", "NaN", "1" + "0" * 400, "-5"]
+)
+def test_a_learned_at_time_cannot_print_is_unknown_not_a_crash(tmp_path, learned_at):
+    """`plano up` prints when the file was learned: a time localtime() refuses must not stop
+    the gateway from starting."""
+    path = tmp_path / "learned.json"
+    path.write_text(
+        '{"format": 1, "learned_at": ' + learned_at + ', "routes": {"cars": {"examples": ["a b"]}}}'
+    )
+    learned = read_learned(path)
+    assert learned.learned_at == 0.0
+    assert learned.routes["cars"].examples == ("a b",)
+
+
+@pytest.mark.parametrize("route", ['"text"', "[1, 2]", "null", '{"examples": [1]}'])
+def test_a_learned_route_that_is_not_an_object_of_texts_is_refused(tmp_path, route):
+    path = tmp_path / "learned.json"
+    path.write_text('{"format": 1, "routes": {"cars": ' + route + "}}")
+    with pytest.raises(ValueError, match="cars"):
+        read_learned(path)
+
+
 # Routes named for who handles a request, not for what it is about: their words say nothing
 # the router or its library could match, so only traffic labeled by the router LLM teaches
 # them which requests are theirs.

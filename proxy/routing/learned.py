@@ -9,6 +9,7 @@ left out and counted, so an edited config never routes to a route that is gone.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -98,9 +99,7 @@ def read_learned(path: Path) -> LearnedRoutes:
             _count(raw.get("self_trained")),
         )
     return LearnedRoutes(
-        routes,
-        float(data["learned_at"]) if _number(data.get("learned_at")) else 0.0,
-        _count(data.get("prompts_read")),
+        routes, _timestamp(data.get("learned_at")), _count(data.get("prompts_read"))
     )
 
 
@@ -118,8 +117,16 @@ def apply_learned(
     return applied, sorted(set(learned.routes) - names)
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _timestamp(value: object) -> float:
+    """A Unix time `plano up` can print; 0 (unknown) for anything else: 1e300, NaN and
+    10**400 are JSON numbers too, and time.localtime refuses them."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return 0.0
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return 0.0
+    return seconds if math.isfinite(seconds) and 0 <= seconds < 2**32 else 0.0
 
 
 def _count(value: object) -> int:
