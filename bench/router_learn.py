@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.router_embedded import load_routes  # noqa: E402
-from proxy.routing.embedded import EmbeddedRouter, RouteText  # noqa: E402
+from proxy.routing.embedded import EmbeddedRouter  # noqa: E402
 from proxy.routing.learn import learn, read_samples  # noqa: E402
+from proxy.routing.learned import apply_learned  # noqa: E402
 from proxy.telemetry.store import RequestRow, StoreBatch, TraceStore  # noqa: E402
 
 
@@ -71,9 +72,7 @@ def main() -> None:
     learned = learn(router, routes, samples)
     labels = {r["text"]: r["route"] for r in train}
     right = sum(labels.get(e) == n for n, r in learned.routes.items() for e in r.examples)
-    taught = tuple(
-        RouteText(r.name, r.description, r.examples, _learned(learned, r.name)) for r in routes
-    )
+    taught, _ = apply_learned(routes, learned)
     result = {
         "config": str(args.config.name),
         "learned_examples": learned.examples,
@@ -84,11 +83,6 @@ def main() -> None:
     print(json.dumps(result, indent=1))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
-
-
-def _learned(learned, name: str) -> tuple[str, ...]:
-    found = learned.routes.get(name)
-    return found.examples if found is not None else ()
 
 
 if __name__ == "__main__":

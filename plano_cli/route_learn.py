@@ -15,7 +15,7 @@ from plano_cli.json_output import print_json_line
 from proxy.config.model import Config
 from proxy.paths import plano_home
 from proxy.routing.evaluate import EvalReport, Example
-from proxy.routing.learned import LearnedRoutes, write_learned
+from proxy.routing.learned import LearnedRoutes, apply_learned, write_learned
 from proxy.routing.routes import routes_from_config
 
 DEFAULT_FILE = "learned_routes.json"
@@ -76,9 +76,7 @@ def run_learn(
     write_learned(target, learned)
     comparison = None
     if examples is not None:
-        with_learned = tuple(
-            RouteText(r.name, r.description, r.examples, _examples(learned, r.name)) for r in routes
-        )
+        with_learned, _ = apply_learned(routes, learned)
         comparison = (
             _evaluate(router, routes, examples, threshold),
             _evaluate(router, with_learned, examples, threshold),
@@ -91,11 +89,6 @@ def run_learn(
     else:
         _show(learned, source, target, len(routes), comparison, out)
     return 0
-
-
-def _examples(learned: LearnedRoutes, name: str) -> tuple[str, ...]:
-    found = learned.routes.get(name)
-    return found.examples if found is not None else ()
 
 
 def _evaluate(router, routes, examples: list[Example], threshold) -> EvalReport:

@@ -14,8 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-from proxy.routing.routes import Route
+from typing import Protocol, TypeVar
 
 FORMAT = 1
 MAX_EXAMPLES_PER_ROUTE = 64
@@ -103,9 +102,20 @@ def read_learned(path: Path) -> LearnedRoutes:
     )
 
 
-def apply_learned(
-    routes: tuple[Route, ...], learned: LearnedRoutes
-) -> tuple[tuple[Route, ...], list[str]]:
+class _LearningRoute(Protocol):
+    """A config Route or the embedded router's RouteText: a name and learned prompts."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def learned(self) -> tuple[str, ...]: ...
+
+
+R = TypeVar("R", bound=_LearningRoute)
+
+
+def apply_learned(routes: tuple[R, ...], learned: LearnedRoutes) -> tuple[tuple[R, ...], list[str]]:
     """The routes with their learned prompts; and the file's routes the config lacks."""
     names = {route.name for route in routes}
     applied = tuple(
