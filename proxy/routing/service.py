@@ -137,12 +137,13 @@ class RoutingService:
         if not routes or not turns:
             return RoutingDecision(None, (), self.backend.name, detail="nothing to route")
         routes_id = self._routes_id if own_routes else route_key(routes)
-        digest = self._routes_digest if own_routes else routes_digest(routes_id)
         # A pin holds for the route set it was made under: a request that brings other
         # routes is decided afresh, not given a route it did not offer. Those get pins of
         # their own, beside the session's pin for the configured routes (upstream's key).
-        pinned_as = None
+        # The digest is for pins only: a request without a session does not hash its routes.
+        pinned_as = digest = None
         if session:
+            digest = self._routes_digest if own_routes else routes_digest(routes_id)
             pinned_as = pin_key(session, tenant) + ("" if own_routes else f"#routes:{digest}")
             pinned = await self.pins.get(pinned_as)
             if pinned is not None and pinned.routes == digest:
@@ -159,6 +160,7 @@ class RoutingService:
                 self.cache.put(key, decision)
         if (
             pinned_as is not None
+            and digest is not None
             and decision.route is not None
             and decision.fallback is None
             and not decision.degraded
