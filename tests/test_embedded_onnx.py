@@ -204,3 +204,33 @@ def test_missing_onnxruntime_falls_back_to_numpy(monkeypatch, tmp_path, caplog):
         loaded = Encoder.load()
     assert isinstance(loaded, NumpyEncoder)
     assert "onnxruntime is not installed" in caplog.text
+
+
+def test_a_model_whose_weights_point_outside_its_file_is_refused_unread(tmp_path):
+    """An ONNX file from a directory the user names: its external-data paths are never
+    followed (this one points at a file outside the model directory)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from proxy.routing.embedded.onnx_weights import ExportUnreadable, read_tensors
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\0" * 16)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4], [0.0] * 4)
+    weight.ClearField("float_data")
+    weight.data_location = TensorProto.EXTERNAL
+    weight.external_data.add(key="location", value="../secret.bin")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["w"], ["y"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        [weight],
+    )
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    path = model_dir / "model.onnx"
+    path.write_bytes(helper.make_model(graph).SerializeToString())
+    assert onnx.load(str(path), load_external_data=False).graph.initializer[0].name == "w"
+    with pytest.raises(ExportUnreadable, match="external data"):
+        read_tensors(path)

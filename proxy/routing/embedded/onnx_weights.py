@@ -35,10 +35,14 @@ def read_tensors(path: Path) -> dict[str, np.ndarray]:
     from onnx import numpy_helper
 
     try:
-        model = onnx.load(str(path))
+        # Never follow external-data references: the export is one file, and a path in a
+        # model from a directory the user names could point anywhere on the machine.
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ExportUnreadable(f"not an ONNX model: {exc}") from exc
     graph = model.graph
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer):
+        raise ExportUnreadable("its weights are in external data files; export them in one file")
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     producer = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list] = {}
