@@ -273,6 +273,25 @@ def test_learn_options_need_learn(tmp_path):
     assert "go with --learn" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--learn", "--backend", "ollama"], "--backend"),
+        (["--learn", "--explain"], "--explain"),
+        (["--learn", "--listener", "agents"], "--listener"),
+        (["--lint", "--threshold", "0.5"], "--threshold"),
+        (["--lint", "--backend", "hybrid"], "--backend"),
+        (["hi", "--limit", "5000"], "--limit"),
+    ],
+)
+def test_an_option_a_mode_would_not_use_is_refused(tmp_path, args, flag):
+    config = tmp_path / "plano.yaml"
+    config.write_text(CONFIG)
+    result = CliRunner().invoke(app, ["route", *args, "-f", str(config)])
+    assert result.exit_code == 2
+    assert flag in result.output
+
+
 def routing_for(text: str):
     result = check_text(text)
     assert result.ok, [p.message for p in result.problems]

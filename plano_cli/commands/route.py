@@ -89,9 +89,11 @@ def route(
         ),
     ] = None,
     limit: Annotated[
-        int,
-        typer.Option("--limit", min=1, help="With --learn: the newest this many prompts."),
-    ] = 5000,
+        int | None,
+        typer.Option(
+            "--limit", min=1, help="With --learn: the newest this many prompts [default: 5000]."
+        ),
+    ] = None,
     out_file: Annotated[
         Path | None,
         typer.Option(
@@ -132,8 +134,16 @@ def route(
         _usage("give exactly one of: a PROMPT, --eval FILE, --lint, or --learn")
     if min_accuracy is not None and (eval_file is None or learn):
         _usage("--min-accuracy goes with --eval")
-    if not learn and (store or since or out_file or limit != 5000):
+    if not learn and (store or since or out_file or limit is not None):
         _usage("--store, --since, --limit and --out go with --learn")
+    # What a mode would not use is refused, not ignored: --learn always learns with the
+    # embedded router, and --lint reads the routes alone.
+    unused = {"--backend": backend, "--explain": explain or None, "--listener": listener}
+    if lint:
+        unused["--threshold"] = threshold
+    for flag, value in unused.items():
+        if (learn or lint) and value is not None:
+            _usage(f"{flag} does not go with {'--learn' if learn else '--lint'}")
     since_s = None
     if since is not None:
         from proxy.config.durations import parse_duration
@@ -146,6 +156,7 @@ def route(
         _usage(f"no config file given (-f), and none of {', '.join(CONFIG_NAMES)} is here")
 
     from plano_cli import route_run
+    from proxy.routing.learn import DEFAULT_LIMIT
 
     raise typer.Exit(
         route_run.run(
@@ -153,7 +164,7 @@ def route(
             prompt=prompt,
             eval_file=eval_file,
             lint=lint,
-            learn=(store, out_file, since_s, limit) if learn else None,
+            learn=(store, out_file, since_s, limit or DEFAULT_LIMIT) if learn else None,
             as_json=as_json,
             explain=explain,
             min_accuracy=min_accuracy,
