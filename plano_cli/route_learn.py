@@ -13,7 +13,7 @@ from rich.table import Table
 
 from plano_cli.json_output import print_json_line
 from proxy.config.model import Config
-from proxy.paths import plano_home
+from proxy.paths import default_trace_store
 from proxy.routing.evaluate import EvalReport, Example
 from proxy.routing.learned import LearnedRoutes, apply_learned, write_learned
 from proxy.routing.routes import routes_from_config
@@ -34,7 +34,7 @@ def store_path(config: Config, store: Path | None) -> Path:
     if store is not None:
         return store
     configured = config.tracing.store.path
-    return Path(configured).expanduser() if configured else plano_home() / "traces.db"
+    return Path(configured).expanduser() if configured else default_trace_store()
 
 
 def run_learn(

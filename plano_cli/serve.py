@@ -187,7 +187,7 @@ def shared_state_rows(server: ProxyServer | WorkerPool) -> list[tuple[str, str]]
 
 
 def telemetry_rows(config: Config, server: ProxyServer | WorkerPool) -> list[tuple[str, str]]:
-    from proxy.paths import plano_home
+    from proxy.paths import default_trace_store
     from proxy.telemetry.otlp_export import describe_exporter
 
     tracing = config.tracing
@@ -199,7 +199,7 @@ def telemetry_rows(config: Config, server: ProxyServer | WorkerPool) -> list[tup
     if tracing.random_sampling <= 0:
         rows.append(("traces", "[dim]off (tracing.random_sampling: 0)[/dim]"))
     elif store.enabled:
-        path = store.path or str(plano_home() / "traces.db")
+        path = store.path or str(default_trace_store())
         messages = "with messages" if store.capture_messages else "without messages"
         rows.append(
             ("traces", f"{tracing.random_sampling:g}% to {path} ({messages}; `plano traces`)")

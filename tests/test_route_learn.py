@@ -265,6 +265,21 @@ def test_cli_says_when_there_is_no_store(tmp_path):
     assert "no trace store" in result.output
 
 
+def test_a_store_from_a_newer_plano_is_refused_not_misread(tmp_path):
+    import sqlite3
+
+    store = tmp_path / "traces.db"
+    with sqlite3.connect(store) as conn:
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+        conn.execute("CREATE TABLE requests (request_messages TEXT, started_at REAL)")
+    config = tmp_path / "plano.yaml"
+    config.write_text(CONFIG)
+    result = CliRunner().invoke(app, ["route", "--learn", "-f", str(config), "--store", str(store)])
+    assert result.exit_code == 1
+    assert "newer Plano" in result.output
+
+
 def test_learn_options_need_learn(tmp_path):
     config = tmp_path / "plano.yaml"
     config.write_text(CONFIG)

@@ -6,7 +6,7 @@ import string
 from pathlib import Path
 
 from plano_cli.traces_cli.queries import QueryError, trace_ids_with_prefix
-from proxy.paths import plano_home
+from proxy.paths import default_trace_store
 from proxy.telemetry.store import TraceDetail, TraceStore, TraceStoreError
 
 # As git: shorter prefixes match too much to be what anyone meant.
@@ -20,7 +20,7 @@ class AccessError(Exception):
 
 
 def store_path(db: Path | None) -> Path:
-    return db.expanduser() if db is not None else plano_home() / "traces.db"
+    return db.expanduser() if db is not None else default_trace_store()
 
 
 def open_store(db: Path | None) -> TraceStore | None:

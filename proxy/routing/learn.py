@@ -46,22 +46,18 @@ def read_samples(store: Path, *, since: float = 0.0, limit: int = DEFAULT_LIMIT)
 
     Opens the store read-only: learning never writes to it, and the gateway may be running.
     """
-    uri = f"{store.resolve().as_uri()}?mode=ro"
+    from proxy.telemetry.store import TraceStore, TraceStoreError
+
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=5.0)
-    except sqlite3.Error as exc:
-        raise OSError(f"{store}: {exc}") from None
+        trace_store = TraceStore.open(store, read_only=True)
+    except TraceStoreError as exc:
+        raise OSError(str(exc)) from None
     try:
-        rows = conn.execute(
-            "SELECT request_messages, route, router_backend, routing_fallback, started_at "
-            "FROM requests WHERE request_messages IS NOT NULL AND started_at >= ? "
-            "ORDER BY started_at DESC LIMIT ?",
-            (since, limit),
-        ).fetchall()
+        rows = trace_store.recent_prompts(since=since, limit=limit)
     except sqlite3.Error as exc:
         raise OSError(f"{store}: not a Plano trace store ({exc})") from None
     finally:
-        conn.close()
+        trace_store.close()
     samples = []
     for messages, route, backend, fallback, started_at in rows:
         text = _latest_user_text(messages)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
 
-from proxy.paths import plano_home
+from proxy.paths import default_trace_store
 from proxy.telemetry import store_filters, store_traces
 from proxy.telemetry.storable import escape_surrogates, fits_int64
 from proxy.telemetry.store_query import group_stats, stats_sql, trace_filter, trace_keys_sql
@@ -131,7 +131,7 @@ class TraceStore:
 
         Raises TraceStoreError when the file cannot be used, e.g. a newer Plano wrote it.
         """
-        target = Path(path).expanduser() if path is not None else plano_home() / "traces.db"
+        target = Path(path).expanduser() if path is not None else default_trace_store()
         if read_only:
             # mode=ro: never creates the file, never writes it; WAL lets it read while the
             # gateway writes.
@@ -160,6 +160,17 @@ class TraceStore:
 
     def close(self) -> None:
         self._conn.close()
+
+    def recent_prompts(self, *, since: float, limit: int) -> list[tuple]:
+        """(request_messages, route, router_backend, routing_fallback, started_at) of the
+        newest `limit` requests since `since` that were stored with their messages, newest
+        first: what `plano route --learn` learns from."""
+        return self._conn.execute(
+            "SELECT request_messages, route, router_backend, routing_fallback, started_at "
+            "FROM requests WHERE request_messages IS NOT NULL AND started_at >= ? "
+            "ORDER BY started_at DESC LIMIT ?",
+            (since, limit),
+        ).fetchall()
 
     def __enter__(self) -> TraceStore:
         return self
