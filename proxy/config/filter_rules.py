@@ -8,7 +8,7 @@ the option's key, a bad regex on the pattern. The built-ins' own checks of their
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from proxy.config.model import BUILTIN_OPTIONS, Config, Filter, FilterType
@@ -95,13 +95,12 @@ def _builtin_options(item: Filter, facts: Facts, report: Reporter) -> None:
         )
     if facts.schema_said(item.source):
         return  # a value of the wrong type or range: said once is enough
-    check = _option_problems()
-    if check is None:
-        _patterns(item, report)
-        return
-    # The built-in's own checks (its regex engine, its limits), on its own options.
+    # The built-in's own checks (its regex engine, its limits), on its own options; imported
+    # here, not at module level, so a config without filters never loads the built-ins.
+    from proxy.filters.builtin import option_problems
+
     options = {key: value for key, value in item.options.items() if key in allowed}
-    for problem in check(item.kind, options):
+    for problem in option_problems(item.kind, options):
         report.error("builtin-option", f"filter '{item.id}': {problem}", _where(item, problem))
 
 
@@ -115,21 +114,6 @@ def _where(item: Filter, problem: str) -> tuple:
         return (*item.source, "kind")
     index = match.group(2)
     return (*item.source, match.group(1), *((int(index),) if index is not None else ()))
-
-
-def _patterns(item: Filter, report: Reporter) -> None:
-    """Without the built-ins at hand: at least each pattern compiles."""
-    for i, rule in enumerate(item.options.get("rules") or ()):
-        pattern = rule.get("pattern") if isinstance(rule, dict) else None
-        if isinstance(pattern, str):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                report.error(
-                    "invalid-pattern",
-                    f"filter '{item.id}': the pattern is not a valid regular expression: {exc}",
-                    (*item.source, "rules", i, "pattern"),
-                )
 
 
 def _output_kinds(config: Config, report: Reporter) -> None:
@@ -147,12 +131,3 @@ def _output_kinds(config: Config, report: Reporter) -> None:
 
 
 _ALL_OPTIONS = frozenset().union(*BUILTIN_OPTIONS.values())
-
-
-def _option_problems() -> Callable[[str, Mapping], list[str]] | None:
-    """The built-ins' own option checks, when the built-ins are there to offer them."""
-    try:
-        from proxy.filters.builtin import option_problems
-    except ImportError:
-        return None
-    return option_problems
