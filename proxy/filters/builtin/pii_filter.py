@@ -76,7 +76,9 @@ class PiiFilter:
                 + "); remove them and try again."
             )
         if self.action == "anonymize":
-            anonymizer = state.setdefault(_ANONYMIZER, pii.Anonymizer(self.kinds))
+            anonymizer = state.get(_ANONYMIZER)
+            if anonymizer is None:  # one per request, shared by its chains' calls
+                anonymizer = state[_ANONYMIZER] = pii.Anonymizer(self.kinds)
             return modified(
                 body, texts.rewrite(body, api, lambda slot: anonymizer.anonymize(slot.text))
             )
