@@ -73,8 +73,6 @@ def serve(
     from aiohttp import web
 
     for fid, builtin in filters.items():
-        warm = getattr(getattr(builtin, "detector", None), "warm", None)
-        if warm:
-            warm()  # the encoder loads now, not on the first request
+        builtin.warm()  # the injection encoder loads now, not on the first request
         typer.echo(f"{builtin.kind} filter {fid!r}: url http://{host}:{port}/{fid}")
     web.run_app(make_app(filters), host=host, port=port, print=None)
