@@ -1,9 +1,11 @@
-"""How the chain runs built-ins: which built-in checks a body on the event loop and which
-in a worker thread, and the lazy loads done at start-up."""
+"""How the chain runs built-ins and reports failed calls: which built-in checks a body on
+the event loop and which in a worker thread, the lazy loads done at start-up, and a
+failure's text redacted in the log as on the span."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 import numpy as np
@@ -12,9 +14,12 @@ from filters_harness import ANTHROPIC_KEY, OPENAI_KEY, Gateway, filters_config
 from proxy_harness import openai_and_anthropic_upstreams
 
 from proxy.config.model import Filter, FilterType
+from proxy.config.redact import MASK
 from proxy.filters import chain
 from proxy.filters.builtin.injection import Detector, InjectionFilter
-from proxy.filters.verdict import Decision, Verdict
+from proxy.filters.verdict import Decision, FilterFailure, Verdict
+
+SECRET = "sk-live-0123456789abcdefghij"
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +84,31 @@ def test_the_injection_encoder_is_loaded_when_the_gateway_starts(upstreams, monk
     assert not detector.loaded
     with Gateway(config):
         assert detector.loaded  # before any request
+
+
+class FailingTransport:
+    """An MCP filter whose call fails with text quoting what it was sent."""
+
+    async def call(self, body, path, headers, timeout) -> Verdict:
+        raise FilterFailure("malformed reply", f"the server said: bad input api_key: {SECRET}")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_failed_calls_message_is_redacted_in_the_log(upstreams, monkeypatch, caplog):
+    monkeypatch.setattr(chain, "mcp_factory", lambda url, tool: FailingTransport())
+    config = filters_config(
+        upstreams,
+        "- {id: guard, type: mcp, url: 'http://127.0.0.1:1/mcp', on_error: fail_open}\n",
+        "input_filters: [guard]",
+    )
+    with caplog.at_level(logging.INFO, logger="plano.filters"), Gateway(config) as gateway:
+        gateway.openai().chat.completions.create(
+            model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
+    lines = [r.getMessage() for r in caplog.records if r.name == "plano.filters"]
+    failed = [line for line in lines if line.startswith("filter guard: malformed reply")]
+    assert failed, lines
+    assert SECRET not in "\n".join(lines)
+    assert MASK in failed[0]

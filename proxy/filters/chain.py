@@ -357,7 +357,8 @@ class RequestFilters:
         closed = fails_closed(spec, direction)
         record.decided(step, Decision.ERROR.value, closed, failure.status)
         record.failed(step, failure.outcome, failure.message)
-        log.info("filter %s: %s (%s)", spec.id, failure.outcome, failure.message)
+        # Redacted as on the span: a transport's error text may quote what it was sent.
+        log.info("filter %s: %s (%s)", spec.id, failure.outcome, record.capped(failure.message))
         if closed:
             raise FilterErrored(spec.id, failure.outcome, failure.message)
 
