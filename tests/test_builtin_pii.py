@@ -66,6 +66,28 @@ def test_anonymize_then_the_answer_is_restored():
     assert out == f"Sure, I wrote to {EMAIL}."
 
 
+def test_anonymize_builds_one_anonymizer_per_request(monkeypatch):
+    """Calls sharing a request's state (an agent's chain and the listener's) share its
+    anonymizer: one placeholder per value, and no anonymizer built per call."""
+    from proxy.filters.builtin import pii
+
+    made: list[object] = []
+    real = pii.Anonymizer
+
+    def counted(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(pii, "Anonymizer", counted)
+    f = build_builtin("pii", {"action": "anonymize"})
+    state: dict = {}
+    first = orjson.loads(f.check_request(chat(f"to {EMAIL}"), "openai_chat", state).body)
+    second = orjson.loads(f.check_request(chat(f"cc {EMAIL}"), "openai_chat", state).body)
+    assert len(made) == 1
+    assert first["messages"][0]["content"] == "to <EMAIL_1>"
+    assert second["messages"][0]["content"] == "cc <EMAIL_1>"
+
+
 def test_anonymize_without_personal_data_needs_no_answer_transform():
     f = build_builtin("pii", {"action": "anonymize"})
     state: dict = {}

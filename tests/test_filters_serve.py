@@ -34,6 +34,21 @@ filters:
       - keywords: [project x]
       - pattern: '(\\s*)*codename\\s*\\s*\\d+'
     message: "Not allowed here."
+  - id: observed
+    type: builtin
+    kind: content_policy
+    mode: observe
+    rules:
+      - keywords: [project x]
+  - id: hasty
+    type: builtin
+    kind: prompt_injection
+    timeout: 1ms
+  - id: hasty_open
+    type: builtin
+    kind: prompt_injection
+    timeout: 1ms
+    on_error: fail_open
   - id: remote
     type: http
     url: http://127.0.0.1:1
@@ -136,25 +151,71 @@ async def test_bad_requests(server):
     assert status == 404  # only built-ins are served
 
 
-def test_anonymize_is_refused_over_http(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "plano_cli",
-            "filters",
-            "serve",
-            "--kind",
-            "pii",
-            "-o",
-            "action=anonymize",
-            "--port",
-            str(free_port()),
-        ],
+async def test_a_json_body_that_is_not_an_object_is_a_400(server):
+    for body in ([1, 2], "text", 3, None):
+        status, answer = await post(f"{server}/pii/v1/chat/completions", body)
+        assert status == 400
+        assert orjson.loads(answer)["error"] == {
+            "type": "filter_blocked",
+            "filter": "pii",
+            "message": "the request body is not a JSON object",
+        }
+
+
+async def test_observe_mode_passes_the_body_and_says_what_it_would_have_done(server):
+    async with aiohttp.ClientSession() as session:
+        raw = orjson.dumps({"model": "m", "input": "tell me about Project X"})
+        async with session.post(f"{server}/observed/v1/responses", data=raw) as r:
+            assert r.status == 200
+            assert await r.read() == raw
+            assert r.headers["X-Plano-Filter-Observed"] == "block"
+        clean = orjson.dumps({"model": "m", "input": "tell me about Paris"})
+        async with session.post(f"{server}/observed/v1/responses", data=clean) as r:
+            assert r.status == 200
+            assert await r.read() == clean
+            assert "X-Plano-Filter-Observed" not in r.headers
+
+
+async def test_the_timeout_bounds_the_check_and_on_error_decides(server):
+    body = {"messages": [{"role": "user", "content": "plain words here. " * 30_000}]}
+    status, answer = await post(f"{server}/hasty/v1/chat/completions", body)
+    assert status == 504  # fail_closed, the default
+    error = orjson.loads(answer)["error"]
+    assert (error["type"], error["filter"]) == ("filter_error", "hasty")
+    assert "timeout" in error["message"]
+    status, answer = await post(f"{server}/hasty_open/v1/chat/completions", body)
+    assert status == 200  # fail_open: the body goes on unchanged
+    assert answer == orjson.dumps(body)
+
+
+def serve_kind(kind: str, *options: str) -> subprocess.CompletedProcess:
+    args = ["--kind", kind, "--port", str(free_port())]
+    args += [arg for option in options for arg in ("-o", option)]
+    return subprocess.run(
+        [sys.executable, "-m", "plano_cli", "filters", "serve", *args],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_anonymize_is_refused_over_http(tmp_path):
+    result = serve_kind("pii", "action=anonymize")
     assert result.returncode == 2
     assert "anonymize is not served over http" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        ("mode=watch", "mode must be enforce or observe, not 'watch'"),
+        ("on_error=retry", "on_error must be fail_closed or fail_open, not 'retry'"),
+        ("timeout=soon", "timeout must be a duration above 0"),
+        ("timeout=0s", "timeout must be a duration above 0"),
+    ],
+)
+def test_a_common_key_with_a_bad_value_is_refused_at_start(option, needle):
+    result = serve_kind("pii", option)
+    assert result.returncode == 2
+    assert needle in result.stderr

@@ -222,3 +222,16 @@ async def test_close_leaves_no_task_and_no_socket(server):
     await closed.close()
     with pytest.raises(FilterFailure):
         await closed.call(RAW, PATH, {}, 5)
+
+
+async def test_messages_name_the_url_as_redact_url_shows_it():
+    """Credentials masked (userinfo, a key in the query), the rest kept: an IPv6 host
+    keeps its brackets, so the message names an address that can be used."""
+    transport = McpFilterTransport("http://user:pw@[::1]:9/mcp?api_key=sk-abc&region=eu", "g")
+    await transport.close()
+    with pytest.raises(FilterFailure) as failure:
+        await transport.call(RAW, PATH, {}, 5)
+    assert failure.value.message == (
+        "MCP filter tool 'g' at http://********@[::1]:9/mcp?api_key=********&region=eu: "
+        "the filter is closed"
+    )

@@ -70,11 +70,18 @@ def serve(
     except ServeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    import logging
+    import sys
+
     from aiohttp import web
 
-    for fid, builtin in filters.items():
-        warm = getattr(getattr(builtin, "detector", None), "warm", None)
-        if warm:
-            warm()  # the encoder loads now, not on the first request
-        typer.echo(f"{builtin.kind} filter {fid!r}: url http://{host}:{port}/{fid}")
+    # Failures and observe mode's would-be decisions are reported here: on stderr.
+    report = logging.getLogger("plano.filters")
+    report.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    report.addHandler(handler)
+    for fid, served in filters.items():
+        served.builtin.warm()  # the injection encoder loads now, not on the first request
+        typer.echo(f"{served.spec.kind} filter {fid!r}: url http://{host}:{port}/{fid}")
     web.run_app(make_app(filters), host=host, port=port, print=None)

@@ -51,8 +51,9 @@ AGENT_API = "agent"  # the built-ins' name for an agent's {"model", "messages"} 
 # The request's credentials: forwarded to filters (as upstream does), never shown.
 _SECRET_HEADERS = ("authorization", "x-api-key", "api-key", "proxy-authorization")
 _MIN_SECRET = 6
-# A built-in checks a body up to this size on the event loop; a larger one in a worker
-# thread (a 32 MiB prompt takes the injection detector seconds).
+# A built-in checks a body up to its `inline_bytes` on the event loop, a larger one in a
+# worker thread (a 32 MiB prompt takes the injection detector seconds); this size for a
+# built-in that does not say.
 INLINE_BUILTIN_BYTES = 64 * 1024
 
 
@@ -102,16 +103,9 @@ class FilterRunner:
     ) -> Verdict:
         """The filter's verdict on `body`; raises FilterFailure when it gives none."""
         if self.builtin is not None:
-            try:
-                document = parsed if parsed is not None else orjson.loads(body)
-                if len(body) <= INLINE_BUILTIN_BYTES:
-                    return self.builtin.check_request(document, api, state)
-                return await self._in_thread(document, api, state, timeout)
-            except (TimeoutError, DeadlinePassed):
-                raise FilterFailure("timeout", f"no verdict within {timeout:g}s") from None
-            except Exception as exc:  # a built-in's bug must not become a 500
-                log.exception("built-in filter %s failed", self.spec.id)
-                raise FilterFailure("error", f"the built-in failed: {type(exc).__name__}") from None
+            return await builtin_verdict(
+                self.builtin, self.spec.id, body, parsed, api, state, timeout
+            )
         try:
             # The transport bounds its call too; this bounds whatever it does around it.
             async with asyncio.timeout(timeout):
@@ -124,20 +118,61 @@ class FilterRunner:
             log.warning("filter %s failed: %s", self.spec.id, type(exc).__name__)
             raise FilterFailure("error", f"the call failed: {type(exc).__name__}") from None
 
-    async def _in_thread(self, document: Any, api: str, state: dict, timeout: float) -> Verdict:
-        """A large body's check off the event loop, bounded by the filter's timeout (the
-        built-in stops at the deadline too, not to burn a core for nothing)."""
-        assert self.builtin is not None
-        token = DEADLINE.set(time.monotonic() + timeout)  # copied to the thread's context
+    def warm(self) -> None:
+        """Load what a built-in would load on its first request (the injection encoder)."""
+        warm = getattr(self.builtin, "warm", None)  # a test's stand-in may have none
+        if warm is None:
+            return
         try:
-            async with asyncio.timeout(timeout):
-                return await asyncio.to_thread(self.builtin.check_request, document, api, state)
-        finally:
-            DEADLINE.reset(token)
+            warm()
+        except Exception:  # the requests' calls fail then, and the filter's on_error decides
+            log.exception("loading built-in filter %s", self.spec.id)
 
     async def close(self) -> None:
         if self.transport is not None:
             await self.transport.close()
+
+
+async def builtin_verdict(
+    builtin: BuiltinFilter,
+    filter_id: str,
+    body: bytes,
+    parsed: dict | None,
+    api: str,
+    state: dict,
+    timeout: float,
+) -> Verdict:
+    """A built-in's verdict on `body` (`parsed`: its JSON, when already read): on the event
+    loop up to the built-in's `inline_bytes`, else in a worker thread bounded by `timeout`.
+    Raises FilterFailure when it gives none. `plano filters serve` calls it too."""
+    try:
+        document = parsed if parsed is not None else orjson.loads(body)
+        if len(body) <= getattr(builtin, "inline_bytes", INLINE_BUILTIN_BYTES):
+            return builtin.check_request(document, api, state)
+        return await _in_thread(builtin, document, api, state, timeout)
+    except (TimeoutError, DeadlinePassed):
+        raise FilterFailure("timeout", f"no verdict within {timeout:g}s") from None
+    except Exception as exc:  # a built-in's bug must not become a 500
+        log.exception("built-in filter %s failed", filter_id)
+        raise FilterFailure("error", f"the built-in failed: {type(exc).__name__}") from None
+
+
+async def _in_thread(
+    builtin: BuiltinFilter, document: Any, api: str, state: dict, timeout: float
+) -> Verdict:
+    """A check off the event loop, bounded by the filter's timeout (the built-in stops at
+    the deadline too, not to burn a core for nothing)."""
+    token = DEADLINE.set(time.monotonic() + timeout)  # copied to the thread's context
+    try:
+        async with asyncio.timeout(timeout):
+            return await asyncio.to_thread(builtin.check_request, document, api, state)
+    finally:
+        DEADLINE.reset(token)
+
+
+def fails_closed(spec: Filter, direction: str) -> bool:
+    """Whether a call of the filter that gives no verdict stops the request."""
+    return spec.on_error_for(direction) == "fail_closed" and spec.mode != "observe"
 
 
 class FilterSet:
@@ -163,6 +198,11 @@ class FilterSet:
             for agent in listener.agents
             if agent.input_filters
         }
+
+    def warm(self) -> None:
+        """The built-ins' lazy loads, done now: call it at start-up, off the event loop."""
+        for runner in self.runners.values():
+            runner.warm()
 
     def start(self, request: web.Request, api: str, exchange: Exchange) -> RequestFilters:
         filters = RequestFilters(self, request, api, exchange)
@@ -314,10 +354,11 @@ class RequestFilters:
 
     def failed(self, step: Step, spec: Filter, direction: str, failure: FilterFailure) -> None:
         """Record a call that gave no verdict; raise FilterErrored when it fails closed."""
-        closed = spec.on_error_for(direction) == "fail_closed" and spec.mode != "observe"
+        closed = fails_closed(spec, direction)
         record.decided(step, Decision.ERROR.value, closed, failure.status)
         record.failed(step, failure.outcome, failure.message)
-        log.info("filter %s: %s (%s)", spec.id, failure.outcome, failure.message)
+        # Redacted as on the span: a transport's error text may quote what it was sent.
+        log.info("filter %s: %s (%s)", spec.id, failure.outcome, record.capped(failure.message))
         if closed:
             raise FilterErrored(spec.id, failure.outcome, failure.message)
 

@@ -38,10 +38,10 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
+from proxy.config.redact import redact_url
 from proxy.filters.verdict import Decision, FilterFailure, Verdict
 
 log = logging.getLogger("plano.filters.mcp")
@@ -170,15 +170,6 @@ def _make_transport(httpx2: Any, max_bytes: int) -> Any:
     return _GuardedTransport()
 
 
-def _where(url: str) -> str:
-    """The URL without credentials or query, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
 class _Generation:
     """One MCP session, owned by its own task from connect to goodbye."""
 
@@ -210,7 +201,7 @@ class McpFilterTransport:
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
     ):
         self.url, self.tool = url, tool
-        self._where = f"MCP filter tool {tool!r} at {_where(url)}"
+        self._where = f"MCP filter tool {tool!r} at {redact_url(url)}"
         self._max = max_reply_bytes
         self._init_timeout = init_timeout
         self._gen: _Generation | None = None

@@ -126,6 +126,9 @@ def chat_app(
                 skip_auto_headers=("User-Agent",),
             )
             app[FILTERS] = FilterSet(config, listener, app[FILTER_SESSION])
+            # The built-ins' lazy loads (the injection encoder, seconds), before the
+            # first request, not on it.
+            await asyncio.to_thread(app[FILTERS].warm)
 
     async def close_session(app: web.Application) -> None:
         await app[SESSION].close()

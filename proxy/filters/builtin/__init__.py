@@ -10,8 +10,6 @@ from typing import Any
 from proxy.filters.builtin.base import BuiltinFilter
 
 KINDS = ("pii", "prompt_injection", "content_policy")
-# Built-ins that rewrite answers (output_filters); prompt_injection looks at input only.
-OUTPUT_KINDS = ("pii", "content_policy")
 
 
 def option_problems(kind: str, options: Mapping[str, Any]) -> list[str]:

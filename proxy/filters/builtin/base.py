@@ -25,6 +25,13 @@ class AnswerTransform(Protocol):
 
 class BuiltinFilter(Protocol):
     kind: str  # pii, prompt_injection, content_policy
+    # The largest body the chain checks on the event loop; a larger one is checked in a
+    # worker thread, so that other requests are not held up meanwhile.
+    inline_bytes: int
+
+    def warm(self) -> None:
+        """Load now what the first request would otherwise load (start-up calls it, off
+        the event loop); nothing for a built-in that loads nothing lazily."""
 
     def check_request(self, body: dict, api: str, state: dict) -> Verdict:
         """The verdict on a request body; a MODIFY carries the new body as JSON bytes.

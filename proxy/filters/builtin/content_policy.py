@@ -146,6 +146,7 @@ def _trie_regex(node: dict[Any, Any]) -> str:
 
 class ContentPolicy:
     kind = "content_policy"
+    inline_bytes = 64 * 1024
 
     def __init__(
         self, keywords: list[str], patterns: list[str], message: str = DEFAULT_MESSAGE
@@ -190,6 +191,9 @@ class ContentPolicy:
         if any(self.matches(slot.text) for slot in texts.slots(body, api)):
             return blocked(self.message)
         return modified(body, body)
+
+    def warm(self) -> None:
+        pass  # the rules are compiled when the filter is built
 
     def answer(self, state: dict) -> AnswerTransform | None:
         return None if state.get(RAN) else self.output()

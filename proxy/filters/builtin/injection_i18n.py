@@ -5,7 +5,7 @@ The encoder (all-MiniLM-L6-v2) is English-only, so for German, French, Spanish, 
 Portuguese, Dutch, Russian, Chinese and Japanese the rules are all there is. Each
 language gets the families that carry most attacks: an order to ignore or forget earlier
 instructions, a request for the system prompt, and the "you are now unrestricted"
-persona. Word gaps are bounded (`_gap`), so every pattern is linear in its input. Weights
+persona. Word gaps are bounded (`gap`), so every pattern is linear in its input. Weights
 were set on the development set (tests/data/injection_dev.jsonl).
 """
 
@@ -16,7 +16,8 @@ import re
 _I = re.IGNORECASE
 
 
-def _gap(words: int) -> str:
+def gap(words: int) -> str:
+    """Up to `words` words between two phrases (injection_rules uses it too)."""
     return rf"(?:\W+\w+){{0,{words}}}?\W+"
 
 
@@ -78,19 +79,19 @@ _SECRET = (
 )
 _PERSONA = (
     r"\b(?:du\s+bist\s+(?:jetzt|nun|ab\s+sofort)|sie\s+sind\s+(?:jetzt|nun|ab\s+sofort))\b"
-    + _gap(4)
+    + gap(4)
     + r"(?:ohne|keine|frei|uneingeschränkt|ungefiltert|unzensiert|DAN)"
     r"|\b(?:tu\s+es|vous\s+[êe]tes)\s+(?:maintenant|d[ée]sormais|[àa]\s+pr[ée]sent)\b"
-    + _gap(4)
+    + gap(4)
     + r"(?:sans|libre|aucune|non\s+censur|non\s+filtr|DAN)"
     r"|\b(?:ahora\s+eres|ahora\s+(?:usted\s+)?es|a\s+partir\s+de\s+ahora\s+eres)\b"
-    + _gap(4)
+    + gap(4)
     + r"(?:sin|libre|ninguna|sin\s+censura|DAN)"
     r"|\b(?:ora\s+sei|adesso\s+sei|da\s+ora\s+in\s+poi\s+sei)\b"
-    + _gap(4)
+    + gap(4)
     + r"(?:senza|libero|nessuna|DAN)"
     r"|\b(?:agora\s+(?:voc[êe]\s+)?[ée]|a\s+partir\s+de\s+agora\s+(?:voc[êe]\s+)?[ée])\b"
-    + _gap(4)
+    + gap(4)
     + r"(?:sem|livre|nenhuma|DAN)"
     r"|\b(?:entwicklermodus|mode\s+d[ée]veloppeur|modo\s+(?:de\s+)?desarrollador|modalit[àa]\s+sviluppatore|modo\s+(?:de\s+)?desenvolvedor|режим\s+разработчика)\b"
 )
@@ -109,7 +110,7 @@ RULES: list[tuple[str, re.Pattern[str], float]] = [
     (
         "instruction override (non-English)",
         re.compile(
-            rf"\b{_DROP}\b{_gap(3)}(?:{_EARLIER}\b{_gap(2)}{_ORDERS}|{_ORDERS}\b{_gap(2)}{_EARLIER})\b",
+            rf"\b{_DROP}\b{gap(3)}(?:{_EARLIER}\b{gap(2)}{_ORDERS}|{_ORDERS}\b{gap(2)}{_EARLIER})\b",
             _I,
         ),
         0.9,
@@ -125,7 +126,7 @@ RULES: list[tuple[str, re.Pattern[str], float]] = [
     ),
     (
         "system prompt exfiltration (non-English)",
-        re.compile(rf"\b{_SHOW}\b{_gap(4)}{_SECRET}\b", _I),
+        re.compile(rf"\b{_SHOW}\b{gap(4)}{_SECRET}\b", _I),
         0.85,
     ),
     (

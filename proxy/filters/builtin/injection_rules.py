@@ -5,7 +5,6 @@ Every pattern is linear in its input: the gaps between words are bounded repeats
 `\W+\w+` (at most a few words), never nested unbounded ones. Weights were set on the
 development set (tests/data/injection_dev.jsonl). A weight of 0.9 and above decides
 alone; below that the encoder is asked too, and the larger score wins.
-# ruff: noqa: E501 (the rules are long regexes, kept one alternative per line where they fit)
 """
 
 from __future__ import annotations
@@ -15,13 +14,9 @@ import binascii
 import re
 
 from proxy.filters.builtin import injection_decode, injection_i18n
+from proxy.filters.builtin.injection_i18n import gap as _gap
 
 _I = re.IGNORECASE
-
-
-def _gap(words: int) -> str:
-    """Up to `words` words between two phrases."""
-    return rf"(?:\W+\w+){{0,{words}}}?\W+"
 
 
 _OVERRIDE_VERB = r"(?:ignore|disregard|forget|skip|bypass|override|overrule|drop|abandon|set\s+aside|throw\s+out|discard)"
