@@ -14,7 +14,8 @@ shutdown bound; then the telemetry worker writes what they sent, then local mode
 
 What does not become shared by running N processes, the parent refuses or warns about:
 Responses state in memory would be per process (refused), and so is an in-memory affinity
-cache (a warning: routing decisions are then sticky per process only).
+cache (a warning: routing decisions are then sticky per process only), and so are rate-limit
+buckets without shared_state (a warning: each worker allows each limit in full).
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class WorkerPool:
         _refuse_unshared(self.config)
         if problem := cannot_listen(self.config):
             raise TargetError(problem)
-        for warning in _unshared_warnings(self.config):
+        for warning in _unshared_warnings(self.config, self.workers):
             log.warning("%s", warning)
         self.config = await start_local_models(self.config, self._local_models)
         if self.telemetry is not None:
@@ -338,11 +339,16 @@ def _refuse_unshared(config: Config) -> None:
         )
 
 
-def _unshared_warnings(config: Config) -> list[str]:
+def _unshared_warnings(config: Config, workers: int) -> list[str]:
     warnings = []
     if config.routes and config.routing.session_cache.type == "memory":
         warnings.append(
             "routing.session_cache is in memory: with --workers each process keeps its own, "
             "so a session is sticky within a process only (use a redis session cache)"
+        )
+    if config.ratelimits and config.shared_state is None:
+        warnings.append(
+            f"ratelimits without shared_state: each of the {workers} workers keeps its own "
+            f"budget (up to {workers}× each limit); set shared_state"
         )
     return warnings
