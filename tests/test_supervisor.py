@@ -1,11 +1,20 @@
-"""The `plano up --workers N` parent in-process: what it warns about."""
+"""The `plano up --workers N` parent in-process: what it warns about, and how it restarts
+a worker that does not start."""
 
 from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
 
 from conftest import check
 
 from proxy.config import Mode
-from proxy.server.supervisor import _unshared_warnings
+from proxy.server import supervisor
+from proxy.server.supervisor import WorkerPool, _unshared_warnings, _Worker
 
 ENV = {"K": "sk-test-key"}
 HEAD = """\
@@ -46,3 +55,52 @@ def test_ratelimits_without_shared_state_are_said_with_the_multiple():
     )
     # With shared_state the buckets are in Redis: one budget for every worker.
     assert _unshared_warnings(loaded(LIMITS + SHARED), 3) == []
+
+
+def test_a_restarted_worker_that_never_answers_is_killed_and_started_again(monkeypatch):
+    """A fresh worker that does not get ready must not keep the slot: the watcher would
+    wait on it forever instead of starting another."""
+    monkeypatch.setattr(supervisor, "START_TIMEOUT_S", 0.3)
+    pool = WorkerPool(loaded(""), 1, backoff_first_s=0.01)
+    spawned: list[_Worker] = []
+
+    def start(code: str) -> _Worker:
+        ours, theirs = socket.socketpair()
+        # The child holds its end open and never writes: a hung worker, not an exited one.
+        process = subprocess.Popen(
+            [sys.executable, "-c", code], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+        )
+        theirs.close()
+        return _Worker(0, process, Connection(ours.detach()), time.monotonic())
+
+    async def hung(index: int) -> _Worker:
+        worker = start("import time; time.sleep(60)")
+        pool._slots[index] = worker  # as _spawn does: it takes the slot before it is ready
+        spawned.append(worker)
+        return worker
+
+    monkeypatch.setattr(pool, "_spawn", hung)
+
+    async def scenario() -> None:
+        pool._slots[0] = start("pass")  # the worker that exits
+        watcher = asyncio.create_task(pool._watch(0))
+        try:
+            deadline = time.monotonic() + 15
+            while len(spawned) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        finally:
+            pool._stopping = True
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+    try:
+        asyncio.run(scenario())
+        assert len(spawned) >= 2, "the watcher waited on the hung worker"
+        first = spawned[0]
+        assert first.process.poll() is not None  # killed, not left running
+        assert first.conn.closed
+    finally:
+        for worker in [*spawned, *pool._slots.values()]:
+            worker.process.kill()
+            worker.process.wait(5)
+            worker.conn.close()

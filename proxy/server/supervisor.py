@@ -233,7 +233,10 @@ class WorkerPool:
             try:
                 return pickle.loads(worker.conn.recv_bytes())
             except (EOFError, OSError):
-                return ("error", f"exited at start (exit code {worker.process.wait(5)})")
+                try:
+                    return ("error", f"exited at start (exit code {worker.process.wait(5)})")
+                except subprocess.TimeoutExpired:  # raised, it would end the watcher
+                    return ("error", "closed its pipe at start without exiting")
 
         kind, value = await asyncio.to_thread(wait)
         if kind != "ready":
@@ -266,11 +269,16 @@ class WorkerPool:
             await asyncio.sleep(delay)
             if self._stopping:
                 return
+            fresh = None
             try:
                 fresh = await self._spawn(index)
                 await self._ready(fresh)
             except (TargetError, OSError) as exc:
                 log.error("worker %d could not start again: %s", index, exc)
+                if fresh is not None:
+                    # It may be hung rather than gone: it must not hold the slot, where
+                    # the loop would wait for it forever. Its exit is the next one.
+                    await asyncio.to_thread(_end, fresh)
                 continue
             self.restarts += 1
             log.warning("worker %d serving again (pid %d)", index, fresh.pid)
@@ -322,6 +330,15 @@ class WorkerPool:
     async def serve_until_signalled(self) -> None:
         await until_signalled(self.shutdown_timeout)
         await self.stop()
+
+
+def _end(worker: _Worker) -> None:
+    """Kill a worker that did not start, and close its pipe."""
+    with contextlib.suppress(ProcessLookupError):
+        worker.process.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        worker.process.wait(5)
+    worker.conn.close()
 
 
 def _exit_reason(code: int | None) -> str:
