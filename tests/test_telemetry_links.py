@@ -1,18 +1,22 @@
 """`plano up --workers N` telemetry in-process: a gateway's HubSink over its link to the
-telemetry worker."""
+telemetry worker, and the worker's intake that every link's reader feeds."""
 
 from __future__ import annotations
 
 import pickle
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection, Listener
 
+from proxy.telemetry.metrics import GatewayMetrics
+from proxy.telemetry.processor import TelemetryProcessor
 from proxy.telemetry.record import TelemetryRecord
 from proxy.telemetry.settings import WorkerSettings
 from proxy.telemetry.sink import HubSink
+from proxy.telemetry.worker import Backlog, Intake
 
 KEY = b"k" * 32
 
@@ -106,3 +110,65 @@ def test_a_store_change_alone_links_again_after_the_worker_restarted(tmp_path):
         conn = second.conns.get(timeout=5)
         assert second.messages(conn) == [("stores", {("redis", "get"): 1}, {"redis": False})]
         second.close()
+
+
+class _Overlaps:
+    """A processor that notes whether two readers were ever inside it at once."""
+
+    def __init__(self):
+        self.inside = 0
+        self.overlapped = False
+        self.metrics = self
+
+    def _enter(self) -> None:
+        self.inside += 1
+        self.overlapped |= self.inside > 1
+        time.sleep(0.0005)  # a batch's worth of work, during which others may come
+        self.inside -= 1
+
+    def observe(self, records, dropped):
+        self._enter()
+        return []
+
+    def observe_stores(self, errors, up):
+        self._enter()
+
+
+def test_link_readers_and_the_read_loop_take_turns():
+    """One reader per gateway link, and the pipe's: the processor's counters and the
+    metrics' series caps are not safe to update from several at once."""
+    processor = _Overlaps()
+    intake = Intake(processor, Backlog(queue.SimpleQueue()))  # type: ignore[arg-type]
+    run(lambda: intake.take([], 0), lambda: intake.stores({}, {}), count=50)
+    assert not processor.overlapped
+
+
+def test_link_readers_and_the_read_loop_count_every_record():
+    processor = TelemetryProcessor(WorkerSettings(store_enabled=False), GatewayMetrics())
+    backlog = Backlog(queue.SimpleQueue(), max_records=10**9, max_bytes=10**12)
+    intake = Intake(processor, backlog)
+    batches, size = 100, 5
+    run(
+        lambda: intake.take([record(sampled=True) for _ in range(size)], 1),
+        lambda: intake.stores({("redis", "get"): 1}, {"redis": True}),
+        count=batches,
+    )
+    assert processor.stats.records == THREADS * batches * size
+    assert processor.stats.dropped == THREADS * batches
+    assert backlog.records == THREADS * batches * size
+
+
+THREADS = 8
+
+
+def run(take, stores, count: int) -> None:
+    def feed() -> None:
+        for _ in range(count):
+            take()
+            stores()
+
+    threads = [threading.Thread(target=feed) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -31,6 +31,9 @@ Stores = Callable[[dict, dict], None]
 
 
 class GatewayLinks:
+    """`take` and `stores` are called from every link's own reader thread: they must be
+    safe to call from several threads at once (the worker's Intake serializes them)."""
+
     def __init__(self, address: str, authkey: bytes, take: Take, stores: Stores | None = None):
         self._take = take
         self._stores = stores
