@@ -158,6 +158,7 @@ def orchestrator_rows(name: str, orchestrator) -> list[tuple[str, str]]:
     )
     rows = [(f"agents [dim]({name})[/dim]", agents)]
     rows.append(("orchestrator", orchestrator.describe()))
+    # Its router service's notes end with the "router: ..." line, which describe() covers.
     notes = orchestrator.service.notes[:-1] if orchestrator.service is not None else []
     rows += [("", f"[yellow]{note}[/yellow]") for note in notes]
     return rows

@@ -1,20 +1,24 @@
-"""The `plano up --workers N` parent in-process: what it warns about, and how it restarts
-a worker that does not start."""
+"""The `plano up --workers N` parent in-process: what it warns about, how it restarts a
+worker that does not start, and what its first worker reports for the banner."""
 
 from __future__ import annotations
 
 import asyncio
+import pickle
 import socket
 import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection
+from types import SimpleNamespace
 
 from conftest import check
 
+from plano_cli.serve import orchestrator_rows
 from proxy.config import Mode
 from proxy.server import supervisor
-from proxy.server.supervisor import WorkerPool, _unshared_warnings, _Worker
+from proxy.server.supervisor import OrchestratorSummary, WorkerPool, _unshared_warnings, _Worker
+from proxy.server.worker_main import _report
 
 ENV = {"K": "sk-test-key"}
 HEAD = """\
@@ -104,3 +108,32 @@ def test_a_restarted_worker_that_never_answers_is_killed_and_started_again(monke
             worker.process.kill()
             worker.process.wait(5)
             worker.conn.close()
+
+
+def _orchestrator(notes: list[str] | None) -> SimpleNamespace:
+    service = None if notes is None else SimpleNamespace(notes=notes)
+    return SimpleNamespace(
+        ids=("a", "b"),
+        default="a",
+        describe=lambda: "router: arch-router (embedded)",
+        service=service,
+    )
+
+
+def across_the_pipe(orchestrator: SimpleNamespace) -> OrchestratorSummary:
+    """The orchestrator as the parent sees it: reported by its first worker, pickled."""
+    server = SimpleNamespace(orchestrators={"agents": orchestrator}, bound=[], router=None)
+    report = pickle.loads(pickle.dumps(_report(server)))
+    return OrchestratorSummary(*report.orchestrators["agents"])
+
+
+def test_a_workers_orchestrator_shows_in_the_banner_as_in_one_process():
+    for notes in (["a note", "another", "router: arch-router (embedded)"], ["router: x"], None):
+        orchestrator = _orchestrator(notes)
+        rows = orchestrator_rows("agents", orchestrator)
+        assert orchestrator_rows("agents", across_the_pipe(orchestrator)) == rows
+    rows = orchestrator_rows("agents", across_the_pipe(_orchestrator(["a note", "router: x"])))
+    assert rows[1:] == [
+        ("orchestrator", "router: arch-router (embedded)"),
+        ("", "[yellow]a note[/yellow]"),  # the notes, not the router line
+    ]

@@ -78,7 +78,8 @@ class RouterSummary:
 
 @dataclass(frozen=True, slots=True)
 class OrchestratorSummary:
-    """An agent listener's orchestrator as its first worker described it."""
+    """An agent listener's orchestrator as its first worker described it; `notes` are its
+    router service's, the router line last, as the banner reads them."""
 
     ids: tuple[str, ...]
     default: str
@@ -90,7 +91,7 @@ class OrchestratorSummary:
 
     @property
     def service(self) -> RouterSummary:
-        return RouterSummary([*self.notes, ""])  # the banner drops the last note
+        return RouterSummary(self.notes)
 
 
 class WorkerPool:
