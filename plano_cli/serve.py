@@ -40,8 +40,6 @@ def run_foreground(
     log_writer = configure_logging(sys.stderr, access_log)
     pull_bar = PullBar(console, config.routing.router.model or "router model")
     if workers > 1:
-        from proxy.server.supervisor import WorkerPool
-
         server = WorkerPool(
             config,
             workers,

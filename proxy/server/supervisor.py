@@ -55,10 +55,6 @@ STABLE_AFTER_S = 60.0  # a worker that ran this long resets the backoff
 POLL_S = 0.2
 
 
-class WorkerStartError(Exception):
-    """A worker could not start: its message says why."""
-
-
 @dataclass(slots=True)
 class _Worker:
     index: int
@@ -121,7 +117,6 @@ class WorkerPool:
         self.router: RouterSummary | None = None
         self.orchestrators: dict[str, OrchestratorSummary] = {}
         self.admin_port: int | None = None
-        self.restarts = 0
         self.sink: ProcessSink | None = None
         self._local_models: list[LocalModelServer] = []
         self._slots: dict[int, _Worker] = {}
@@ -281,7 +276,6 @@ class WorkerPool:
                     # the loop would wait for it forever. Its exit is the next one.
                     await asyncio.to_thread(_end, fresh)
                 continue
-            self.restarts += 1
             log.warning("worker %d serving again (pid %d)", index, fresh.pid)
 
     async def _watch_telemetry(self) -> None:

@@ -47,11 +47,6 @@ class GatewayLinks:
         # A daemon: accept() cannot be woken portably; the process exit ends it.
         threading.Thread(target=self._accept, name="plano-telemetry-links", daemon=True).start()
 
-    @property
-    def links(self) -> int:
-        with self._lock:
-            return sum(reader.is_alive() for reader in self._readers)
-
     def _accept(self) -> None:
         while not self._closed:
             try:
