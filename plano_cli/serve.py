@@ -40,8 +40,6 @@ def run_foreground(
     log_writer = configure_logging(sys.stderr, access_log)
     pull_bar = PullBar(console, config.routing.router.model or "router model")
     if workers > 1:
-        from proxy.server.supervisor import WorkerPool
-
         server = WorkerPool(
             config,
             workers,
@@ -158,6 +156,7 @@ def orchestrator_rows(name: str, orchestrator) -> list[tuple[str, str]]:
     )
     rows = [(f"agents [dim]({name})[/dim]", agents)]
     rows.append(("orchestrator", orchestrator.describe()))
+    # Its router service's notes end with the "router: ..." line, which describe() covers.
     notes = orchestrator.service.notes[:-1] if orchestrator.service is not None else []
     rows += [("", f"[yellow]{note}[/yellow]") for note in notes]
     return rows

@@ -14,7 +14,8 @@ shutdown bound; then the telemetry worker writes what they sent, then local mode
 
 What does not become shared by running N processes, the parent refuses or warns about:
 Responses state in memory would be per process (refused), and so is an in-memory affinity
-cache (a warning: routing decisions are then sticky per process only).
+cache (a warning: routing decisions are then sticky per process only), and so are rate-limit
+buckets without shared_state (a warning: each worker allows each limit in full).
 """
 
 from __future__ import annotations
@@ -54,10 +55,6 @@ STABLE_AFTER_S = 60.0  # a worker that ran this long resets the backoff
 POLL_S = 0.2
 
 
-class WorkerStartError(Exception):
-    """A worker could not start: its message says why."""
-
-
 @dataclass(slots=True)
 class _Worker:
     index: int
@@ -77,7 +74,8 @@ class RouterSummary:
 
 @dataclass(frozen=True, slots=True)
 class OrchestratorSummary:
-    """An agent listener's orchestrator as its first worker described it."""
+    """An agent listener's orchestrator as its first worker described it; `notes` are its
+    router service's, the router line last, as the banner reads them."""
 
     ids: tuple[str, ...]
     default: str
@@ -89,7 +87,7 @@ class OrchestratorSummary:
 
     @property
     def service(self) -> RouterSummary:
-        return RouterSummary([*self.notes, ""])  # the banner drops the last note
+        return RouterSummary(self.notes)
 
 
 class WorkerPool:
@@ -119,7 +117,6 @@ class WorkerPool:
         self.router: RouterSummary | None = None
         self.orchestrators: dict[str, OrchestratorSummary] = {}
         self.admin_port: int | None = None
-        self.restarts = 0
         self.sink: ProcessSink | None = None
         self._local_models: list[LocalModelServer] = []
         self._slots: dict[int, _Worker] = {}
@@ -150,7 +147,7 @@ class WorkerPool:
         _refuse_unshared(self.config)
         if problem := cannot_listen(self.config):
             raise TargetError(problem)
-        for warning in _unshared_warnings(self.config):
+        for warning in _unshared_warnings(self.config, self.workers):
             log.warning("%s", warning)
         self.config = await start_local_models(self.config, self._local_models)
         if self.telemetry is not None:
@@ -232,7 +229,10 @@ class WorkerPool:
             try:
                 return pickle.loads(worker.conn.recv_bytes())
             except (EOFError, OSError):
-                return ("error", f"exited at start (exit code {worker.process.wait(5)})")
+                try:
+                    return ("error", f"exited at start (exit code {worker.process.wait(5)})")
+                except subprocess.TimeoutExpired:  # raised, it would end the watcher
+                    return ("error", "closed its pipe at start without exiting")
 
         kind, value = await asyncio.to_thread(wait)
         if kind != "ready":
@@ -265,13 +265,17 @@ class WorkerPool:
             await asyncio.sleep(delay)
             if self._stopping:
                 return
+            fresh = None
             try:
                 fresh = await self._spawn(index)
                 await self._ready(fresh)
             except (TargetError, OSError) as exc:
                 log.error("worker %d could not start again: %s", index, exc)
+                if fresh is not None:
+                    # It may be hung rather than gone: it must not hold the slot, where
+                    # the loop would wait for it forever. Its exit is the next one.
+                    await asyncio.to_thread(_end, fresh)
                 continue
-            self.restarts += 1
             log.warning("worker %d serving again (pid %d)", index, fresh.pid)
 
     async def _watch_telemetry(self) -> None:
@@ -323,6 +327,15 @@ class WorkerPool:
         await self.stop()
 
 
+def _end(worker: _Worker) -> None:
+    """Kill a worker that did not start, and close its pipe."""
+    with contextlib.suppress(ProcessLookupError):
+        worker.process.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        worker.process.wait(5)
+    worker.conn.close()
+
+
 def _exit_reason(code: int | None) -> str:
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
@@ -338,11 +351,16 @@ def _refuse_unshared(config: Config) -> None:
         )
 
 
-def _unshared_warnings(config: Config) -> list[str]:
+def _unshared_warnings(config: Config, workers: int) -> list[str]:
     warnings = []
     if config.routes and config.routing.session_cache.type == "memory":
         warnings.append(
             "routing.session_cache is in memory: with --workers each process keeps its own, "
             "so a session is sticky within a process only (use a redis session cache)"
+        )
+    if config.ratelimits and config.shared_state is None:
+        warnings.append(
+            f"ratelimits without shared_state: each of the {workers} workers keeps its own "
+            f"budget (up to {workers}× each limit); set shared_state"
         )
     return warnings

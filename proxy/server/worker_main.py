@@ -48,7 +48,7 @@ class WorkerReport:
     pid: int
     ports: dict[str, int]  # listener name -> bound port
     router_notes: list[str] | None = None
-    # listener name -> (agent ids, default agent, who picks them, start-up notes)
+    # listener name -> (agent ids, default agent, who picks them, its router service's notes)
     orchestrators: dict[str, tuple[tuple[str, ...], str, str, list[str]]] = field(
         default_factory=dict
     )
@@ -131,7 +131,7 @@ def _report(server) -> WorkerReport:
             orchestrator.ids,
             orchestrator.default,
             orchestrator.describe(),
-            list(orchestrator.service.notes[:-1]) if orchestrator.service is not None else [],
+            list(orchestrator.service.notes) if orchestrator.service is not None else [],
         )
         for name, orchestrator in server.orchestrators.items()
     }

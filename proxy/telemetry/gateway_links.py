@@ -31,6 +31,9 @@ Stores = Callable[[dict, dict], None]
 
 
 class GatewayLinks:
+    """`take` and `stores` are called from every link's own reader thread: they must be
+    safe to call from several threads at once (the worker's Intake serializes them)."""
+
     def __init__(self, address: str, authkey: bytes, take: Take, stores: Stores | None = None):
         self._take = take
         self._stores = stores
@@ -43,11 +46,6 @@ class GatewayLinks:
         self._closed = False
         # A daemon: accept() cannot be woken portably; the process exit ends it.
         threading.Thread(target=self._accept, name="plano-telemetry-links", daemon=True).start()
-
-    @property
-    def links(self) -> int:
-        with self._lock:
-            return sum(reader.is_alive() for reader in self._readers)
 
     def _accept(self) -> None:
         while not self._closed:

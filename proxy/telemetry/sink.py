@@ -97,6 +97,7 @@ class ProcessSink:
         conn.send(self.settings)
         self._process, self._conn = process, conn
         self._last_start = time.monotonic()
+        self._shipped_up = {}  # a new worker's gauges start unset: send them again
 
     def wait_ready(self, timeout_s: float = 60.0) -> int | None:
         """The admin port the worker listens on (None when disabled).
@@ -232,11 +233,13 @@ class ProcessSink:
         changed = {k: v for k, v in up.items() if self._shipped_up.get(k) is not v}
         if not deltas and not changed:
             return
-        if self._conn is None or not self._alive():
+        if not self._alive() and not self._restart():
             return  # counted on the next ship, to the restarted worker
+        assert self._conn is not None
         try:
             self._conn.send_bytes(pickle.dumps(("stores", deltas, up), pickle.HIGHEST_PROTOCOL))
         except OSError:
+            self._broken()
             return
         self._shipped_errors, self._shipped_up = errors, up
 
@@ -279,7 +282,6 @@ class ProcessSink:
         log.error("telemetry worker exited (code %s); starting it again", exit_code)
         if self._conn is not None:
             self._conn.close()
-        self._shipped_up = {}  # the new worker's gauges start unset: send them again
         try:
             self.launch()
             self.wait_ready()
@@ -319,6 +321,8 @@ class HubSink(ProcessSink):
             )
         except (OSError, EOFError) as exc:
             raise TelemetryStartError(f"cannot reach the telemetry worker: {exc}") from None
+        # Linked again, maybe to a telemetry worker started again: its gauges start unset.
+        self._shipped_up = {}
 
     def wait_ready(self, timeout_s: float = 60.0) -> int | None:
         if self._sender is None:

@@ -5,9 +5,10 @@ done in a thread there still slows requests. This process takes that work to ano
 core: it reads record batches from a pipe, and on its own threads writes the trace store,
 builds spans for OTLP, updates metrics and serves the admin listener.
 
-Threads here: the reader (pipe -> metrics -> backlog), the writer (backlog -> signals,
-spans, store, OTLP; it alone uses the store), and the main thread's event loop for the
-admin listener. The writer does nearly all the work and none of it is urgent, so it runs
+Threads here: the reader (pipe -> metrics -> backlog), with `plano up --workers N` one
+more per gateway link (the same, in turn with the reader: Intake), the writer (backlog ->
+signals, spans, store, OTLP; it alone uses the store), and the main thread's event loop for
+the admin listener. The writer does nearly all the work and none of it is urgent, so it runs
 at the lowest CPU priority (SCHED_IDLE): wherever it would compete with the proxy for a
 CPU, the proxy wins and traces wait. The reader keeps the metrics current meanwhile, and
 the backlog of traces still to build is bounded; past it traces are dropped and counted.
@@ -106,20 +107,18 @@ async def _serve(conn: Connection, settings: WorkerSettings) -> None:
         name="plano-telemetry-writer",
     )
     writer.start()
+    intake = Intake(processor, backlog)
     links = None
     if settings.gateway_socket is not None:
         from proxy.telemetry.gateway_links import GatewayLinks
 
         links = GatewayLinks(
-            settings.gateway_socket,
-            settings.gateway_authkey or b"",
-            lambda records, dropped: _take(records, dropped, processor, backlog),
-            processor.metrics.observe_stores,
+            settings.gateway_socket, settings.gateway_authkey or b"", intake.take, intake.stores
         )
     conn.send(("ready", port))
     reader = threading.Thread(
         target=_read_loop,
-        args=(conn, work, processor, backlog, links),
+        args=(conn, work, intake, links),
         name="plano-telemetry-reader",
         daemon=True,
     )
@@ -203,11 +202,36 @@ def _body_bytes(record: TelemetryRecord) -> int:
     return len(record.request_body or b"") + len(record.response_body or b"")
 
 
+class Intake:
+    """Batches and stores' health into the metrics and the backlog, one reader at a time:
+    the pipe's reader and every gateway link's reader share the processor's counters and
+    the metrics' series caps."""
+
+    def __init__(self, processor: TelemetryProcessor, backlog: Backlog):
+        self.processor = processor
+        self.backlog = backlog
+        self._lock = threading.Lock()
+
+    def take(self, records: list[TelemetryRecord], dropped: int) -> None:
+        with self._lock:
+            try:
+                sampled = self.processor.observe(records, dropped)
+                refused = self.backlog.offer(sampled) if sampled else 0
+            except Exception:  # the reader must outlive any one batch
+                log.exception("telemetry: a batch failed")
+                return
+            if refused:
+                self.processor.drop(refused)
+
+    def stores(self, errors: dict, up: dict) -> None:
+        with self._lock:
+            self.processor.metrics.observe_stores(errors, up)
+
+
 def _read_loop(
     conn: Connection,
     work: queue.SimpleQueue,
-    processor: TelemetryProcessor,
-    backlog: Backlog,
+    intake: Intake,
     links: GatewayLinks | None = None,
 ) -> None:
     try:
@@ -219,9 +243,9 @@ def _read_loop(
             if message[0] == "stop":
                 break
             if message[0] == "batch":
-                _take(message[1], message[2], processor, backlog)
+                intake.take(message[1], message[2])
             elif message[0] == "stores":
-                processor.metrics.observe_stores(message[1], message[2])
+                intake.stores(message[1], message[2])
     except BaseException:
         # A message this process cannot read (or no memory for it): without the reader
         # nothing gets in, so stop; the gateway starts a new worker and counts the loss.
@@ -231,19 +255,6 @@ def _read_loop(
         if links is not None:  # what the gateway processes sent before they stopped
             links.close(LINKS_CLOSE_S)
         work.put(_STOP)  # the writer finishes what is queued, then the worker exits
-
-
-def _take(
-    records: list[TelemetryRecord], dropped: int, processor: TelemetryProcessor, backlog: Backlog
-) -> None:
-    try:
-        sampled = processor.observe(records, dropped)
-        refused = backlog.offer(sampled) if sampled else 0
-    except Exception:  # the reader must outlive any one batch
-        log.exception("telemetry: a batch failed")
-        return
-    if refused:
-        processor.drop(refused)
 
 
 def _write_loop(
