@@ -40,7 +40,6 @@ class RateLimiter:
     def __init__(self, config: Config, buckets: Buckets | None = None):
         self.matcher = Matcher(config)
         self.buckets: Buckets = buckets if buckets is not None else MemoryBuckets()
-        self._counter: TokenCounter | None = None
 
     @classmethod
     def for_config(cls, config: Config, shared_state: object = None) -> RateLimiter | None:
@@ -50,8 +49,9 @@ class RateLimiter:
         return cls(config, buckets_for(shared_state))
 
     def warm(self) -> None:
-        """Load the encoder (about half a second): at start-up, never on a request."""
-        self._counter = counter()
+        """Load the encoder (about half a second): at start-up, never on a request.
+        `counter()` keeps it for the process."""
+        counter()
 
     async def admit(
         self, request: web.Request, exchange: Exchange, chat: ChatRequest, model: str
@@ -64,8 +64,7 @@ class RateLimiter:
             raise ClientError(400, str(exc)) from None
         if not matches:
             return None
-        tokens = self._counter or counter()
-        cost = await tokens.request_async(chat)
+        cost = await counter().request_async(chat)
         for match in matches:  # before any take: waiting would not help
             limit = match.rule.limit
             if cost > limit.tokens:
@@ -109,7 +108,7 @@ class RateLimiter:
     async def settle(self, admission: Admission, exchange: Exchange) -> None:
         """Debit what the answer cost beyond the input taken: its output tokens, and input
         the upstream counted above the estimate. Never fails the request."""
-        extra = _extra_tokens(admission, exchange, self._counter or counter())
+        extra = _extra_tokens(admission, exchange, counter())
         if extra <= 0:
             return
         for match in admission.matches:
