@@ -17,12 +17,13 @@ from aiohttp import web
 from proxy.auth.keys import KeyTable
 from proxy.config.model import ListenerAuth
 from proxy.gateway.client_api import OPENAI_CHAT, api_for_path
+from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS
 
 CLIENT_KEY_ID = web.RequestKey("client_key_id", str)
 KEY_HEADERS = web.RequestKey("client_key_headers", frozenset)
-# Where a client key may be: the credential headers the SDKs send (and passthrough_auth
-# forwards: proxy.upstream.targets.PASSTHROUGH_AUTH_HEADERS).
-CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
+# Where a client key may be: the credential headers the SDKs send, which passthrough_auth
+# forwards.
+CREDENTIAL_HEADERS = PASSTHROUGH_AUTH_HEADERS
 OPEN_PATHS = frozenset({"/healthz"})  # probes carry no key
 MISSING = (
     "missing client key: this listener requires one, as `Authorization: Bearer <key>` or "
