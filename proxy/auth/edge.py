@@ -43,16 +43,22 @@ def client_key_middleware(auth: ListenerAuth):
             return await handler(request)
         found, held_in, sent = None, [], False
         for name in CREDENTIAL_HEADERS:
-            value = request.headers.get(name)
-            if value is None:
+            values = request.headers.getall(name, ())
+            if not values:
                 continue
+            if len(values) > 1:
+                # Two keys (even two right ones): which caller it is cannot be told.
+                return _unauthorized(request, _twice(name, len(values)), "ambiguous")
+            value = values[0]
             sent = True
             key = table.match(_bearer(value) if name == "authorization" else value)
             if key is not None:
                 held_in.append(name)
                 found = found or key
         if found is None:
-            return _unauthorized(request, UNKNOWN if sent else MISSING)
+            return _unauthorized(
+                request, UNKNOWN if sent else MISSING, "unknown" if sent else "missing"
+            )
         request[CLIENT_KEY_ID] = found.id
         request[KEY_HEADERS] = frozenset(held_in)
         return await handler(request)
@@ -70,17 +76,16 @@ def _bearer(value: str) -> str:
     return credentials.strip() if scheme.lower() == "bearer" else value.strip()
 
 
-def _unauthorized(request: web.Request, message: str) -> web.Response:
+def _twice(name: str, count: int) -> str:
+    return f"ambiguous client key: send one {name} header, not {count}"
+
+
+def _unauthorized(request: web.Request, message: str, reason: str) -> web.Response:
     api = api_for_path(request.path)
     body = api.render_error(401, message)
     if api is OPENAI_CHAT:
         body["error"]["code"] = "invalid_api_key"  # what OpenAI itself answers
-    access_log.info(
-        "%s %s 401 client key %s",
-        request.method,
-        request.path,
-        "missing" if message is MISSING else "unknown",
-    )
+    access_log.info("%s %s 401 client key %s", request.method, request.path, reason)
     return web.Response(
         body=orjson.dumps(body),
         status=401,
