@@ -150,7 +150,8 @@ class PostgresConversationStore(HealthReport):
         )
         await self._pool.open(wait=False)
         try:
-            await self._run("open", self._ensure_schema)
+            # A probe: every operation's connection ensures the schema first (once).
+            await self._run("open", _probe)
         except _NotServed:
             pass  # said by _warn; tried again by the next operation
         else:
