@@ -116,6 +116,23 @@ async def test_a_debit_on_a_fresh_bucket_uses_its_budget(buckets):
     assert (await buckets.take(key, 0, 10, HOUR)).remaining == 6
 
 
+async def test_a_refund_gives_back_what_a_take_took_never_past_full(buckets):
+    key = fresh_key()
+    assert (await buckets.take(key, 60, 100, HOUR)).allowed
+    await buckets.refund(key, 60, 100, HOUR)
+    assert (await buckets.take(key, 100, 100, HOUR)).remaining == 0
+    await buckets.refund(key, 100, 100, HOUR)
+    await buckets.refund(key, 50, 100, HOUR)  # more than was taken: it stays full
+    assert (await buckets.take(key, 100, 100, HOUR)).allowed
+    assert not (await buckets.take(key, 1, 100, HOUR)).allowed
+    in_debt = fresh_key()
+    await buckets.debit(in_debt, 150, 100, HOUR)
+    await buckets.refund(in_debt, 30, 100, HOUR)  # 120 used: still in debt
+    denied = await buckets.take(in_debt, 1, 100, HOUR)
+    assert not denied.allowed
+    assert denied.reset_s == pytest.approx(HOUR * 120 / 100, abs=1)
+
+
 async def test_keys_are_separate_budgets(buckets):
     first, second = fresh_key(), fresh_key()
     assert (await buckets.take(first, 10, 10, HOUR)).allowed

@@ -21,6 +21,7 @@ from agents_harness import agent_url, route, stage
 from fakes.providers import FakeProvider, openai_app, text_reply
 from fakes.server_thread import ServerThread
 from proxy_harness import ProxyThread, config_from_yaml, openai_and_anthropic_upstreams
+from raw_http import RawClient, error_message
 from test_telemetry_e2e import stored
 
 from proxy.config import Mode, check_text
@@ -332,3 +333,54 @@ def test_plano_keys_hash_reads_stdin_and_new_makes_a_usable_key(tmp_path):
     key, its_hash = made
     assert its_hash == "sha256:" + hashlib.sha256(key.encode()).hexdigest()
     assert len(key) >= 40
+
+
+OVERSIZED = "k" * 64 * 1024
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+@pytest.mark.parametrize(
+    ("headers", "statuses", "says"),
+    [
+        ([("authorization", b"Bearer \xff\xfe\x80key")], {401}, "invalid client key"),
+        ([("x-api-key", b"\xc3\x28" * 20)], {401}, "invalid client key"),
+        # Two keys, one right: which caller is it? Neither is taken.
+        (
+            [("authorization", f"Bearer {BLUE_KEY}"), ("authorization", "Bearer wrong")],
+            {401},
+            "send one authorization header",
+        ),
+        (
+            [("authorization", f"Bearer {BLUE_KEY}"), ("authorization", f"Bearer {RED_KEY}")],
+            {401},
+            "send one authorization header",
+        ),
+        # aiohttp refuses a header past its line limit before the key check runs.
+        ([("authorization", "Bearer " + OVERSIZED)], {400, 401}, ""),
+        ([("x-api-key", OVERSIZED)], {400, 401}, ""),
+        ([("authorization", "Bearer ")], {401}, "client key"),
+        ([("authorization", "Bearer")], {401}, "client key"),
+    ],
+    ids=[
+        "non-utf8-bearer",
+        "non-utf8-x-api-key",
+        "two-authorizations-one-wrong",
+        "two-authorizations-both-right",
+        "oversized-bearer",
+        "oversized-x-api-key",
+        "bearer-empty",
+        "bearer-alone",
+    ],
+)
+def test_hostile_key_headers_get_a_clear_refusal_never_a_500(keyed, path, headers, statuses, says):
+    proxy, ups = keyed
+    raw = RawClient(int(proxy.url.rsplit(":", 1)[1]))
+    body = b'{"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
+    reply = raw.request("POST", path, body, [*headers, ("content-type", "application/json")])
+    raw.close()
+    assert reply.status in statuses, reply
+    message = error_message(path, reply)
+    assert says in message
+    assert BLUE_KEY not in message
+    assert ups["openai"][0].requests == []
+    assert ups["anthropic"][0].requests == []

@@ -70,6 +70,28 @@ async def test_debit_on_a_fresh_key(buckets: Buckets):
     assert not (await buckets.take("fresh", 1, 100, HOUR)).allowed
 
 
+async def test_a_refund_gives_back_a_take_but_never_past_full(buckets: Buckets):
+    """What admission gives back when another budget refuses the request (all or nothing)."""
+    assert (await buckets.take("k", 60, 100, HOUR)).allowed
+    await buckets.refund("k", 60, 100, HOUR)
+    assert (await buckets.take("k", 100, 100, HOUR)).allowed
+    await buckets.refund("k", 100, 100, HOUR)
+    await buckets.refund("k", 50, 100, HOUR)  # more than was taken: the bucket stays full
+    assert (await buckets.take("k", 100, 100, HOUR)).allowed
+    assert not (await buckets.take("k", 1, 100, HOUR)).allowed
+    await buckets.refund("never-taken", 10, 100, HOUR)
+    assert (await buckets.take("never-taken", 100, 100, HOUR)).remaining == 0
+
+
+async def test_a_refund_in_debt_gives_back_only_what_it_names(buckets: Buckets):
+    await buckets.take("k", 30, 100, HOUR)
+    await buckets.debit("k", 120, 100, HOUR)  # 150 used: 50 in debt
+    await buckets.refund("k", 30, 100, HOUR)  # 120 used: still 20 in debt
+    denied = await buckets.take("k", 1, 100, HOUR)
+    assert not denied.allowed
+    assert denied.reset_s == pytest.approx(120 * HOUR / 100, rel=1e-3)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0

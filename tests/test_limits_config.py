@@ -3,11 +3,15 @@ entry resolves to the models and buckets a request is matched on."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import check, found
 from multidict import CIMultiDict, CIMultiDictProxy
+from typer.testing import CliRunner
 
-from proxy.config import Mode
+from plano_cli.app import app
+from proxy.config import ConfigError, Mode, load_config
 from proxy.limits.match import Matcher
+from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS
 
 ENV = {"K": "sk-test-key"}
 HEAD = """\
@@ -106,3 +110,40 @@ def test_a_client_key_budget_without_client_keys_is_a_warning_at_its_selector():
     )
     assert keyed.ok
     assert found(keyed, "client-key-budget-without-keys") == []
+
+
+CREDENTIAL_KEYS = sorted({"X-Api-Key", "proxy-authorization", *PASSTHROUGH_AUTH_HEADERS})
+
+
+@pytest.mark.parametrize("key", CREDENTIAL_KEYS)
+def test_a_credential_header_as_selector_is_refused_naming_it_and_client_key(key, tmp_path):
+    """Its value (a key) would be part of the bucket's name: a Redis key, a memory key."""
+    selector = f"selector: {{key: {key}}}"
+    entry = f"  - {{model: openai/gpt-4o, {selector}, limit: {{tokens: 9, unit: hour}}}}\n"
+    for mode in (Mode.VALIDATE, Mode.SERVE):
+        result = check(HEAD + entry, env=ENV, mode=mode)
+        assert not result.ok
+        ((message, line, _),) = found(result, "credential-selector")
+        assert line == 14
+        assert repr(key.lower()) in message
+        (problem,) = [p for p in result.errors if p.code == "credential-selector"]
+        assert "client_key" in problem.hint
+    path = tmp_path / "plano.yaml"
+    path.write_text(HEAD + entry)
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, env=ENV)
+    assert key.lower() in str(refused.value)
+    # Through the CLI too: exit 1, the key and the way out said.
+    validate = CliRunner().invoke(app, ["validate", str(path)], env=ENV)
+    assert validate.exit_code == 1, validate.output
+    assert f"selector key {key.lower()!r} is a credential header" in validate.output
+    assert "selector: {key: client_key}" in validate.output
+
+
+def test_an_ordinary_header_and_client_key_selectors_are_not_credentials():
+    result = load(
+        "  - {model: openai/gpt-4o, selector: {key: x-team}, limit: {tokens: 9, unit: hour}}\n"
+        + PER_KEY
+    )
+    assert result.ok, [p.message for p in result.errors]
+    assert found(result, "credential-selector") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 import time
 
@@ -12,8 +13,11 @@ from fakes.providers import text_reply
 from proxy_harness import ProxyThread, config_from_yaml, openai_and_anthropic_upstreams
 from raw_http import RawClient, error_message
 
+from proxy.config.model import Secret, SharedStateSettings
 from proxy.limits.buckets import MemoryBuckets
+from proxy.limits.redis_buckets import RedisBuckets
 from proxy.server.model_app import GATEWAY
+from proxy.state.shared import SharedState
 from proxy.telemetry.metrics import GatewayMetrics
 from proxy.telemetry.record import RateLimitRecord, TelemetryRecord
 
@@ -319,3 +323,52 @@ def test_metrics_count_refusals_per_configured_limit():
     labels = 'listener="m",model="openai/gpt-4o",selector="x-team"'
     assert f"plano_ratelimited_requests_total{{{labels}}} 1.0" in text
     assert f"plano_ratelimit_remaining_tokens{{{labels}}} 7.0" in text
+
+
+NESTED_BUDGETS = """\
+  - model: openai/gpt-4o
+    selector: {key: x-team}
+    limit: {tokens: 2000, unit: hour}
+  - model: openai/gpt-4o
+    selector: {key: x-team, value: red}
+    limit: {tokens: 150, unit: hour}
+"""
+WIDE_BUCKET = "0:x-team:red"  # the first entry's bucket for team red
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_a_refusal_by_a_narrow_budget_gives_back_what_the_wide_one_took(
+    upstreams, fakes, request, store
+):
+    """Admission is all or nothing: team red's own budget refusing a request must not leave
+    the request's tokens taken from the team-wide budget listed before it."""
+    if store == "redis":
+        server = request.getfixturevalue("redis_server")
+        limits = NESTED_BUDGETS + f"shared_state: {{type: redis, url: '{server.url}'}}\n"
+
+        async def wide_remaining() -> int:
+            shared = SharedState(SharedStateSettings(url=Secret(server.url), timeout_s=2.0))
+            await shared.open()
+            try:
+                return (await RedisBuckets(shared).take(WIDE_BUCKET, 0, 2000, 3600.0)).remaining
+            finally:
+                await shared.close()
+    else:
+        limits, buckets = NESTED_BUDGETS, MemoryBuckets()
+
+        async def wide_remaining() -> int:
+            return (await buckets.take(WIDE_BUCKET, 0, 2000, 3600.0)).remaining
+
+    with ProxyThread(limited_config(upstreams, limits)) as proxy:
+        if store == "memory":
+            for runner in proxy.server._runners:
+                runner.app[GATEWAY].limiter.buckets = buckets
+        client = oa(proxy)
+        assert ask(client, 100, team("red")).http_response.status_code == 200
+        before = asyncio.run(wide_remaining())
+        assert before <= 2000 - 107  # the first request was taken from the wide budget
+        with pytest.raises(openai.RateLimitError) as denied:
+            ask(client, 100, team("red"))
+        assert "x-team=red" in denied.value.response.json()["error"]["message"]
+        # The wide budget refills one token every 1.8 s: it may only have grown.
+        assert asyncio.run(wide_remaining()) >= before

@@ -289,3 +289,29 @@ tracing: {{random_sampling: 0}}
         text = (tmp_path / home / "plano.log").read_text()
         assert postgres_server.password not in text
     assert "responses state: postgres at 127.0.0.1" in (tmp_path / "a" / "plano.log").read_text()
+
+
+async def test_open_creates_the_schema_once(postgres_server):
+    """open() probes the database; the schema is ensured by the first connection taken (the
+    probe's), not a second time by open itself."""
+    settings = StateStorage(type="postgres", connection_string=Secret(postgres_server.url))
+    store = PostgresConversationStore(settings)
+    ensured = []
+    ensure = store._ensure_schema
+
+    async def counted(conn):
+        ensured.append(conn)
+        await ensure(conn)
+
+    store._ensure_schema = counted
+    try:
+        await store.open()
+        assert store.up
+        assert len(ensured) == 1
+        from proxy.canonical import Message, TextPart
+
+        await store.save("resp_once", None, "m", [Message("user", [TextPart("hi")])])
+        assert await store.load("resp_once")
+        assert len(ensured) == 1
+    finally:
+        await store.close()

@@ -17,12 +17,13 @@ from aiohttp import web
 from proxy.auth.keys import KeyTable
 from proxy.config.model import ListenerAuth
 from proxy.gateway.client_api import OPENAI_CHAT, api_for_path
+from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS
 
 CLIENT_KEY_ID = web.RequestKey("client_key_id", str)
 KEY_HEADERS = web.RequestKey("client_key_headers", frozenset)
-# Where a client key may be: the credential headers the SDKs send (and passthrough_auth
-# forwards: proxy.upstream.targets.PASSTHROUGH_AUTH_HEADERS).
-CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key")
+# Where a client key may be: the credential headers the SDKs send, which passthrough_auth
+# forwards.
+CREDENTIAL_HEADERS = PASSTHROUGH_AUTH_HEADERS
 OPEN_PATHS = frozenset({"/healthz"})  # probes carry no key
 MISSING = (
     "missing client key: this listener requires one, as `Authorization: Bearer <key>` or "
@@ -42,16 +43,22 @@ def client_key_middleware(auth: ListenerAuth):
             return await handler(request)
         found, held_in, sent = None, [], False
         for name in CREDENTIAL_HEADERS:
-            value = request.headers.get(name)
-            if value is None:
+            values = request.headers.getall(name, ())
+            if not values:
                 continue
+            if len(values) > 1:
+                # Two keys (even two right ones): which caller it is cannot be told.
+                return _unauthorized(request, _twice(name, len(values)), "ambiguous")
+            value = values[0]
             sent = True
             key = table.match(_bearer(value) if name == "authorization" else value)
             if key is not None:
                 held_in.append(name)
                 found = found or key
         if found is None:
-            return _unauthorized(request, UNKNOWN if sent else MISSING)
+            return _unauthorized(
+                request, UNKNOWN if sent else MISSING, "unknown" if sent else "missing"
+            )
         request[CLIENT_KEY_ID] = found.id
         request[KEY_HEADERS] = frozenset(held_in)
         return await handler(request)
@@ -69,17 +76,16 @@ def _bearer(value: str) -> str:
     return credentials.strip() if scheme.lower() == "bearer" else value.strip()
 
 
-def _unauthorized(request: web.Request, message: str) -> web.Response:
+def _twice(name: str, count: int) -> str:
+    return f"ambiguous client key: send one {name} header, not {count}"
+
+
+def _unauthorized(request: web.Request, message: str, reason: str) -> web.Response:
     api = api_for_path(request.path)
     body = api.render_error(401, message)
     if api is OPENAI_CHAT:
         body["error"]["code"] = "invalid_api_key"  # what OpenAI itself answers
-    access_log.info(
-        "%s %s 401 client key %s",
-        request.method,
-        request.path,
-        "missing" if message is MISSING else "unknown",
-    )
+    access_log.info("%s %s 401 client key %s", request.method, request.path, reason)
     return web.Response(
         body=orjson.dumps(body),
         status=401,

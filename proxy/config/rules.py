@@ -23,6 +23,7 @@ from proxy.config.report import Reporter
 from proxy.config.served import refusals
 from proxy.config.versions import version_tuple
 from proxy.providers.catalog import PROVIDERS
+from proxy.upstream.targets import PASSTHROUGH_AUTH_HEADERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -735,6 +736,26 @@ def client_key_budgets(facts: Facts, report: Reporter) -> None:
             )
 
 
+# Headers holding a credential: as a selector, the raw key would become part of a bucket's
+# name (a Redis key, a key in this process's memory) and one budget per key.
+CREDENTIAL_HEADERS = frozenset({*PASSTHROUGH_AUTH_HEADERS, "proxy-authorization"})
+
+
+def credential_selectors(facts: Facts, report: Reporter) -> None:
+    """A budget keyed by a credential header would write the credential into the budget
+    store's key names: refused, pointing to the client key's id (which is not the key)."""
+    for limit in facts.config.ratelimits:
+        if limit.header in CREDENTIAL_HEADERS:
+            report.error(
+                "credential-selector",
+                f"selector key {limit.header!r} is a credential header: its value (a key) "
+                "would become part of the budget's name in the store",
+                (*limit.source, "selector", "key"),
+                "to give each caller a budget, use `selector: {key: client_key}` with client "
+                "keys on the listener (docs/auth.md): budgets are then keyed by the key's id.",
+            )
+
+
 # --- state storage ------------------------------------------------------------------
 
 _POSTGRES_ONLY = ("connection_string", "timeout", "on_unavailable")
@@ -782,6 +803,7 @@ RULES: tuple[Rule, ...] = (
     admin_port,
     client_keys,
     client_key_budgets,
+    credential_selectors,
     state_storage_keys,
     not_served,
 )

@@ -40,6 +40,11 @@ class Buckets(Protocol):
         the bucket into debt, which later takes wait out."""
         ...
 
+    async def refund(self, key: str, cost: int, limit: int, period_s: float) -> None:
+        """Give back `cost` tokens an allowed take took, when the request it was for is
+        refused by another budget: never past a full bucket."""
+        ...
+
 
 # Float rounding of (now + cost * interval - period) must not refuse a take that exactly
 # fills the bucket; a microsecond is far below any interval a limit can configure.
@@ -112,6 +117,17 @@ class MemoryBuckets:
         now = self._clock()
         tat = max(self._tats.get(key, now), now)
         self._store(key, tat + cost * Gcra(limit, period_s).interval, now)
+
+    async def refund(self, key: str, cost: int, limit: int, period_s: float) -> None:
+        tat = self._tats.get(key)
+        if tat is None:
+            return  # evicted or never taken: full already
+        now = self._clock()
+        tat -= cost * Gcra(limit, period_s).interval
+        if tat <= now:
+            del self._tats[key]  # full again, the same as absent
+        else:
+            self._tats[key] = tat
 
     def _store(self, key: str, tat: float, now: float) -> None:
         self._tats[key] = tat

@@ -40,7 +40,6 @@ class RateLimiter:
     def __init__(self, config: Config, buckets: Buckets | None = None):
         self.matcher = Matcher(config)
         self.buckets: Buckets = buckets if buckets is not None else MemoryBuckets()
-        self._counter: TokenCounter | None = None
 
     @classmethod
     def for_config(cls, config: Config, shared_state: object = None) -> RateLimiter | None:
@@ -50,8 +49,9 @@ class RateLimiter:
         return cls(config, buckets_for(shared_state))
 
     def warm(self) -> None:
-        """Load the encoder (about half a second): at start-up, never on a request."""
-        self._counter = counter()
+        """Load the encoder (about half a second): at start-up, never on a request.
+        `counter()` keeps it for the process."""
+        counter()
 
     async def admit(
         self, request: web.Request, exchange: Exchange, chat: ChatRequest, model: str
@@ -64,31 +64,51 @@ class RateLimiter:
             raise ClientError(400, str(exc)) from None
         if not matches:
             return None
-        tokens = self._counter or counter()
-        cost = await tokens.request_async(chat)
-        tightest: tuple[Match, Take] | None = None
-        for match in matches:
+        cost = await counter().request_async(chat)
+        for match in matches:  # before any take: waiting would not help
             limit = match.rule.limit
             if cost > limit.tokens:
                 take = Take(False, limit.tokens, limit.tokens, limit.period_s, 0.0)
                 exchange.ratelimit = _mark(match, take, model, limited=True)
                 raise _too_large(cost, match, take)
-            take = await self.buckets.take(match.bucket, cost, limit.tokens, limit.period_s)
-            if not take.allowed:
-                exchange.ratelimit = _mark(match, take, model, limited=True)
-                raise _over_budget(cost, match, take)
-            if tightest is None or take.remaining < tightest[1].remaining:
-                tightest = (match, take)
+        # All or nothing: a budget that refuses (or a store that fails closed) gives back
+        # what the budgets before it took, so a request refused by a narrow budget does
+        # not drain a wider one it shares.
+        taken: list[Match] = []
+        tightest: tuple[Match, Take] | None = None
+        try:
+            for match in matches:
+                limit = match.rule.limit
+                take = await self.buckets.take(match.bucket, cost, limit.tokens, limit.period_s)
+                if not take.allowed:
+                    exchange.ratelimit = _mark(match, take, model, limited=True)
+                    raise _over_budget(cost, match, take)
+                taken.append(match)
+                if tightest is None or take.remaining < tightest[1].remaining:
+                    tightest = (match, take)
+        except Exception:
+            await self._refund(taken, cost)
+            raise
         assert tightest is not None
         exchange.ratelimit = _mark(*tightest, model, limited=False)
         if exchange.stream:
             exchange.output_tally = StreamTally()
         return Admission(matches, cost)
 
+    async def _refund(self, taken: list[Match], cost: int) -> None:
+        for match in taken:
+            limit = match.rule.limit
+            try:
+                await self.buckets.refund(match.bucket, cost, limit.tokens, limit.period_s)
+            except ClientError:
+                pass  # fail_closed store: the request is refused already
+            except Exception:
+                log.exception("could not give back %d tokens to a rate-limit budget", cost)
+
     async def settle(self, admission: Admission, exchange: Exchange) -> None:
         """Debit what the answer cost beyond the input taken: its output tokens, and input
         the upstream counted above the estimate. Never fails the request."""
-        extra = _extra_tokens(admission, exchange, self._counter or counter())
+        extra = _extra_tokens(admission, exchange, counter())
         if extra <= 0:
             return
         for match in admission.matches:

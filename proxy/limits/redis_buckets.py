@@ -81,6 +81,21 @@ return math.ceil(after)
 """
 )
 
+# -> how far from full the bucket is now (µs), after giving back `cost` a take took; a
+# bucket given back to full is deleted (absent is full).
+REFUND_SCRIPT = (
+    _PRELUDE
+    + """
+local after = tat - now - cost * interval
+if after <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+store(after)
+return math.ceil(after)
+"""
+)
+
 
 class RedisBuckets:
     """The Buckets protocol on the shared store; its failures follow `on_unavailable`
@@ -90,14 +105,16 @@ class RedisBuckets:
         self.shared = shared
         self._take: AsyncScript | None = None
         self._debit: AsyncScript | None = None
+        self._refund: AsyncScript | None = None
 
-    def _scripts(self) -> tuple[AsyncScript, AsyncScript]:
-        if self._take is None or self._debit is None:
+    def _scripts(self) -> tuple[AsyncScript, AsyncScript, AsyncScript]:
+        if self._take is None or self._debit is None or self._refund is None:
             # Only hashes the scripts: nothing is sent until the first call.
             client = self.shared.client
             self._take = client.register_script(TAKE_SCRIPT)
             self._debit = client.register_script(DEBIT_SCRIPT)
-        return self._take, self._debit
+            self._refund = client.register_script(REFUND_SCRIPT)
+        return self._take, self._debit, self._refund
 
     async def take(self, key: str, cost: int, limit: int, period_s: float) -> Take:
         args = _args(cost, limit, period_s)
@@ -117,6 +134,15 @@ class RedisBuckets:
         script = self._scripts()[1]
         await self.shared.run(
             "ratelimit_debit",
+            lambda client: script(keys=[KEY_PREFIX + key], args=args, client=client),
+            None,
+        )
+
+    async def refund(self, key: str, cost: int, limit: int, period_s: float) -> None:
+        args = _args(cost, limit, period_s)
+        script = self._scripts()[2]
+        await self.shared.run(
+            "ratelimit_refund",
             lambda client: script(keys=[KEY_PREFIX + key], args=args, client=client),
             None,
         )

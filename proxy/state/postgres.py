@@ -110,7 +110,6 @@ class PostgresConversationStore(HealthReport):
         self._conninfo = settings.connection_string.reveal()
         self.timeout_s = settings.timeout_s
         self.fail_closed = settings.on_unavailable == "fail_closed"
-        self.metrics = metrics
         self._pool: AsyncConnectionPool | None = None
         self._schema_ready = False
         self.where, secrets = _describe(self._conninfo)
@@ -137,7 +136,7 @@ class PostgresConversationStore(HealthReport):
         """
         from psycopg_pool import AsyncConnectionPool
 
-        # The pool logs every failed reconnection; _warn says it once per LOG_EVERY_S.
+        # The pool logs every failed reconnection; StoreHealth says it once per LOG_EVERY_S.
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
         self._pool = AsyncConnectionPool(
             self._conninfo,
@@ -150,9 +149,10 @@ class PostgresConversationStore(HealthReport):
         )
         await self._pool.open(wait=False)
         try:
-            await self._run("open", self._ensure_schema)
+            # A probe: every operation's connection ensures the schema first (once).
+            await self._run("open", _probe)
         except _NotServed:
-            pass  # said by _warn; tried again by the next operation
+            pass  # logged by _not_served; tried again by the next operation
         else:
             log.info("responses state: connected to postgres at %s", self.where)
         return self
@@ -190,7 +190,8 @@ class PostgresConversationStore(HealthReport):
         self, response_id: str, previous_id: str | None, model: str, messages: list[Message]
     ) -> None:
         blob = encode_turn(messages)
-        # Not served: the answer stands (it is served, and billed); _warn said it, counted.
+        # Not served: the answer stands (it is served, and billed); _not_served logged it
+        # and counted it.
         with contextlib.suppress(_NotServed):
             await self._run("save", _save(response_id, previous_id, model, blob))
 

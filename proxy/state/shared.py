@@ -66,7 +66,6 @@ class SharedState(HealthReport):
         self.settings = settings
         self.timeout_s = settings.timeout_s
         self.fail_closed = settings.on_unavailable is OnUnavailable.FAIL_CLOSED
-        self.metrics = metrics
         self.store = store  # the metrics' label
         self.where = redact_url(settings.url.reveal())  # what logs may show
         self._client: Redis | None = None
