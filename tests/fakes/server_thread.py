@@ -8,12 +8,15 @@ loop would otherwise deadlock against a server waiting on that same loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from types import TracebackType
 
 from aiohttp import web
 
 _START_TIMEOUT_S = 10.0
+# The stand-ins' aiohttp server log, apart from aiohttp.server (the gateway's).
+STAND_IN_LOG = logging.getLogger("tests.stand_in.server")
 _STOP_TIMEOUT_S = 10.0
 
 
@@ -106,6 +109,9 @@ class ServerThread:
         runner = web.AppRunner(
             self.app,
             access_log=None,
+            # Its own logger: what a stand-in logs (an agent refusing the many headers a
+            # client sent through Plano, say) is not the gateway's log.
+            logger=STAND_IN_LOG,
             handler_cancellation=True,
             shutdown_timeout=self._shutdown_timeout,
         )
