@@ -262,11 +262,13 @@ FAILURES = {
 
 @pytest.fixture(scope="module")
 def closed_and_open(upstreams, servers):
-    """Input filters: guard fails closed (the default); second fails open; 300ms each."""
+    """Input filters: guard fails closed (the default); second fails open; 1.5 s each: well
+    under the hanging stand-in's 5 s, and room for a loaded machine to answer a 500 (at 300 ms
+    a full suite beside other work saw the 500 arrive after the deadline)."""
     filters = "".join(
         [
-            f"- {{id: guard, type: http, url: '{servers['guard'].url}', timeout: 300ms}}\n",
-            f"- {{id: second, type: http, url: '{servers['second'].url}', timeout: 300ms,"
+            f"- {{id: guard, type: http, url: '{servers['guard'].url}', timeout: 1500ms}}\n",
+            f"- {{id: second, type: http, url: '{servers['second'].url}', timeout: 1500ms,"
             " on_error: fail_open}\n",
             "- {id: dead, type: http, url: 'http://127.0.0.1:9', on_error: fail_open}\n",
             "- {id: dead_closed, type: http, url: 'http://127.0.0.1:9'}\n",
