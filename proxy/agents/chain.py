@@ -247,7 +247,8 @@ class AgentChain(ChatCore):
             await relay.emit([(SSEEvent(""), events_of(answer))])
             await relay.close()
         except ClientGone:
-            serving.exchange.status, serving.exchange.error = 499, "client disconnected"
+            if not relay.answered:  # gone before the body's end only: it has the answer
+                serving.exchange.status, serving.exchange.error = 499, "client disconnected"
         except (FilterBlocked, FilterErrored) as exc:  # an output filter stopped the answer
             serving.exchange.error = exc.message
             await relay.fail(serving.api, serving.chat.model, exc.message, fresh=True)

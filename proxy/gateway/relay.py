@@ -70,6 +70,8 @@ class Relay:
         self.mask = mask
         self.finished = False
         self.ended = False  # the stream's own end marker ([DONE], message_stop) was relayed
+        # Every byte of the answer was written: only the end of the HTTP body is left.
+        self.answered = False
         self.failed = False
         self.max_held: int | None = None  # set when the renderer keeps the whole answer
         self.held = 0
@@ -127,6 +129,10 @@ class Relay:
     async def close(self) -> None:
         if self.renderer is not None and not self.failed:
             await self._write(self._flush_transform() + self.renderer.finish())
+        # A client may go before the body's end: the OpenAI SDK closes the connection as
+        # soon as it reads [DONE]. Then only writing that end fails, and the client has
+        # had its whole answer.
+        self.answered = not self.failed
         await self._eof()
 
     async def fail(
@@ -242,8 +248,9 @@ async def finish(
         await relay.close()
     except ClientGone:
         # After an error event the client is right to leave at once (the SDKs raise on
-        # it): the stream failed, the client did not go away from it.
-        if not relay.failed:
+        # it): the stream failed, the client did not go away from it. After the whole
+        # answer it has what it came for: only the body's end could not be written.
+        if not relay.failed and not relay.answered:
             exchange.status, exchange.error = 499, "client disconnected"
     except (aiohttp.ClientError, TimeoutError) as exc:
         exchange.error = f"{label}: {describe(exc)}"
